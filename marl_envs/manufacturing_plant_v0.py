@@ -1,0 +1,235 @@
+"""Manufacturing Plant: agents collect gems to build products (FEN, NeurIPS 2019).
+
+| | |
+|---|---|
+| Agents | one per row of ``requirements`` (default 5): ``agent_0`` .. ``agent_4`` |
+| Actions | ``Discrete(5)``: 0 stay, 1 x-1, 2 x+1, 3 y-1, 4 y+1 |
+| Observation | ``Box(30,)`` float32: own ``(x, y)`` in 1..grid_size, possession of each gem type (3), the 5x5 local map of gem types around the agent (row-major, x outer; 0 = no gem, k = type k-1) |
+| Reward | +0.1 per collected gem whose type is still below the agent's requirement, +1 per completed product |
+| Episode | terminates once more than ``max_gems`` (700) gems were collected in total; truncated after ``max_cycles`` (10000) steps |
+| c (max fair utility) | 0.003 (the public code's value) |
+
+Dynamics follow the public FEN code (``plant.py``): the grid is ``grid_size x
+grid_size`` (8) with cells 1..grid_size; ``n_gems`` (8) gems of ``n_gem_types`` (3)
+types lie on uniform cells of the inner square (2..grid_size-1). Agents start at
+uniform cells and move like in Job Scheduling (bounce at the border, blocked by
+other agents, index order). Each gem in turn is collected by the first agent
+standing on it: the agent's possession of its type grows by one and the gem
+respawns at a uniform inner cell with a uniform new type. Then every agent turns
+complete sets into products: ``k = min_t floor(possession_t / requirement_t)`` over
+the types it requires, reward ``+k``, and ``k * requirement`` gems are consumed.
+
+``infos[agent]``: ``gems_collected`` (this step), ``products_made`` (this step),
+``total_products`` (this agent, episode), ``total_gems`` (all agents, episode),
+``possession``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from marl_envs.resource_env import (
+    AGENT_COLOURS,
+    ResourceEnv,
+    constructors,
+    move_blocking,
+    paint_cells,
+)
+
+DEFAULT_REQUIREMENTS = ((2, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 0), (0, 1, 2))
+_VIEW = 2  # the local map spans -2..2 around the agent
+_PATCH = np.array(
+    [(dx, dy) for dx in range(-_VIEW, _VIEW + 1) for dy in range(-_VIEW, _VIEW + 1)],
+    dtype=np.int64,
+)
+_GEM_COLOURS = np.array([[230, 60, 60], [60, 160, 230], [90, 200, 90], [200, 120, 220]],
+                        dtype=np.uint8)
+
+
+class ManufacturingPlantEnv(ResourceEnv):
+    """Parallel Manufacturing Plant environment; see the module docstring."""
+
+    metadata = {
+        "name": "manufacturing_plant_v0",
+        "render_modes": ["ansi", "rgb_array"],
+        "render_fps": 10,
+        "is_parallelizable": True,
+    }
+
+    def __init__(
+        self,
+        requirements: Sequence[Sequence[int]] = DEFAULT_REQUIREMENTS,
+        grid_size: int = 8,
+        n_gems: int = 8,
+        gem_reward: float = 0.1,
+        product_reward: float = 1.0,
+        max_gems: int = 700,
+        max_cycles: int = 10000,
+        max_fair_utility: float = 0.003,
+        render_mode: str | None = None,
+    ) -> None:
+        req = np.asarray(requirements, dtype=np.int64)
+        if req.ndim != 2 or req.size == 0 or (req < 0).any() or not req.any(axis=1).all():
+            raise ValueError(
+                "requirements must be a non-empty 2-D table of non-negative ints with at "
+                f"least one required type per agent, got {requirements!r}"
+            )
+        if grid_size < 3:
+            raise ValueError(f"grid_size must be >= 3, got {grid_size}")
+        if n_gems < 1:
+            raise ValueError(f"n_gems must be >= 1, got {n_gems}")
+        if max_fair_utility <= 0:
+            raise ValueError(f"max_fair_utility must be > 0, got {max_fair_utility}")
+        n_agents, n_types = req.shape
+        g = float(grid_size)
+        obs_dim = 2 + n_types + len(_PATCH)
+        low = np.zeros(obs_dim, dtype=np.float32)
+        low[:2] = 1
+        high = np.full(obs_dim, n_types, dtype=np.float32)
+        high[:2] = g
+        high[2 : 2 + n_types] = np.inf
+        super().__init__(
+            n_agents, spaces.Box(low, high, dtype=np.float32), max_cycles, render_mode
+        )
+        self.requirements = req
+        self.n_gem_types = n_types
+        self.grid_size = grid_size
+        self.n_gems = n_gems
+        self.gem_reward = gem_reward
+        self.product_reward = product_reward
+        self.max_gems = max_gems
+        self.max_fair_utility = max_fair_utility
+        self._required = req > 0
+        # padded grids: cells 1..grid_size, a border of _VIEW cells for the local map
+        size = grid_size + 2 * _VIEW
+        self._occupied = np.zeros((size, size), dtype=bool)
+        self._gem_map = np.zeros((size, size), dtype=np.float32)
+        self._positions = np.zeros((n_agents, 2), dtype=np.int64)
+        self._gems = np.zeros((n_gems, 2), dtype=np.int64)
+        self._gem_types = np.zeros(n_gems, dtype=np.int64)
+        self._possession = np.zeros((n_agents, n_types), dtype=np.int64)
+        self._collected = np.zeros(n_agents, dtype=np.int64)
+        self._made = np.zeros(n_agents, dtype=np.int64)
+        self._total_products = np.zeros(n_agents, dtype=np.int64)
+        self.total_gems = 0
+
+    # positions are stored shifted by _VIEW - 1 so that cell 1 sits at index _VIEW
+    def _reset_state(self) -> None:
+        rng = self.np_random
+        g = self.grid_size
+        self._positions = rng.integers(1, g + 1, size=(self.n_agents, 2)) + (_VIEW - 1)
+        self._gems = rng.integers(2, g, size=(self.n_gems, 2)) + (_VIEW - 1)
+        self._gem_types = rng.integers(self.n_gem_types, size=self.n_gems)
+        self._occupied[:] = False
+        self._occupied[self._positions[:, 0], self._positions[:, 1]] = True
+        self._possession[:] = 0
+        self._collected[:] = 0
+        self._made[:] = 0
+        self._total_products[:] = 0
+        self.total_gems = 0
+        self._paint_gems()
+
+    def _paint_gems(self) -> None:
+        self._gem_map[:] = 0
+        self._gem_map[self._gems[:, 0], self._gems[:, 1]] = self._gem_types + 1
+
+    def _step_state(self, actions: np.ndarray) -> np.ndarray:
+        shift = _VIEW - 1
+        move_blocking(
+            self._positions, actions, self._occupied, 1 + shift, self.grid_size + shift
+        )
+        rewards = np.zeros(self.n_agents)
+        self._collected[:] = 0
+        pos = self._positions
+        for j in range(self.n_gems):
+            on = np.flatnonzero((pos[:, 0] == self._gems[j, 0]) & (pos[:, 1] == self._gems[j, 1]))
+            if on.size == 0:
+                continue
+            i = on[0]
+            t = self._gem_types[j]
+            self._possession[i, t] += 1
+            if self._possession[i, t] < self.requirements[i, t]:
+                rewards[i] += self.gem_reward
+            self._collected[i] += 1
+            self._gems[j] = self.np_random.integers(2, self.grid_size, size=2) + shift
+            self._gem_types[j] = self.np_random.integers(self.n_gem_types)
+        if self._collected.any():
+            self.total_gems += int(self._collected.sum())
+            self._paint_gems()
+            ratio = np.where(
+                self._required, self._possession // np.maximum(self.requirements, 1), np.iinfo(
+                    np.int64).max
+            )
+            self._made = ratio.min(axis=1)
+            self._possession -= self._made[:, None] * self.requirements
+            self._total_products += self._made
+            rewards += self.product_reward * self._made
+        else:
+            self._made[:] = 0
+        return rewards
+
+    def _terminated(self) -> bool:
+        return self.total_gems > self.max_gems
+
+    def _observations(self) -> np.ndarray:
+        pos = self._positions
+        obs = np.empty((self.n_agents, self.observation_space_dim), dtype=np.float32)
+        obs[:, 0:2] = pos - (_VIEW - 1)
+        obs[:, 2 : 2 + self.n_gem_types] = self._possession
+        obs[:, 2 + self.n_gem_types :] = self._gem_map[
+            pos[:, 0:1] + _PATCH[:, 0], pos[:, 1:2] + _PATCH[:, 1]
+        ]
+        return obs
+
+    @property
+    def observation_space_dim(self) -> int:
+        return self._observation_space.shape[0]
+
+    @property
+    def products(self) -> int:
+        """Products made by all agents so far this episode."""
+        return int(self._total_products.sum())
+
+    def _infos(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "gems_collected": int(self._collected[i]),
+                "products_made": int(self._made[i]),
+                "total_products": int(self._total_products[i]),
+                "total_gems": self.total_gems,
+                "possession": self._possession[i].tolist(),
+            }
+            for i in range(self.n_agents)
+        ]
+
+    def _render_ansi(self) -> str:
+        shift = _VIEW - 1
+        g = self.grid_size
+        rows = [["." for _ in range(g)] for _ in range(g)]
+        for (x, y), t in zip(self._gems, self._gem_types, strict=True):
+            rows[x - shift - 1][y - shift - 1] = "abcdefghij"[t % 10]
+        for i, (x, y) in enumerate(self._positions):
+            rows[x - shift - 1][y - shift - 1] = str(i % 10)
+        lines = [" ".join(r) for r in rows]
+        lines.append(
+            f"step {self.num_steps}/{self.max_cycles}, gems {self.total_gems}/{self.max_gems}, "
+            f"products {self._total_products.tolist()}"
+        )
+        return "\n".join(lines) + "\n"
+
+    def _render_rgb(self) -> np.ndarray:
+        shift = _VIEW - 1
+        g = self.grid_size
+        cells = np.full((g, g, 3), 235, dtype=np.uint8)
+        for (x, y), t in zip(self._gems, self._gem_types, strict=True):
+            cells[x - shift - 1, y - shift - 1] = _GEM_COLOURS[t % len(_GEM_COLOURS)]
+        for i, (x, y) in enumerate(self._positions):
+            cells[x - shift - 1, y - shift - 1] = AGENT_COLOURS[i % len(AGENT_COLOURS)]
+        return paint_cells(cells, 24)
+
+
+parallel_env, env = constructors(ManufacturingPlantEnv)

@@ -1,0 +1,248 @@
+"""Shared machinery of the resource environments: the PettingZoo parallel protocol.
+
+Every environment of this package keeps its state in numpy arrays and implements
+four hooks; this base class turns them into PettingZoo's dict-based API and does
+the bookkeeping every env needs exactly once:
+
+* ``_reset_state()``            draw the initial state from ``self.np_random``
+* ``_step_state(actions)``      advance one step; ``actions`` is an int array of
+                                shape ``(n_agents,)``; return the reward array
+* ``_observations()``           float32 array of shape ``(n_agents, obs_dim)``
+* ``_infos()``                  list of per-agent info dicts
+* ``_render_ansi()`` / ``_render_rgb()``
+
+Actions are validated (every live agent present, no unknown agent, each action
+an integer in the action space) and a ``ValueError`` names the offending agent
+and the allowed values.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from pettingzoo import AECEnv, ParallelEnv
+from pettingzoo.utils.conversions import parallel_to_aec
+
+
+class ResourceEnv(ParallelEnv):
+    """Base class of the resource-sharing environments (parallel API)."""
+
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
+    #: the largest average per-step reward an agent can get when resources are shared (c)
+    max_fair_utility: float = 1.0
+    #: number of discrete actions (stay, x-1, x+1, y-1, y+1)
+    n_actions: int = 5
+
+    def __init__(
+        self,
+        n_agents: int,
+        observation_space: spaces.Box,
+        max_cycles: int,
+        render_mode: str | None,
+    ) -> None:
+        if n_agents < 1:
+            raise ValueError(f"n_agents must be >= 1, got {n_agents}")
+        if max_cycles < 1:
+            raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported; "
+                f"allowed: {self.metadata['render_modes']} or None"
+            )
+        self.n_agents = n_agents
+        self.max_cycles = max_cycles
+        self.render_mode = render_mode
+        self.possible_agents = [f"agent_{i}" for i in range(n_agents)]
+        self.agents: list[str] = []
+        self._observation_space = observation_space
+        self._action_space = spaces.Discrete(self.n_actions)
+        self._observation_spaces = {a: observation_space for a in self.possible_agents}
+        self._action_spaces = {a: self._action_space for a in self.possible_agents}
+        self.observation_spaces = self._observation_spaces
+        self.action_spaces = self._action_spaces
+        self._agent_set = frozenset(self.possible_agents)
+        self.np_random, _ = seeding.np_random(None)
+        self.num_steps = 0
+
+    # ------------------------------------------------------------------ spaces
+    def observation_space(self, agent: str) -> spaces.Box:
+        self._check_agent(agent)
+        return self._observation_space
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        self._check_agent(agent)
+        return self._action_space
+
+    def _check_agent(self, agent: str) -> None:
+        if agent not in self._agent_set:
+            raise ValueError(f"unknown agent id {agent!r}; allowed: {self.possible_agents}")
+
+    # --------------------------------------------------------------- protocol
+    def reset(
+        self, seed: int | None = None, options: dict | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+        if seed is not None or not hasattr(self, "_seeded"):
+            self.np_random, _ = seeding.np_random(seed)
+            self._seeded = True
+        self.agents = list(self.possible_agents)
+        self.num_steps = 0
+        self._reset_state()
+        obs = self._observations()
+        return dict(zip(self.agents, obs, strict=True)), dict(
+            zip(self.agents, self._infos(), strict=True)
+        )
+
+    def step(self, actions: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        if not self.agents:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        action_array = self._validate_actions(actions)
+        rewards = self._step_state(action_array)
+        self.num_steps += 1
+        terminated = self._terminated()
+        truncated = not terminated and self.num_steps >= self.max_cycles
+        agents = self.agents
+        obs = dict(zip(agents, self._observations(), strict=True))
+        reward_dict = dict(zip(agents, rewards.tolist(), strict=True))
+        terms = dict.fromkeys(agents, terminated)
+        truncs = dict.fromkeys(agents, truncated)
+        infos = dict(zip(agents, self._infos(), strict=True))
+        if terminated or truncated:
+            self.agents = []
+        return obs, reward_dict, terms, truncs, infos
+
+    def _validate_actions(self, actions: Mapping[str, Any]) -> np.ndarray:
+        if actions.keys() != self._agent_set:
+            missing = [a for a in self.agents if a not in actions]
+            unknown = [a for a in actions if a not in self._agent_set]
+            if unknown:
+                raise ValueError(
+                    f"unknown agent id(s) {unknown} in actions; allowed: {self.possible_agents}"
+                )
+            raise ValueError(
+                f"missing action for agent(s) {missing}; every live agent must act "
+                f"(allowed actions: integers 0..{self.n_actions - 1})"
+            )
+        out = np.empty(self.n_agents, dtype=np.int64)
+        for i, agent in enumerate(self.possible_agents):
+            a = actions[agent]
+            if isinstance(a, np.ndarray) and a.shape == ():
+                a = a.item()
+            if (
+                not isinstance(a, int | np.integer)
+                or isinstance(a, bool)
+                or not 0 <= a < self.n_actions
+            ):
+                raise ValueError(
+                    f"invalid action {a!r} for agent {agent!r}; "
+                    f"allowed: integers 0..{self.n_actions - 1} ({self._action_space})"
+                )
+            out[i] = a
+        return out
+
+    def _terminated(self) -> bool:
+        """Whether the episode ended on its own (not by the step limit)."""
+        return False
+
+    # --------------------------------------------------------------- render
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None:
+            return None
+        if self.render_mode == "ansi":
+            return self._render_ansi()
+        return self._render_rgb()
+
+    def close(self) -> None:
+        pass
+
+    # ------------------------------------------------------- hooks (abstract)
+    def _reset_state(self) -> None:
+        raise NotImplementedError
+
+    def _step_state(self, actions: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _observations(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _infos(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _render_ansi(self) -> str:
+        raise NotImplementedError
+
+    def _render_rgb(self) -> np.ndarray:
+        raise NotImplementedError
+
+
+#: unit moves of the five actions: stay, x-1, x+1, y-1, y+1
+MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int64)
+
+#: distinct colours for agents in rgb renders
+AGENT_COLOURS = np.array(
+    [
+        [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
+        [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
+    ],
+    dtype=np.uint8,
+)
+
+
+def move_blocking(
+    positions: np.ndarray, actions: np.ndarray, occupied: np.ndarray, low: int, high: int
+) -> None:
+    """Move grid agents in index order, in place (the public FEN code's rule).
+
+    A move that leaves ``[low, high]`` on either axis bounces back (no move); a move
+    into a cell marked in ``occupied`` is blocked. Cells an agent moves into are
+    marked at once and cells it leaves are freed only after everyone has moved, so
+    agent k cannot step into a cell agent j < k is leaving this step. ``occupied`` is
+    rebuilt from the final positions.
+    """
+    for i in range(positions.shape[0]):
+        a = actions[i]
+        if a == 0:
+            continue
+        x = positions[i, 0] + MOVES[a, 0]
+        y = positions[i, 1] + MOVES[a, 1]
+        if x < low or x > high or y < low or y > high or occupied[x, y]:
+            continue
+        occupied[x, y] = True
+        positions[i, 0] = x
+        positions[i, 1] = y
+    occupied[:] = False
+    occupied[positions[:, 0], positions[:, 1]] = True
+
+
+def paint_cells(cells: np.ndarray, cell_px: int) -> np.ndarray:
+    """Scale an ``(H, W, 3)`` uint8 cell image up to ``(H*px, W*px, 3)`` with grid lines."""
+    img = np.repeat(np.repeat(cells, cell_px, axis=0), cell_px, axis=1)
+    img[::cell_px, :, :] = 40
+    img[:, ::cell_px, :] = 40
+    return img
+
+
+def constructors(env_class: type[ResourceEnv]) -> tuple[Callable, Callable]:
+    """PettingZoo's module convention: ``(parallel_env, env)`` factories for a class.
+
+    Both reject unknown keyword arguments with a message listing the allowed ones.
+    """
+    allowed = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
+    name = env_class.metadata["name"]
+
+    def parallel_env(**kwargs: Any) -> ResourceEnv:
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise TypeError(f"{name}: unknown keyword argument(s) {unknown}; allowed: {allowed}")
+        return env_class(**kwargs)
+
+    def aec_env(**kwargs: Any) -> AECEnv:
+        return parallel_to_aec(parallel_env(**kwargs))
+
+    parallel_env.__doc__ = f"Create the parallel {name} environment ({env_class.__name__})."
+    aec_env.__doc__ = f"Create the AEC form of {name} (PettingZoo's parallel_to_aec)."
+    return parallel_env, aec_env
