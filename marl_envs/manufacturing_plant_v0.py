@@ -194,6 +194,9 @@ class ManufacturingPlantEnv(ResourceEnv):
         """Products made by all agents so far this episode."""
         return int(self._total_products.sum())
 
+    def _extra_stats(self) -> dict[str, float]:
+        return {"products": float(self.products), "gems_collected": float(self.total_gems)}
+
     def _infos(self) -> list[dict[str, Any]]:
         return [
             {

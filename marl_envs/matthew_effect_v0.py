@@ -118,6 +118,13 @@ class MatthewEffectEnv(ResourceEnv):
         obs[:, 4:6] = nearest
         return obs
 
+    def _extra_stats(self) -> dict[str, float]:
+        return {
+            "ghosts_eaten": float(self._total_eaten.sum()),
+            "max_size": float(self._size.max()),
+            "min_size": float(self._size.min()),
+        }
+
     def _infos(self) -> list[dict[str, Any]]:
         return [
             {

@@ -28,6 +28,8 @@ from gymnasium.utils import seeding
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
+from marl_envs.metrics import FairnessReport, fairness_report, utilities
+
 
 class ResourceEnv(ParallelEnv):
     """Base class of the resource-sharing environments (parallel API)."""
@@ -68,6 +70,7 @@ class ResourceEnv(ParallelEnv):
         self._agent_set = frozenset(self.possible_agents)
         self.np_random, _ = seeding.np_random(None)
         self.num_steps = 0
+        self.reward_sums = np.zeros(n_agents)
 
     # ------------------------------------------------------------------ spaces
     def observation_space(self, agent: str) -> spaces.Box:
@@ -91,6 +94,7 @@ class ResourceEnv(ParallelEnv):
             self._seeded = True
         self.agents = list(self.possible_agents)
         self.num_steps = 0
+        self.reward_sums[:] = 0.0
         self._reset_state()
         obs = self._observations()
         return dict(zip(self.agents, obs, strict=True)), dict(
@@ -102,6 +106,7 @@ class ResourceEnv(ParallelEnv):
             raise RuntimeError("step() called on a finished episode; call reset() first")
         action_array = self._validate_actions(actions)
         rewards = self._step_state(action_array)
+        self.reward_sums += rewards
         self.num_steps += 1
         terminated = self._terminated()
         truncated = not terminated and self.num_steps >= self.max_cycles
@@ -143,6 +148,33 @@ class ResourceEnv(ParallelEnv):
                 )
             out[i] = a
         return out
+
+    def fairness_report(self) -> FairnessReport:
+        """Utilities, CV, utilization, min/max utility of the episode so far."""
+        return fairness_report(
+            self.possible_agents,
+            utilities(self.reward_sums, self.num_steps),
+            self.max_fair_utility,
+            self.num_steps,
+        )
+
+    def episode_stats(self) -> dict[str, float]:
+        """Flat scalar figures of the episode so far, for loggers (fairness + env extras)."""
+        report = self.fairness_report()
+        stats = {
+            "utilization": report.utilization,
+            "cv": report.cv,
+            "average_utility": report.average_utility,
+            "min_utility": report.min_utility,
+            "max_utility": report.max_utility,
+        }
+        stats.update({f"utility/{a}": u for a, u in report.per_agent_utility.items()})
+        stats.update(self._extra_stats())
+        return stats
+
+    def _extra_stats(self) -> dict[str, float]:
+        """Environment-specific scalars added to :meth:`episode_stats`."""
+        return {}
 
     def _terminated(self) -> bool:
         """Whether the episode ended on its own (not by the step limit)."""
