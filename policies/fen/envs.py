@@ -1,0 +1,463 @@
+"""FEN's environment-side machinery as PettingZoo parallel wrappers (no Ray needed).
+
+Three wrappers turn a base resource environment (``marl_envs``) into what each
+training variant learns from; all keep the base env reachable as ``.unwrapped``
+so fairness metrics are always computed on the *environment* rewards.
+
+:class:`FENHierarchyEnv` -- the hierarchy of FEN, expressed as multi-agent RL so
+that RLlib can train it (a high-level agent acts every T steps, low-level agents
+in between). Agent ids, for base agent ``a``, controller period ``k`` and
+sub-policy ``z``:
+
+* ``a/ctrl/k`` -- the controller's decision at the start of period k. Observes
+  ``o ++ [(u_a - ubar)/ubar, min(1, ubar/c)]``, acts ``Discrete(M)`` (the
+  sub-policy index z), receives the fair-efficient reward ``rhat_a`` at the end
+  of the period and then terminates (a one-step episode: the controller's value
+  is regressed on the immediate rhat, i.e. gamma = 0 as in the paper's code).
+* ``a/sub/k/z`` -- sub-policy z acting for agent a during period k (T steps, or
+  fewer at the episode end), then terminated: each period is one segment, as in
+  Algorithm 1 of the paper. Observes the same augmented observation as the
+  controller (the controller is the discriminator ``p(z | o)`` of the sub-policies'
+  information-theoretic reward, which the learner computes from these
+  observations) and acts in the base env. Sub-policy 0 is rewarded with the
+  environment reward; sub-policies 1..M-1 receive 0 here -- their reward
+  ``log p(z | o')`` is added on the learner (:mod:`policies.fen.rllib`).
+
+A step of the wrapper is either a *controller step* (only ``a/ctrl/k`` agents act;
+the base env does not move) or a *base step* (only ``a/sub/k/z`` agents act).
+
+:class:`FairEfficientRewardEnv` -- "FEN w/o hierarchy": base agent ids, the same
+augmented observation, reward ``rhat`` at every step.
+
+:class:`ShapedRewardEnv` -- the baselines of the paper as reward shapings of
+independent learners (``independent``, ``min``, ``avg``, ``min_avg``,
+``inequity_aversion``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from marl_envs.metrics import utilities
+from marl_envs.resource_env import ResourceEnv
+from policies.fen.gossip import GossipAverager
+from policies.fen.reward import EPS, controller_features, fair_efficient_reward
+
+#: bins of the relative utility (u_i - ubar)/ubar for the controller-behaviour statistic
+RELATIVE_UTILITY_BINS = (-np.inf, -0.5, -0.1, 0.1, 0.5, np.inf)
+RELATIVE_UTILITY_BIN_NAMES = ("below_-0.5", "-0.5_to_-0.1", "-0.1_to_0.1", "0.1_to_0.5",
+                              "above_0.5")
+
+
+class AverageUtility:
+    """Each agent's estimate of ``ubar``: central (exact mean) or gossip consensus."""
+
+    def __init__(
+        self,
+        n_agents: int,
+        mode: str = "central",
+        graph: str = "random3",
+        rounds: int = 10,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        if mode not in ("central", "gossip"):
+            raise ValueError(f"unknown average-utility mode {mode!r}; allowed: central, gossip")
+        self.mode = mode
+        self._gossip = GossipAverager(n_agents, graph, rounds, rng=rng) if mode == "gossip" else None
+
+    def __call__(self, utility: np.ndarray) -> np.ndarray:
+        if self._gossip is None:
+            return np.full(utility.shape, utility.mean())
+        return self._gossip.estimate(utility)
+
+
+def _augmented_space(base: ResourceEnv) -> spaces.Box:
+    space = base.observation_space(base.possible_agents[0])
+    n = base.n_agents
+    low = np.concatenate([space.low, np.array([-1.0, 0.0], dtype=np.float32)])
+    high = np.concatenate([space.high, np.array([max(n - 1.0, 1.0), 1.0], dtype=np.float32)])
+    return spaces.Box(low, high, dtype=np.float32)
+
+
+class _UtilityWrapper(ParallelEnv):
+    """Common state of the FEN wrappers: the base env, utilities and ubar estimates."""
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "is_parallelizable": True}
+
+    def __init__(self, base: ResourceEnv, average: str, gossip_graph: str, gossip_rounds: int,
+                 eps: float) -> None:
+        if not isinstance(base, ResourceEnv):
+            raise TypeError(f"FEN wrappers need a marl_envs resource env, got {type(base)!r}")
+        self.base = base
+        self.eps = eps
+        self.c = base.max_fair_utility
+        self.render_mode = base.render_mode
+        self._average_mode = average
+        self._gossip_graph = gossip_graph
+        self._gossip_rounds = gossip_rounds
+        self._average = AverageUtility(base.n_agents, average, gossip_graph, gossip_rounds)
+        self._augmented_space = _augmented_space(base)
+        self._features = np.zeros((base.n_agents, 2), dtype=np.float32)
+        self._ubar = np.zeros(base.n_agents)
+
+    @property
+    def unwrapped(self) -> ResourceEnv:
+        return self.base
+
+    def _reset_base(self, seed: int | None) -> dict[str, np.ndarray]:
+        obs, _ = self.base.reset(seed=seed)
+        # gossip noise/peers come from the episode's seeded generator
+        self._average = AverageUtility(
+            self.base.n_agents, self._average_mode, self._gossip_graph, self._gossip_rounds,
+            rng=np.random.default_rng(self.base.np_random.integers(2**63)),
+        )
+        self._ubar[:] = 0.0
+        self._features[:] = 0.0
+        return obs
+
+    def _update_utilities(self) -> np.ndarray:
+        u = utilities(self.base.reward_sums, self.base.num_steps)
+        self._ubar = self._average(u)
+        self._features = controller_features(u, self._ubar, self.c)
+        return u
+
+    def _augment(self, base_obs: dict[str, np.ndarray]) -> np.ndarray:
+        stacked = np.stack([base_obs[a] for a in self.base.possible_agents])
+        return np.concatenate([stacked, self._features], axis=1)
+
+    def render(self) -> Any:
+        return self.base.render()
+
+    def close(self) -> None:
+        self.base.close()
+
+
+class FENHierarchyEnv(_UtilityWrapper):
+    """FEN's controller / sub-policy hierarchy as a multi-agent env; see the module doc."""
+
+    def __init__(
+        self,
+        base: ResourceEnv,
+        period: int,
+        n_subpolicies: int = 4,
+        average: str = "central",
+        gossip_graph: str = "random3",
+        gossip_rounds: int = 10,
+        eps: float = EPS,
+    ) -> None:
+        super().__init__(base, average, gossip_graph, gossip_rounds, eps)
+        if period < 1:
+            raise ValueError(f"period (T) must be >= 1, got {period}")
+        if n_subpolicies < 1:
+            raise ValueError(f"n_subpolicies (M) must be >= 1, got {n_subpolicies}")
+        self.period = period
+        self.n_subpolicies = n_subpolicies
+        self.n_periods = math.ceil(base.max_cycles / period)
+        self.metadata = {**self.metadata, "name": f"fen_hierarchy({base.metadata['name']})"}
+        base_agents = base.possible_agents
+        self.possible_agents = [
+            aid
+            for k in range(self.n_periods)
+            for a in base_agents
+            for aid in [controller_id(a, k)] + [subpolicy_id(a, k, z) for z in range(n_subpolicies)]
+        ]
+        self._ctrl_action_space = spaces.Discrete(n_subpolicies)
+        self._sub_action_space = base.action_space(base_agents[0])
+        self.agents: list[str] = []
+        self._z = np.zeros(base.n_agents, dtype=np.int64)
+        self._period_index = 0
+        self._base_obs: dict[str, np.ndarray] = {}
+        self._decisions: list[tuple[float, int]] = []
+        self._rhat_sum = 0.0
+        self._rhat_count = 0
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        self._parse(agent)
+        return self._augmented_space
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return self._ctrl_action_space if self._parse(agent)[1] == "ctrl" else \
+            self._sub_action_space
+
+    def _parse(self, agent: str) -> tuple[str, str, int, int]:
+        parts = agent.split("/")
+        try:
+            if parts[1] == "ctrl" and len(parts) == 3:
+                base_agent, kind, k, z = parts[0], "ctrl", int(parts[2]), -1
+            elif parts[1] == "sub" and len(parts) == 4:
+                base_agent, kind, k, z = parts[0], "sub", int(parts[2]), int(parts[3])
+            else:
+                raise ValueError
+            self.base._check_agent(base_agent)
+            if not 0 <= k < self.n_periods or z >= self.n_subpolicies:
+                raise ValueError
+        except (ValueError, IndexError):
+            raise ValueError(
+                f"unknown agent id {agent!r}; allowed: '<agent>/ctrl/<k>' or "
+                f"'<agent>/sub/<k>/<z>' with agent in {self.base.possible_agents}, "
+                f"0 <= k < {self.n_periods}, 0 <= z < {self.n_subpolicies}"
+            ) from None
+        return base_agent, kind, k, z
+
+    # ----------------------------------------------------------------- protocol
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        self._base_obs = self._reset_base(seed)
+        self._period_index = 0
+        self._decisions = []
+        self._rhat_sum = 0.0
+        self._rhat_count = 0
+        self.agents = [controller_id(a, 0) for a in self.base.possible_agents]
+        aug = self._augment(self._base_obs)
+        return dict(zip(self.agents, aug, strict=True)), {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        if not self.agents:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        missing = [a for a in self.agents if a not in actions]
+        unknown = [a for a in actions if a not in self.agents]
+        if missing or unknown:
+            raise ValueError(
+                f"actions must be given for exactly the acting agents {self.agents}; "
+                f"missing {missing}, unexpected {unknown}"
+            )
+        if self._parse(self.agents[0])[1] == "ctrl":
+            return self._controller_step(actions)
+        return self._base_step(actions)
+
+    def _controller_step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        k = self._period_index
+        rel = self._features[:, 0]
+        for i, a in enumerate(self.base.possible_agents):
+            z = actions[controller_id(a, k)]
+            if not self._ctrl_action_space.contains(np.int64(z)):
+                raise ValueError(
+                    f"invalid sub-policy {z!r} for {controller_id(a, k)!r}; "
+                    f"allowed: integers 0..{self.n_subpolicies - 1}"
+                )
+            self._z[i] = int(z)
+            self._decisions.append((float(rel[i]), int(z)))
+        self.agents = [subpolicy_id(a, k, int(self._z[i]))
+                       for i, a in enumerate(self.base.possible_agents)]
+        aug = self._augment(self._base_obs)
+        obs = dict(zip(self.agents, aug, strict=True))
+        zeros = dict.fromkeys(self.agents, 0.0)
+        falses = dict.fromkeys(self.agents, False)
+        return obs, zeros, falses, dict(falses), {a: {} for a in self.agents}
+
+    def _base_step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        base_agents = self.base.possible_agents
+        base_actions = {a: actions[sid] for a, sid in zip(base_agents, self.agents, strict=True)}
+        self._base_obs, env_rewards, terms, truncs, base_infos = self.base.step(base_actions)
+        u = self._update_utilities()
+        aug = self._augment(self._base_obs)
+        subs = self.agents
+        rewards = {
+            sid: (env_rewards[a] if self._z[i] == 0 else 0.0)
+            for i, (a, sid) in enumerate(zip(base_agents, subs, strict=True))
+        }
+        infos = {sid: base_infos[a] for a, sid in zip(base_agents, subs, strict=True)}
+        episode_over = not self.base.agents
+        period_over = self.base.num_steps % self.period == 0
+        if not (episode_over or period_over):
+            obs = dict(zip(subs, aug, strict=True))
+            falses = dict.fromkeys(subs, False)
+            return obs, rewards, falses, dict(falses), infos
+        # end of a period: segments terminate, controllers get rhat and terminate
+        k = self._period_index
+        rhat = fair_efficient_reward(u, self._ubar, self.c, self.eps)
+        self._rhat_sum += float(rhat.sum())
+        self._rhat_count += rhat.size
+        obs = dict(zip(subs, aug, strict=True))
+        terminated = dict.fromkeys(subs, True)
+        for i, a in enumerate(base_agents):
+            cid = controller_id(a, k)
+            obs[cid] = aug[i]
+            rewards[cid] = float(rhat[i])
+            terminated[cid] = True
+            infos[cid] = {"fair_efficient_reward": float(rhat[i]), "sub_policy": int(self._z[i])}
+        if episode_over:
+            self.agents = []
+        else:
+            self._period_index = k + 1
+            self.agents = [controller_id(a, k + 1) for a in base_agents]
+            for i, a in enumerate(base_agents):
+                obs[self.agents[i]] = aug[i]
+                rewards[self.agents[i]] = 0.0
+                terminated[self.agents[i]] = False
+                infos[self.agents[i]] = {}
+        truncated = dict.fromkeys(obs, False)
+        return obs, rewards, terminated, truncated, infos
+
+    # ------------------------------------------------------------------ stats
+    def episode_stats(self) -> dict[str, float]:
+        """Base-env fairness stats plus the controller's behaviour this episode."""
+        stats = self.base.episode_stats()
+        if self._rhat_count:
+            stats["fair_efficient_reward"] = self._rhat_sum / self._rhat_count
+        if self._decisions:
+            rel = np.array([d[0] for d in self._decisions])
+            z = np.array([d[1] for d in self._decisions])
+            for m in range(self.n_subpolicies):
+                stats[f"controller/choice_freq/sub{m}"] = float(np.mean(z == m))
+            bins = np.digitize(rel, RELATIVE_UTILITY_BINS[1:-1])
+            for b, name in enumerate(RELATIVE_UTILITY_BIN_NAMES):
+                sel = bins == b
+                if sel.any():
+                    stats[f"controller/p_sub0/rel_utility_{name}"] = float(np.mean(z[sel] == 0))
+        return stats
+
+
+class FairEfficientRewardEnv(_UtilityWrapper):
+    """FEN without hierarchy: each agent is trained directly on ``rhat`` every step."""
+
+    def __init__(
+        self,
+        base: ResourceEnv,
+        average: str = "central",
+        gossip_graph: str = "random3",
+        gossip_rounds: int = 10,
+        eps: float = EPS,
+    ) -> None:
+        super().__init__(base, average, gossip_graph, gossip_rounds, eps)
+        self.possible_agents = list(base.possible_agents)
+        self.agents: list[str] = []
+        self.metadata = {**self.metadata, "name": f"fen_flat({base.metadata['name']})"}
+        self._rhat_sum = 0.0
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        self.base._check_agent(agent)
+        return self._augmented_space
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return self.base.action_space(agent)
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        obs = self._reset_base(seed)
+        self._rhat_sum = 0.0
+        self.agents = list(self.base.agents)
+        return dict(zip(self.agents, self._augment(obs), strict=True)), {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        obs, _, terms, truncs, infos = self.base.step(actions)
+        u = self._update_utilities()
+        rhat = fair_efficient_reward(u, self._ubar, self.c, self.eps)
+        self._rhat_sum += float(rhat.mean())
+        self.agents = list(self.base.agents)
+        rewards = dict(zip(self.base.possible_agents, rhat.tolist(), strict=True))
+        return dict(zip(obs, self._augment(obs), strict=True)), rewards, terms, truncs, infos
+
+    def episode_stats(self) -> dict[str, float]:
+        stats = self.base.episode_stats()
+        if self.base.num_steps:
+            stats["fair_efficient_reward"] = self._rhat_sum / self.base.num_steps
+        return stats
+
+
+SHAPINGS = ("independent", "min", "avg", "min_avg", "inequity_aversion")
+
+
+class ShapedRewardEnv(ParallelEnv):
+    """The paper's baselines: reward shapings of independent learners.
+
+    * ``independent``: ``r_i`` (the environment reward)
+    * ``min``: ``min_j u_j`` -- every agent maximises the minimum utility
+    * ``avg``: ``mean_j r_j`` -- every agent maximises the average (team) reward
+    * ``min_avg``: ``min_j u_j + alpha * mean_j r_j`` (alpha = 0.1)
+    * ``inequity_aversion`` (Hughes et al. 2018): ``r_i - alpha/(n-1) sum_j
+      max(e_j - e_i, 0) - beta/(n-1) sum_j max(e_i - e_j, 0)`` with temporally
+      smoothed rewards ``e_j <- gamma * lambda * e_j + r_j`` (alpha 5, beta 0.05,
+      gamma * lambda = 0.99 * 0.975 as in that paper).
+
+    Utilities ``u_j`` are time averages of the environment reward since the episode
+    began. Observations and actions are the base env's.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "is_parallelizable": True}
+
+    def __init__(
+        self,
+        base: ResourceEnv,
+        shaping: str,
+        alpha: float | None = None,
+        beta: float = 0.05,
+        smoothing: float = 0.99 * 0.975,
+    ) -> None:
+        if shaping not in SHAPINGS:
+            raise ValueError(f"unknown reward shaping {shaping!r}; allowed: {list(SHAPINGS)}")
+        self.base = base
+        self.shaping = shaping
+        self.alpha = alpha if alpha is not None else (5.0 if shaping == "inequity_aversion" else 0.1)
+        self.beta = beta
+        self.smoothing = smoothing
+        self.possible_agents = list(base.possible_agents)
+        self.agents: list[str] = []
+        self.render_mode = base.render_mode
+        self.metadata = {**self.metadata, "name": f"{shaping}({base.metadata['name']})"}
+        self._smoothed = np.zeros(base.n_agents)
+
+    @property
+    def unwrapped(self) -> ResourceEnv:
+        return self.base
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self.base.observation_space(agent)
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self.base.action_space(agent)
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        obs, infos = self.base.reset(seed=seed)
+        self._smoothed[:] = 0.0
+        self.agents = list(self.base.agents)
+        return obs, infos
+
+    def shape(self, env_rewards: np.ndarray) -> np.ndarray:
+        """Shaped rewards of one step, given this step's environment rewards."""
+        n = env_rewards.size
+        if self.shaping == "independent":
+            return env_rewards
+        u = utilities(self.base.reward_sums, self.base.num_steps)
+        if self.shaping == "min":
+            return np.full(n, u.min())
+        if self.shaping == "avg":
+            return np.full(n, env_rewards.mean())
+        if self.shaping == "min_avg":
+            return np.full(n, u.min() + self.alpha * env_rewards.mean())
+        self._smoothed = self.smoothing * self._smoothed + env_rewards
+        diff = self._smoothed[None, :] - self._smoothed[:, None]  # e_j - e_i
+        scale = 1.0 / max(n - 1, 1)
+        envy = np.maximum(diff, 0.0).sum(axis=1)
+        guilt = np.maximum(-diff, 0.0).sum(axis=1)
+        return env_rewards - self.alpha * scale * envy - self.beta * scale * guilt
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        obs, rewards, terms, truncs, infos = self.base.step(actions)
+        env_rewards = np.array([rewards[a] for a in self.possible_agents])
+        shaped = self.shape(env_rewards)
+        self.agents = list(self.base.agents)
+        return obs, dict(zip(self.possible_agents, shaped.tolist(), strict=True)), terms, \
+            truncs, infos
+
+    def episode_stats(self) -> dict[str, float]:
+        return self.base.episode_stats()
+
+    def render(self) -> Any:
+        return self.base.render()
+
+    def close(self) -> None:
+        self.base.close()
+
+
+def controller_id(agent: str, period: int) -> str:
+    """Agent id of ``agent``'s controller decision in period ``period``."""
+    return f"{agent}/ctrl/{period}"
+
+
+def subpolicy_id(agent: str, period: int, z: int) -> str:
+    """Agent id of sub-policy ``z`` acting for ``agent`` in period ``period``."""
+    return f"{agent}/sub/{period}/{z}"

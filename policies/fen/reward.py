@@ -1,0 +1,61 @@
+"""The fair-efficient reward of FEN (Jiang & Lu, NeurIPS 2019).
+
+    rhat_i = min(1, ubar / c) / (eps + | u_i / ubar - 1 |)
+
+``ubar / c`` rewards efficiency (clipped to at most 1, as in the authors' code);
+the denominator punishes agent i's deviation from the average, above or below.
+At ``ubar == 0`` the efficiency term is 0, so the reward is 0 (no NaN, no inf).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: controller period T of each environment (``c`` is the env's ``max_fair_utility``)
+CONTROLLER_PERIOD = {"job_scheduling": 25, "matthew_effect": 50, "manufacturing_plant": 500}
+EPS = 0.1
+
+
+def relative_utility(utility: np.ndarray, average: np.ndarray | float) -> np.ndarray:
+    """``(u_i - ubar) / ubar``, 0 where ``ubar == 0``."""
+    u = np.asarray(utility, dtype=np.float64)
+    avg = np.broadcast_to(np.asarray(average, dtype=np.float64), u.shape)
+    out = np.zeros_like(u)
+    np.divide(u - avg, avg, out=out, where=avg != 0)
+    return out
+
+
+def efficiency(average: np.ndarray | float, c: float) -> np.ndarray:
+    """``min(1, ubar / c)`` (and >= 0)."""
+    if c <= 0:
+        raise ValueError(f"c must be > 0, got {c}")
+    return np.clip(np.asarray(average, dtype=np.float64) / c, 0.0, 1.0)
+
+
+def fair_efficient_reward(
+    utility: np.ndarray, average: np.ndarray | float, c: float, eps: float = EPS
+) -> np.ndarray:
+    """The fair-efficient reward of every agent.
+
+    Args:
+        utility: each agent's utility ``u_i`` (time-averaged environment reward).
+        average: the average utility ``ubar`` -- a scalar (central estimate) or one
+            estimate per agent (e.g. from gossip).
+        c: the environment's fair-share utility.
+        eps: the constant keeping the reward finite when ``u_i == ubar``.
+    """
+    if eps <= 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    return efficiency(average, c) / (eps + np.abs(relative_utility(utility, average)))
+
+
+def controller_features(
+    utility: np.ndarray, average: np.ndarray | float, c: float
+) -> np.ndarray:
+    """The two utility features appended to each agent's observation for its controller.
+
+    ``[(u_i - ubar) / ubar, min(1, ubar / c)]`` per agent, shape ``(n, 2)``, float32.
+    """
+    rel = relative_utility(utility, average)
+    eff = np.broadcast_to(efficiency(average, c), rel.shape)
+    return np.stack([rel, eff], axis=1).astype(np.float32)

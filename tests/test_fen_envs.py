@@ -1,0 +1,147 @@
+"""FEN's env wrappers: hierarchical bookkeeping, flat rhat, baseline shapings."""
+
+import numpy as np
+import pytest
+
+import marl_envs
+from policies.fen.envs import (
+    FairEfficientRewardEnv,
+    FENHierarchyEnv,
+    ShapedRewardEnv,
+    controller_id,
+    subpolicy_id,
+)
+from policies.fen.reward import fair_efficient_reward
+
+T = 5
+
+
+def _hier(max_cycles=23, **kw):
+    return FENHierarchyEnv(marl_envs.make("job_scheduling", max_cycles=max_cycles), period=T, **kw)
+
+
+def test_controller_acts_exactly_every_T_steps_and_the_chosen_subpolicy_acts_between():
+    env = _hier()
+    obs, _ = env.reset(seed=3)
+    agents = env.base.possible_agents
+    assert set(obs) == {controller_id(a, 0) for a in agents}
+    rng = np.random.default_rng(0)
+    controller_steps, base_steps, k = [], 0, 0
+    while env.agents:
+        if env.agents[0].split("/")[1] == "ctrl":
+            assert set(env.agents) == {controller_id(a, k) for a in agents}
+            controller_steps.append(env.base.num_steps)
+            z = {a: int(rng.integers(4)) for a in agents}
+            obs, rew, term, trunc, _ = env.step({controller_id(a, k): z[a] for a in agents})
+            assert set(env.agents) == {subpolicy_id(a, k, z[a]) for a in agents}
+            assert env.base.num_steps == controller_steps[-1]  # the base env did not move
+            k += 1
+        else:
+            acting = list(env.agents)
+            obs, rew, term, trunc, _ = env.step({a: 0 for a in acting})
+            base_steps += 1
+            # while a period runs, the same sub-policy ids keep acting
+            if env.agents and env.agents[0].split("/")[1] == "sub":
+                assert env.agents == acting
+    assert controller_steps == [0, 5, 10, 15, 20]
+    assert base_steps == 23 and env.base.num_steps == 23
+
+
+def test_rewards_reach_the_right_agents():
+    env = _hier()
+    env.reset(seed=0)
+    agents = env.base.possible_agents
+    # agent_0 runs sub-policy 0 (env reward), the others sub-policy 2 (intrinsic: 0 here)
+    env.step({controller_id(a, 0): (0 if a == "agent_0" else 2) for a in agents})
+    # put agent_0 on the resource and keep everyone still
+    env.base._positions[0] = env.base._resource
+    env.base._positions[1:] = [[1, 1], [1, 2], [2, 1]] if tuple(env.base._resource) != (1, 1) \
+        else [[5, 5], [5, 4], [4, 5]]
+    env.base._occupied[:] = False
+    env.base._occupied[env.base._positions[:, 0], env.base._positions[:, 1]] = True
+    for step in range(T):
+        obs, rew, term, trunc, infos = env.step({a: 0 for a in env.agents})
+        assert rew[subpolicy_id("agent_0", 0, 0)] == 1.0
+        assert rew[subpolicy_id("agent_1", 0, 2)] == 0.0
+    # end of period: segments terminate; controllers get rhat and terminate
+    u = env.base.reward_sums / env.base.num_steps
+    rhat = fair_efficient_reward(u, u.mean(), 0.25)
+    for i, a in enumerate(agents):
+        assert term[subpolicy_id(a, 0, 0 if i == 0 else 2)]
+        assert term[controller_id(a, 0)]
+        assert rew[controller_id(a, 0)] == pytest.approx(rhat[i])
+        assert not term[controller_id(a, 1)]  # the next decision is pending
+    assert set(env.agents) == {controller_id(a, 1) for a in agents}
+    # observations carry the controller features [(u - ubar)/ubar, min(1, ubar/c)]
+    o = obs[controller_id("agent_0", 1)]
+    assert o.shape == (15,)
+    assert o[13] == pytest.approx(3.0) and o[14] == pytest.approx(1.0)
+
+
+def test_episode_end_terminates_everyone_and_reports_controller_behaviour():
+    env = _hier(max_cycles=7)
+    env.reset(seed=1)
+    while env.agents:
+        acting = env.agents
+        obs, rew, term, trunc, _ = env.step({a: 1 if "/ctrl/" in a else 0 for a in acting})
+    assert all(term.values())
+    stats = env.episode_stats()
+    assert stats["controller/choice_freq/sub1"] == 1.0
+    assert "fair_efficient_reward" in stats and "utilization" in stats
+
+
+def test_agent_ids_and_bad_actions():
+    env = _hier()
+    assert len(env.possible_agents) == 4 * 5 * 5  # agents x periods x (ctrl + 4 subs)
+    assert env.action_space("agent_0/ctrl/3").n == 4
+    assert env.action_space("agent_0/sub/3/1").n == 5
+    with pytest.raises(ValueError, match="unknown agent id"):
+        env.observation_space("agent_9/ctrl/0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="allowed: integers 0..3"):
+        env.step({controller_id(a, 0): 7 for a in env.base.possible_agents})
+    with pytest.raises(ValueError, match="missing"):
+        env.step({controller_id("agent_0", 0): 1})
+
+
+def test_gossip_average_is_used_for_rewards():
+    env = _hier(average="gossip", gossip_graph="ring", gossip_rounds=200)
+    env.reset(seed=0)
+    while env.agents:
+        env.step({a: 0 for a in env.agents})
+    u = env.base.reward_sums / env.base.num_steps
+    np.testing.assert_allclose(env._ubar, u.mean(), atol=1e-6)
+
+
+def test_flat_variant_is_rewarded_with_rhat_every_step():
+    env = FairEfficientRewardEnv(marl_envs.make("job_scheduling", max_cycles=10))
+    obs, _ = env.reset(seed=0)
+    assert obs["agent_0"].shape == (15,)
+    for _ in range(10):
+        obs, rew, *_ = env.step({a: 0 for a in env.agents})
+        u = env.base.reward_sums / env.base.num_steps
+        expected = fair_efficient_reward(u, u.mean(), 0.25)
+        np.testing.assert_allclose([rew[a] for a in env.possible_agents], expected)
+    assert env.agents == []
+
+
+@pytest.mark.parametrize("shaping", ["independent", "min", "avg", "min_avg", "inequity_aversion"])
+def test_baseline_shapings(shaping):
+    env = ShapedRewardEnv(marl_envs.make("job_scheduling", max_cycles=50), shaping)
+    env.reset(seed=0)
+    r = np.array([1.0, 0.0, 0.0, 0.0])
+    env.base.reward_sums[:] = [3.0, 1.0, 0.0, 0.0]
+    env.base.num_steps = 4
+    shaped = env.shape(r)
+    u = np.array([0.75, 0.25, 0.0, 0.0])
+    expected = {
+        "independent": r,
+        "min": np.full(4, 0.0),
+        "avg": np.full(4, 0.25),
+        "min_avg": np.full(4, u.min() + 0.1 * 0.25),
+        # e = r after one step: agent 0 feels guilt towards 3 agents, the others envy it
+        "inequity_aversion": r - 5.0 / 3 * np.array([0, 1, 1, 1]) - 0.05 / 3 * np.array([3, 0, 0, 0]),
+    }[shaping]
+    np.testing.assert_allclose(shaped, expected)
+    with pytest.raises(ValueError, match="unknown reward shaping"):
+        ShapedRewardEnv(marl_envs.make("job_scheduling"), "max")
