@@ -59,7 +59,7 @@ def test_rewards_reach_the_right_agents():
         else [[5, 5], [5, 4], [4, 5]]
     env.base._occupied[:] = False
     env.base._occupied[env.base._positions[:, 0], env.base._positions[:, 1]] = True
-    for step in range(T):
+    for _ in range(T):
         obs, rew, term, trunc, infos = env.step({a: 0 for a in env.agents})
         assert rew[subpolicy_id("agent_0", 0, 0)] == 1.0
         assert rew[subpolicy_id("agent_1", 0, 2)] == 0.0
@@ -140,7 +140,9 @@ def test_baseline_shapings(shaping):
         "avg": np.full(4, 0.25),
         "min_avg": np.full(4, u.min() + 0.1 * 0.25),
         # e = r after one step: agent 0 feels guilt towards 3 agents, the others envy it
-        "inequity_aversion": r - 5.0 / 3 * np.array([0, 1, 1, 1]) - 0.05 / 3 * np.array([3, 0, 0, 0]),
+        "inequity_aversion": r
+        - 5.0 / 3 * np.array([0, 1, 1, 1])
+        - 0.05 / 3 * np.array([3, 0, 0, 0]),
     }[shaping]
     np.testing.assert_allclose(shaped, expected)
     with pytest.raises(ValueError, match="unknown reward shaping"):

@@ -68,7 +68,9 @@ class AverageUtility:
         if mode not in ("central", "gossip"):
             raise ValueError(f"unknown average-utility mode {mode!r}; allowed: central, gossip")
         self.mode = mode
-        self._gossip = GossipAverager(n_agents, graph, rounds, rng=rng) if mode == "gossip" else None
+        self._gossip = (
+            GossipAverager(n_agents, graph, rounds, rng=rng) if mode == "gossip" else None
+        )
 
     def __call__(self, utility: np.ndarray) -> np.ndarray:
         if self._gossip is None:
@@ -285,11 +287,11 @@ class FENHierarchyEnv(_UtilityWrapper):
         else:
             self._period_index = k + 1
             self.agents = [controller_id(a, k + 1) for a in base_agents]
-            for i, a in enumerate(base_agents):
-                obs[self.agents[i]] = aug[i]
-                rewards[self.agents[i]] = 0.0
-                terminated[self.agents[i]] = False
-                infos[self.agents[i]] = {}
+            for i, cid in enumerate(self.agents):
+                obs[cid] = aug[i]
+                rewards[cid] = 0.0
+                terminated[cid] = False
+                infos[cid] = {}
         truncated = dict.fromkeys(obs, False)
         return obs, rewards, terminated, truncated, infos
 
@@ -391,7 +393,8 @@ class ShapedRewardEnv(ParallelEnv):
             raise ValueError(f"unknown reward shaping {shaping!r}; allowed: {list(SHAPINGS)}")
         self.base = base
         self.shaping = shaping
-        self.alpha = alpha if alpha is not None else (5.0 if shaping == "inequity_aversion" else 0.1)
+        default_alpha = 5.0 if shaping == "inequity_aversion" else 0.1
+        self.alpha = default_alpha if alpha is None else alpha
         self.beta = beta
         self.smoothing = smoothing
         self.possible_agents = list(base.possible_agents)
