@@ -19,12 +19,22 @@ from typing import Any
 
 from pettingzoo import ParallelEnv
 
-from marl_envs import job_scheduling_v0, manufacturing_plant_v0, matthew_effect_v0
+from marl_envs import (
+    chain0101_v0,
+    gem_mining_v0,
+    job_scheduling_v0,
+    manufacturing_plant_v0,
+    matthew_effect_v0,
+    wind_farm_v0,
+)
 
 _MODULES: dict[str, ModuleType] = {
     "job_scheduling": job_scheduling_v0,
     "matthew_effect": matthew_effect_v0,
     "manufacturing_plant": manufacturing_plant_v0,
+    "chain0101": chain0101_v0,
+    "gem_mining": gem_mining_v0,
+    "wind_farm": wind_farm_v0,
 }
 
 #: short names of every registered environment
