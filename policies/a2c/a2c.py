@@ -1,0 +1,160 @@
+"""A2C: config and algorithm (synchronous sampling, one gradient pass per batch).
+
+Each training iteration:
+
+1. the env runners sample ``train_batch_size_per_learner`` steps with the current
+   policy (all runners in parallel, synchronously);
+2. the learner computes advantages ``A_t`` with GAE(gamma, lambda) on the episode
+   chunks, bootstrapping with the critic at chunk ends (``lambda_=1`` gives n-step
+   returns up to the chunk end, ``lambda_=0`` one-step TD);
+3. one gradient step on the whole batch (no epochs, no minibatches, no ratio
+   clipping) on ``L = -mean(logp(a_t) A_t) + vf_loss_coeff * mean((V(s_t) - R_t)^2)
+   - entropy_coeff * mean(H(pi(.|s_t)))``;
+4. the new weights go to every env runner.
+
+The RLModule is RLlib's default actor-critic MLP (policy head + value head, the
+module class PPO also uses); the algorithm around it is A2C's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.utils.metrics import (
+    ALL_MODULES,
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_MODULE_STEPS_TRAINED_LIFETIME,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TIMERS,
+)
+
+
+class A2CConfig(AlgorithmConfig):
+    """Configuration of :class:`A2C` (see :meth:`training` for the A2C settings)."""
+
+    def __init__(self, algo_class: type | None = None) -> None:
+        super().__init__(algo_class=algo_class or A2C)
+        self.lr = 7e-4
+        self.rollout_fragment_length = "auto"
+        self.train_batch_size = 1000
+        self.train_batch_size_per_learner = 1000
+        self.lambda_ = 1.0
+        self.vf_loss_coeff = 0.5
+        self.entropy_coeff = 0.01
+        self.grad_clip = 0.5
+        self.grad_clip_by = "global_norm"
+
+    def training(
+        self,
+        *,
+        lambda_: float | None = NotProvided,
+        vf_loss_coeff: float | None = NotProvided,
+        entropy_coeff: float | None = NotProvided,
+        **kwargs: Any,
+    ) -> A2CConfig:
+        """A2C settings, plus every common training setting (lr, gamma, grad_clip, ...).
+
+        Args:
+            lambda_: GAE lambda (1.0: n-step returns to the chunk end, 0.0: TD(0)).
+            vf_loss_coeff: weight of the critic's squared error in the loss.
+            entropy_coeff: weight of the entropy bonus.
+        """
+        super().training(**kwargs)
+        if lambda_ is not NotProvided:
+            self.lambda_ = lambda_
+        if vf_loss_coeff is not NotProvided:
+            self.vf_loss_coeff = vf_loss_coeff
+        if entropy_coeff is not NotProvided:
+            self.entropy_coeff = entropy_coeff
+        return self
+
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
+            DefaultPPOTorchRLModule,
+        )
+
+        # an actor-critic MLP: pi head + value head (ValueFunctionAPI)
+        return RLModuleSpec(module_class=DefaultPPOTorchRLModule)
+
+    def get_default_learner_class(self) -> type:
+        if self.framework_str != "torch":
+            raise ValueError(f"A2C supports framework='torch' only, got {self.framework_str!r}")
+        from policies.a2c.a2c_torch_learner import A2CTorchLearner
+
+        return A2CTorchLearner
+
+    def validate(self) -> None:
+        super().validate()
+        self.validate_train_batch_size_vs_rollout_fragment_length()
+        for name in ("vf_loss_coeff", "entropy_coeff"):
+            if getattr(self, name) < 0:
+                self._value_error(f"`{name}` must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.lambda_ <= 1.0:
+            self._value_error(f"`lambda_` must be in [0, 1], got {self.lambda_}")
+
+    @property
+    def _model_config_auto_includes(self) -> dict[str, Any]:
+        return super()._model_config_auto_includes | {"vf_share_layers": False}
+
+
+class A2C(Algorithm):
+    """Synchronous advantage actor-critic (one gradient step per sampled batch)."""
+
+    @classmethod
+    def get_default_config(cls) -> A2CConfig:
+        return A2CConfig()
+
+    def training_step(self) -> None:
+        # 1. sample synchronously from all env runners
+        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+            budget = {
+                "max_agent_steps"
+                if self.config.count_steps_by == "agent_steps"
+                else "max_env_steps": self.config.total_train_batch_size
+            }
+            episodes, env_runner_results = synchronous_parallel_sample(
+                worker_set=self.env_runner_group,
+                sample_timeout_s=self.config.sample_timeout_s,
+                _uses_new_env_runners=True,
+                _return_metrics=True,
+                **budget,
+            )
+            if not episodes:
+                return
+            self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
+
+        # 2.+3. advantages (learner connector) and ONE gradient step on the full batch
+        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+            learner_results = self.learner_group.update(
+                episodes=episodes,
+                timesteps={
+                    NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                        (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME)
+                    ),
+                    NUM_MODULE_STEPS_TRAINED_LIFETIME: self.metrics.peek(
+                        (LEARNER_RESULTS, ALL_MODULES, NUM_MODULE_STEPS_TRAINED_LIFETIME),
+                        default=0,
+                    ),
+                },
+                num_epochs=1,
+                minibatch_size=None,
+                shuffle_batch_per_epoch=False,
+            )
+            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+
+        # 4. broadcast the new weights
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            modules = set(learner_results[0].keys()) - {ALL_MODULES}
+            self.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.learner_group,
+                policies=modules,
+                inference_only=True,
+            )

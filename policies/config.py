@@ -1,0 +1,296 @@
+"""AlgorithmConfigs for the FEN environments: PPO, DQN and A2C, independent or shared.
+
+* :func:`build_config` - the whole config of one run of ``scripts/train.py``.
+* :func:`apply_run_settings` - env runners, vectorisation, one torch thread per runner,
+  env-runner fault tolerance, seeding, callbacks: reusable on any AlgorithmConfig
+  (FEN calls it on its own PPOConfig).
+* :func:`apply_overrides` - ``--set key=value`` settings; unknown keys are rejected.
+* :func:`parse_overrides` - ``["lr=1e-3", ...]`` -> ``{"lr": 0.001, ...}``.
+
+Policy modes: ``independent`` maps agent ``agent_i`` to its own module ``agent_i``;
+``shared`` maps every agent to the module ``shared`` (parameter sharing).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import marl_envs
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.algorithms.dqn import DQNConfig
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+from policies.a2c import A2CConfig
+from policies.callbacks import FairnessCallbacks
+from policies.rllib_env import PettingZooMultiAgentEnv, describe_env
+
+ALGOS: tuple[str, ...] = ("ppo", "dqn", "a2c")
+POLICY_MODES: tuple[str, ...] = ("independent", "shared")
+#: the FEN environments train.py targets (every one has episode_stats / max_fair_utility)
+FEN_ENVS: tuple[str, ...] = ("job_scheduling", "matthew_effect", "manufacturing_plant")
+SHARED_MODULE_ID = "shared"
+DEFAULT_HIDDENS: list[int] = [64, 64]
+
+
+def map_agent_to_own_module(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
+    """Independent learners: every agent id is its own module id."""
+    return agent_id
+
+
+def map_agent_to_shared_module(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
+    """Parameter sharing: every agent uses the module ``shared``."""
+    return SHARED_MODULE_ID
+
+
+def check_choice(kind: str, value: str, allowed: Sequence[str]) -> str:
+    """``value`` if it is in ``allowed``; else a ValueError naming both."""
+    if value not in allowed:
+        raise ValueError(f"unknown {kind} {value!r}; allowed: {list(allowed)}")
+    return value
+
+
+def check_env(env: str) -> str:
+    """``env`` if train.py can train on it (a FEN env registered in marl_envs)."""
+    if env not in marl_envs.ENV_NAMES:
+        raise ValueError(
+            f"unknown environment {env!r}; allowed: "
+            f"{[e for e in FEN_ENVS if e in marl_envs.ENV_NAMES]}"
+        )
+    if env not in FEN_ENVS:
+        raise ValueError(
+            f"environment {env!r} is not a FEN resource environment (no per-step "
+            f"PettingZoo training episodes to fit); train.py supports: {list(FEN_ENVS)}"
+        )
+    return env
+
+
+def _base_config(algo: str) -> AlgorithmConfig:
+    """The algorithm's config with CPU-friendly defaults for these environments."""
+    if algo == "ppo":
+        return PPOConfig().training(
+            lr=3e-4,
+            gamma=0.99,
+            lambda_=0.95,
+            train_batch_size_per_learner=4000,
+            minibatch_size=500,
+            num_epochs=4,
+            entropy_coeff=0.01,
+            vf_loss_coeff=0.5,
+            vf_clip_param=100.0,
+            use_kl_loss=False,
+            grad_clip=0.5,
+        )
+    if algo == "dqn":
+        return DQNConfig().training(
+            lr=5e-4,
+            gamma=0.99,
+            train_batch_size_per_learner=64,
+            replay_buffer_config={"type": "MultiAgentEpisodeReplayBuffer", "capacity": 50_000},
+            num_steps_sampled_before_learning_starts=1000,
+            target_network_update_freq=500,
+            epsilon=[(0, 1.0), (20_000, 0.05)],
+            double_q=True,
+            dueling=False,
+        )
+    if algo == "a2c":
+        return A2CConfig().training(
+            lr=7e-4,
+            gamma=0.99,
+            lambda_=1.0,
+            train_batch_size_per_learner=1000,
+            entropy_coeff=0.01,
+            vf_loss_coeff=0.5,
+            grad_clip=0.5,
+        )
+    raise ValueError(f"unknown algorithm {algo!r}; allowed: {list(ALGOS)}")
+
+
+def make_env_config(
+    env: str,
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
+    factory: str = "plain",
+    factory_module: str | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """The env_config dict :class:`PettingZooMultiAgentEnv` builds its env from."""
+    cfg: dict[str, Any] = {"env": env, "env_kwargs": dict(env_kwargs or {}), "factory": factory}
+    if factory_module:
+        cfg["factory_module"] = factory_module
+    if seed is not None:
+        cfg["seed"] = int(seed)
+    return cfg
+
+
+def build_config(
+    env: str,
+    algo: str,
+    policy_mode: str,
+    *,
+    seed: int = 0,
+    num_env_runners: int = 0,
+    envs_per_runner: int = 1,
+    overrides: Mapping[str, Any] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> AlgorithmConfig:
+    """The AlgorithmConfig of one training run (validated names, overrides applied last)."""
+    check_env(env)
+    check_choice("algorithm", algo, ALGOS)
+    check_choice("policy mode", policy_mode, POLICY_MODES)
+    env_config = make_env_config(env, env_kwargs=env_kwargs, seed=seed)
+    try:
+        info = describe_env(env_config)
+    except TypeError as e:  # unknown env kwarg
+        raise ValueError(str(e)) from e
+    agents: list[str] = info["possible_agents"]
+
+    config = _base_config(algo)
+    config.environment(env=PettingZooMultiAgentEnv, env_config=env_config)
+    config.rl_module(model_config={"fcnet_hiddens": list(DEFAULT_HIDDENS)})
+    if policy_mode == "independent":
+        module_ids = list(agents)
+        mapping = map_agent_to_own_module
+    else:
+        module_ids = [SHARED_MODULE_ID]
+        mapping = map_agent_to_shared_module
+    config.multi_agent(policies=set(module_ids), policy_mapping_fn=mapping)
+    config.rl_module(
+        rl_module_spec=MultiRLModuleSpec(rl_module_specs={m: RLModuleSpec() for m in module_ids})
+    )
+    apply_run_settings(
+        config, seed=seed, num_env_runners=num_env_runners, envs_per_runner=envs_per_runner
+    )
+    if overrides:
+        apply_overrides(config, overrides)
+    return config
+
+
+def apply_run_settings(
+    config: AlgorithmConfig,
+    *,
+    seed: int,
+    num_env_runners: int,
+    envs_per_runner: int,
+    callbacks: type | Sequence[type] | None = FairnessCallbacks,
+    torch_threads_per_runner: int = 1,
+) -> AlgorithmConfig:
+    """Runner count, vectorisation, threads, fault tolerance, seeding and callbacks.
+
+    * ``num_env_runners`` remote EnvRunners (0: sample in the driver), each stepping
+      ``envs_per_runner`` envs as one vector (batched module forward passes);
+    * one torch thread per runner process (``env_config["torch_threads"]``);
+    * failed env runners are restarted (``restart_failed_env_runners``) up to 1000
+      times, 1 s apart; env checking off (the adapter guarantees RLlib's protocol);
+    * ``config.seed = seed`` and ``env_config["seed"] = seed``: every runner and sub-env
+      derives its own env seed (:func:`policies.rllib_env.derive_seed`);
+    * ``callbacks`` (default :class:`FairnessCallbacks`; pass a list to add your own).
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(num_env_runners, int) or num_env_runners < 0:
+        raise ValueError(f"num_env_runners must be an integer >= 0, got {num_env_runners!r}")
+    if not isinstance(envs_per_runner, int) or envs_per_runner < 1:
+        raise ValueError(f"envs_per_runner must be an integer >= 1, got {envs_per_runner!r}")
+    config.framework("torch")
+    config.api_stack(
+        enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True
+    )
+    config.env_runners(
+        num_env_runners=num_env_runners,
+        num_envs_per_env_runner=envs_per_runner,
+        num_cpus_per_env_runner=1,
+        rollout_fragment_length="auto",
+    )
+    env_config = dict(config.env_config or {})
+    env_config["seed"] = seed
+    env_config["torch_threads"] = torch_threads_per_runner
+    config.environment(env_config=env_config, disable_env_checking=True)
+    config.fault_tolerance(
+        restart_failed_env_runners=True,
+        max_num_env_runner_restarts=1000,
+        delay_between_env_runner_restarts_s=1.0,
+        num_consecutive_env_runner_failures_tolerance=100,
+    )
+    config.debugging(seed=seed, log_level="WARN")
+    config.reporting(metrics_num_episodes_for_smoothing=20)
+    if callbacks is not None:
+        config.callbacks(callbacks_class=callbacks)
+    return config
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: a Python/JSON literal (numbers, lists, dicts, True, None), else text."""
+    lowered = text.strip()
+    aliases = {"true": True, "false": False, "null": None, "none": None}
+    if lowered.lower() in aliases:
+        return aliases[lowered.lower()]
+    try:
+        return ast.literal_eval(lowered)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_overrides(items: Iterable[str] | None) -> dict[str, Any]:
+    """``["lr=1e-3", "model_config.fcnet_hiddens=[32]"]`` -> dict; bad items raise."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        out[key] = parse_value(value)
+    return out
+
+
+def _known_fields(config: AlgorithmConfig) -> set[str]:
+    fields = {k.lstrip("_") for k in vars(config)}
+    fields |= {
+        name
+        for name in dir(type(config))
+        if isinstance(getattr(type(config), name, None), property) and not name.startswith("_")
+    }
+    return fields
+
+
+def apply_overrides(config: AlgorithmConfig, overrides: Mapping[str, Any]) -> AlgorithmConfig:
+    """Set config fields by name; ``a.b`` updates key ``b`` of dict field ``a``.
+
+    Unknown fields raise ``ValueError`` naming the key (typos never pass silently).
+    ``model_config`` (and ``model_config.<key>``) goes through ``config.rl_module``.
+    """
+    known = _known_fields(config)
+    for key, value in overrides.items():
+        field, _, sub = key.partition(".")
+        if field not in known or field.startswith("_"):
+            close = sorted(k for k in known if field and (field in k or k in field))[:5]
+            hint = f"; similar fields: {close}" if close else ""
+            raise ValueError(
+                f"unknown config field {field!r} in --set {key}=...; it is not a field of "
+                f"{type(config).__name__}{hint}"
+            )
+        if field == "model_config":
+            current = dict(config.model_config) if sub else {}
+            if sub:
+                current[sub] = value
+            elif isinstance(value, Mapping):
+                current = dict(value)
+            else:
+                raise ValueError(f"model_config must be a dict, got {value!r}")
+            config.rl_module(model_config=current)
+            continue
+        if sub:
+            current = getattr(config, field)
+            if not isinstance(current, Mapping):
+                raise ValueError(
+                    f"--set {key}: field {field!r} is not a dict ({current!r}); use --set {field}=..."
+                )
+            new = dict(current)
+            new[sub] = value
+            config.update_from_dict({field: new})
+        else:
+            config.update_from_dict({field: value})
+    return config

@@ -1,0 +1,290 @@
+"""Ray start-up and the training loop shared by ``scripts/train.py`` and FEN's script.
+
+:func:`run_training` builds (or restores) the algorithm, trains, prints one progress
+line per iteration, writes TensorBoard scalars and checkpoints, and returns a summary.
+
+TensorBoard tags (step = training iteration; see docs/training.md):
+
+* ``fairness/<name>``: utilization, cv, average_utility, min_utility, max_utility,
+  ``utility/<agent>`` and env extras (mean over the episodes of the iteration window)
+* ``agent_return/<agent>``: each agent's episode return
+* ``throughput/agent_steps_per_s``, ``throughput/env_steps_per_s``,
+  ``throughput/env_steps_lifetime``, ``throughput/iteration_time_s``
+* ``episode/return_mean``, ``episode/len_mean``
+* ``loss/<module>/<name>``: policy_loss, vf_loss, entropy, total_loss, ... per module
+* ``env_runners/...`` and ``learners/...``: every other numeric scalar of the result,
+  by its path (custom metrics logged by callbacks or learners appear automatically)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from policies.callbacks import AGENT_RETURN_PREFIX, FAIRNESS_PREFIX
+
+RUN_INFO_FILE = "run_info.json"
+CHECKPOINT_DIR = "checkpoints"
+LATEST_FILE = "latest_checkpoint.txt"
+LOSS_KEYS = (
+    "policy_loss", "vf_loss", "entropy", "total_loss", "qf_loss", "mean_kl_loss",
+    "vf_explained_var",
+)
+
+
+def loopback_environment() -> None:
+    """Environment variables that keep Ray on 127.0.0.1 and torch on one thread."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> dict[str, Any]:
+    """Start a local Ray on loopback, or connect to the cluster at ``address`` (HOST:PORT).
+
+    A cluster started with ``ray start --head`` uses token authentication; we set
+    ``RAY_AUTH_MODE=token`` (the token is read from ``~/.ray/auth_token`` or
+    ``RAY_AUTH_TOKEN``). Returns ``ray.cluster_resources()``.
+    """
+    loopback_environment()
+    import ray
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if ray.is_initialized():
+        return dict(ray.cluster_resources())
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": "WARNING",
+        "log_to_driver": True,
+    }
+    if address:
+        if ":" not in address and address != "auto":
+            raise ValueError(f"--address must be HOST:PORT (or 'auto'), got {address!r}")
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError) as e:
+            raise ValueError(f"cannot connect to the Ray cluster at {address!r}: {e}") from e
+    else:
+        ray.init(num_cpus=num_cpus, **kwargs)
+    return dict(ray.cluster_resources())
+
+
+# ---------------------------------------------------------------- result parsing
+def flatten_scalars(tree: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
+    """``(path, value)`` for every finite numeric leaf of a nested result dict."""
+    if isinstance(tree, Mapping):
+        for k, v in tree.items():
+            yield from flatten_scalars(v, f"{prefix}/{k}" if prefix else str(k))
+        return
+    if isinstance(tree, bool):
+        return
+    try:
+        import numpy as np
+
+        if isinstance(tree, np.ndarray) and tree.shape == ():
+            tree = tree.item()
+        elif hasattr(tree, "item") and getattr(tree, "ndim", 1) == 0:
+            tree = tree.item()
+    except (TypeError, ValueError):
+        return
+    if isinstance(tree, int | float) and math.isfinite(tree):
+        yield prefix, float(tree)
+
+
+def _get(d: Mapping, *path: str, default: Any = None) -> Any:
+    for p in path:
+        if not isinstance(d, Mapping) or p not in d:
+            return default
+        d = d[p]
+    return d
+
+
+def _sum_counts(value: Any) -> float:
+    if isinstance(value, Mapping):
+        return float(sum(_sum_counts(v) for v in value.values()))
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def iteration_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    """The stable TensorBoard scalars of one training result (see module docstring)."""
+    env = result.get("env_runners", {}) or {}
+    learners = result.get("learners", {}) or {}
+    t = float(result.get("time_this_iter_s") or 0.0)
+    agent_steps = _sum_counts(env.get("num_agent_steps_sampled", 0))
+    env_steps = _sum_counts(env.get("num_env_steps_sampled", 0))
+    out: dict[str, float] = {
+        "throughput/iteration_time_s": t,
+        "throughput/agent_steps_per_s": agent_steps / t if t > 0 else 0.0,
+        "throughput/env_steps_per_s": env_steps / t if t > 0 else 0.0,
+        "throughput/env_steps_lifetime": _sum_counts(
+            env.get("num_env_steps_sampled_lifetime", result.get("num_env_steps_sampled_lifetime", 0))
+        ),
+    }
+    for src, dst in (("episode_return_mean", "episode/return_mean"),
+                     ("episode_len_mean", "episode/len_mean")):
+        v = env.get(src)
+        if isinstance(v, int | float) and math.isfinite(v):
+            out[dst] = float(v)
+    for key, v in flatten_scalars(env):
+        # callbacks log flat keys "fairness/cv"; nested dicts flatten to the same path
+        if key.startswith((f"{FAIRNESS_PREFIX}/", f"{AGENT_RETURN_PREFIX}/")):
+            out[key] = v
+    for module_id, stats in learners.items():
+        if not isinstance(stats, Mapping):
+            continue
+        for name in LOSS_KEYS:
+            v = stats.get(name)
+            for _, x in flatten_scalars(v, "x"):
+                out[f"loss/{module_id}/{name}"] = x
+    return out
+
+
+def all_scalars(result: Mapping[str, Any]) -> dict[str, float]:
+    """Stable tags plus every numeric scalar under ``env_runners/`` and ``learners/``."""
+    out = iteration_metrics(result)
+    for section in ("env_runners", "learners"):
+        for key, v in flatten_scalars(result.get(section, {}), section):
+            out.setdefault(key, v)
+    return out
+
+
+def progress_line(result: Mapping[str, Any]) -> str:
+    m = iteration_metrics(result)
+    util = m.get(f"{FAIRNESS_PREFIX}/utilization", float("nan"))
+    cv = m.get(f"{FAIRNESS_PREFIX}/cv", float("nan"))
+    ret = m.get("episode/return_mean", float("nan"))
+    return (
+        f"iter {int(result.get('training_iteration', 0)):4d} | "
+        f"env steps {int(m['throughput/env_steps_lifetime']):9d} | "
+        f"agent-steps/s {m['throughput/agent_steps_per_s']:8.0f} | "
+        f"mean return {ret:9.3f} | utilization {util:.3f} | CV {cv:.3f}"
+    )
+
+
+# ---------------------------------------------------------------- checkpoints
+def read_run_info(checkpoint: str | Path) -> dict[str, Any]:
+    """The run_info JSON stored in a checkpoint made by :func:`run_training`."""
+    path = Path(checkpoint)
+    if not path.exists():
+        raise ValueError(f"checkpoint path {str(path)!r} does not exist")
+    info = path / RUN_INFO_FILE
+    if not info.is_file():
+        raise ValueError(
+            f"{str(path)!r} is not a checkpoint made by run_training (no {RUN_INFO_FILE})"
+        )
+    return json.loads(info.read_text())
+
+
+def check_resume_compatible(run_info: Mapping[str, Any], checkpoint: str | Path) -> None:
+    """Resuming needs the same env, algorithm and policy mapping as the checkpoint."""
+    saved = read_run_info(checkpoint)
+    for key in ("env", "algo", "policy_mode", "factory"):
+        if key in run_info and key in saved and run_info[key] != saved[key]:
+            raise ValueError(
+                f"checkpoint {str(checkpoint)!r} was trained with {key}={saved[key]!r}, "
+                f"this run has {key}={run_info[key]!r}"
+            )
+
+
+def save_checkpoint(algo: Any, logdir: Path, run_info: Mapping[str, Any]) -> Path:
+    it = algo.iteration
+    path = (logdir / CHECKPOINT_DIR / f"iter_{it:06d}").resolve()
+    algo.save_to_path(str(path))
+    info = dict(run_info)
+    info["training_iteration"] = it
+    (path / RUN_INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
+    (logdir / LATEST_FILE).write_text(str(path) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------- training
+def run_training(
+    config: Any,
+    *,
+    iterations: int,
+    logdir: str | Path,
+    checkpoint_every: int = 0,
+    resume: str | Path | None = None,
+    run_info: Mapping[str, Any] | None = None,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Train ``iterations`` more iterations of ``config``'s algorithm.
+
+    ``resume`` restores a checkpoint of :func:`run_training` first (modules,
+    optimiser state, metrics and the iteration counter), so iterations continue
+    from the checkpoint's number. A checkpoint is written every ``checkpoint_every``
+    iterations (0: only at the end) and always after the last one. Returns a summary
+    dict (iterations, training_iteration, env_steps, wall_time_s, checkpoint,
+    logdir, final metrics).
+    """
+    if not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    if not isinstance(checkpoint_every, int) or checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
+    run_info = dict(run_info or {})
+    if resume is not None:
+        check_resume_compatible(run_info, resume)
+    logdir = Path(logdir)
+    logdir.mkdir(parents=True, exist_ok=True)
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    start = time.perf_counter()
+    algo = config.build_algo()
+    writer: SummaryWriter | None = None
+    try:
+        if resume is not None:
+            algo.restore_from_path(str(Path(resume).resolve()))
+            if verbose:
+                print(f"resumed from {resume} at iteration {algo.iteration}", flush=True)
+        writer = SummaryWriter(log_dir=str(logdir / "tb"))
+        (logdir / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2, sort_keys=True))
+        result: Mapping[str, Any] = {}
+        checkpoint: Path | None = None
+        first_iteration = algo.iteration
+        for _ in range(iterations):
+            result = algo.train()
+            step = int(result.get("training_iteration", algo.iteration))
+            for tag, value in all_scalars(result).items():
+                writer.add_scalar(tag, value, global_step=step)
+            writer.flush()
+            if verbose:
+                print(progress_line(result), flush=True)
+            if checkpoint_every and step % checkpoint_every == 0:
+                checkpoint = save_checkpoint(algo, logdir, run_info)
+        if checkpoint is None or int(checkpoint.name.split("_")[-1]) != algo.iteration:
+            checkpoint = save_checkpoint(algo, logdir, run_info)
+        metrics = iteration_metrics(result)
+        summary = {
+            "iterations": algo.iteration - first_iteration,
+            "training_iteration": algo.iteration,
+            "env_steps": int(metrics["throughput/env_steps_lifetime"]),
+            "wall_time_s": time.perf_counter() - start,
+            "checkpoint": str(checkpoint),
+            "logdir": str(logdir),
+            "tensorboard_dir": str(logdir / "tb"),
+            "metrics": metrics,
+            "result": result,
+        }
+        if verbose:
+            print(
+                f"done: {summary['iterations']} iterations (now at {algo.iteration}), "
+                f"{summary['env_steps']} env steps, {summary['wall_time_s']:.1f} s; "
+                f"checkpoint {checkpoint}; TensorBoard: tensorboard --logdir {logdir}",
+                flush=True,
+            )
+        return summary
+    finally:
+        if writer is not None:
+            writer.close()
+        algo.stop()
