@@ -17,13 +17,13 @@ import ast
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import marl_envs
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.algorithms.dqn import DQNConfig
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
+import marl_envs
 from policies.a2c import A2CConfig
 from policies.callbacks import FairnessCallbacks
 from policies.rllib_env import PettingZooMultiAgentEnv, describe_env
@@ -286,7 +286,8 @@ def apply_overrides(config: AlgorithmConfig, overrides: Mapping[str, Any]) -> Al
             current = getattr(config, field)
             if not isinstance(current, Mapping):
                 raise ValueError(
-                    f"--set {key}: field {field!r} is not a dict ({current!r}); use --set {field}=..."
+                    f"--set {key}: field {field!r} is not a dict ({current!r}); "
+                    f"use --set {field}=..."
                 )
             new = dict(current)
             new[sub] = value

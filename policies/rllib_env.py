@@ -129,16 +129,18 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         self.worker_index = int(getattr(config, "worker_index", 0) or 0)
         self.sub_env_index = next(_SUB_ENV_COUNTERS[self.worker_index])
         run_seed = self.env_config.get("seed")
-        self.derived_seed: int | None = (
-            None if run_seed is None else derive_seed(run_seed, self.worker_index, self.sub_env_index)
-        )
+        self.derived_seed: int | None = None
+        if run_seed is not None:
+            self.derived_seed = derive_seed(run_seed, self.worker_index, self.sub_env_index)
         self._seeded = False
 
         self.possible_agents = list(self.par_env.possible_agents)
         if not self.possible_agents:
             raise ValueError(f"{type(self.par_env).__name__} has no possible_agents")
         self.agents = []
-        self.observation_spaces = {a: self.par_env.observation_space(a) for a in self.possible_agents}
+        self.observation_spaces = {
+            a: self.par_env.observation_space(a) for a in self.possible_agents
+        }
         self.action_spaces = {a: self.par_env.action_space(a) for a in self.possible_agents}
         self.observation_space = gym.spaces.Dict(self.observation_spaces)
         self.action_space = gym.spaces.Dict(self.action_spaces)

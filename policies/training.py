@@ -127,7 +127,9 @@ def iteration_metrics(result: Mapping[str, Any]) -> dict[str, float]:
         "throughput/agent_steps_per_s": agent_steps / t if t > 0 else 0.0,
         "throughput/env_steps_per_s": env_steps / t if t > 0 else 0.0,
         "throughput/env_steps_lifetime": _sum_counts(
-            env.get("num_env_steps_sampled_lifetime", result.get("num_env_steps_sampled_lifetime", 0))
+            env.get(
+                "num_env_steps_sampled_lifetime", result.get("num_env_steps_sampled_lifetime", 0)
+            )
         ),
     }
     for src, dst in (("episode_return_mean", "episode/return_mean"),
