@@ -11,9 +11,10 @@ sub-policy ``z``:
 
 * ``a/ctrl/k`` -- the controller's decision at the start of period k. Observes
   ``o ++ [(u_a - ubar)/ubar, min(1, ubar/c)]``, acts ``Discrete(M)`` (the
-  sub-policy index z), receives the fair-efficient reward ``rhat_a`` at the end
-  of the period and then terminates (a one-step episode: the controller's value
-  is regressed on the immediate rhat, i.e. gamma = 0 as in the paper's code).
+  sub-policy index z), and receives the fair-efficient reward ``rhat_a`` computed
+  at the end of the period; it terminates on the next controller step (or at the
+  episode end) -- a one-step episode, so the controller's value is regressed on
+  the immediate rhat (gamma = 0, as in the paper's code).
 * ``a/sub/k/z`` -- sub-policy z acting for agent a during period k (T steps, or
   fewer at the episode end), then terminated: each period is one segment, as in
   Algorithm 1 of the paper. Observes the same augmented observation as the
@@ -177,6 +178,9 @@ class FENHierarchyEnv(_UtilityWrapper):
         self._decisions: list[tuple[float, int]] = []
         self._rhat_sum = 0.0
         self._rhat_count = 0
+        self._closing_obs: dict[str, np.ndarray] = {}
+        self._closing_rewards: dict[str, float] = {}
+        self._closing_infos: dict[str, dict] = {}
 
     def observation_space(self, agent: str) -> spaces.Box:
         self._parse(agent)
@@ -233,8 +237,9 @@ class FENHierarchyEnv(_UtilityWrapper):
 
     def _controller_step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         k = self._period_index
+        base_agents = self.base.possible_agents
         rel = self._features[:, 0]
-        for i, a in enumerate(self.base.possible_agents):
+        for i, a in enumerate(base_agents):
             z = actions[controller_id(a, k)]
             if not self._ctrl_action_space.contains(np.int64(z)):
                 raise ValueError(
@@ -243,13 +248,18 @@ class FENHierarchyEnv(_UtilityWrapper):
                 )
             self._z[i] = int(z)
             self._decisions.append((float(rel[i]), int(z)))
-        self.agents = [subpolicy_id(a, k, int(self._z[i]))
-                       for i, a in enumerate(self.base.possible_agents)]
+        self.agents = [subpolicy_id(a, k, int(self._z[i])) for i, a in enumerate(base_agents)]
         aug = self._augment(self._base_obs)
         obs = dict(zip(self.agents, aug, strict=True))
-        zeros = dict.fromkeys(self.agents, 0.0)
-        falses = dict.fromkeys(self.agents, False)
-        return obs, zeros, falses, dict(falses), {a: {} for a in self.agents}
+        rewards = dict.fromkeys(self.agents, 0.0)
+        terminated = dict.fromkeys(self.agents, False)
+        infos: dict[str, dict] = {a: {} for a in self.agents}
+        if k > 0:  # the previous decisions end now, with their rhat (see _base_step)
+            obs.update(self._closing_obs)
+            rewards.update(self._closing_rewards)
+            terminated.update(dict.fromkeys(self._closing_obs, True))
+            infos.update(self._closing_infos)
+        return obs, rewards, terminated, dict.fromkeys(obs, False), infos
 
     def _base_step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         base_agents = self.base.possible_agents
@@ -258,6 +268,7 @@ class FENHierarchyEnv(_UtilityWrapper):
         u = self._update_utilities()
         aug = self._augment(self._base_obs)
         subs = self.agents
+        obs = dict(zip(subs, aug, strict=True))
         rewards = {
             sid: (env_rewards[a] if self._z[i] == 0 else 0.0)
             for i, (a, sid) in enumerate(zip(base_agents, subs, strict=True))
@@ -266,25 +277,32 @@ class FENHierarchyEnv(_UtilityWrapper):
         episode_over = not self.base.agents
         period_over = self.base.num_steps % self.period == 0
         if not (episode_over or period_over):
-            obs = dict(zip(subs, aug, strict=True))
             falses = dict.fromkeys(subs, False)
             return obs, rewards, falses, dict(falses), infos
-        # end of a period: segments terminate, controllers get rhat and terminate
+        # end of a period: the segments terminate and every controller earns rhat
         k = self._period_index
         rhat = fair_efficient_reward(u, self._ubar, self.c, self.eps)
         self._rhat_sum += float(rhat.sum())
         self._rhat_count += rhat.size
-        obs = dict(zip(subs, aug, strict=True))
+        ctrl_ids = [controller_id(a, k) for a in base_agents]
+        self._closing_obs = dict(zip(ctrl_ids, aug, strict=True))
+        self._closing_rewards = dict(zip(ctrl_ids, rhat.tolist(), strict=True))
+        self._closing_infos = {
+            cid: {"fair_efficient_reward": float(rhat[i]), "sub_policy": int(self._z[i])}
+            for i, cid in enumerate(ctrl_ids)
+        }
         terminated = dict.fromkeys(subs, True)
-        for i, a in enumerate(base_agents):
-            cid = controller_id(a, k)
-            obs[cid] = aug[i]
-            rewards[cid] = float(rhat[i])
-            terminated[cid] = True
-            infos[cid] = {"fair_efficient_reward": float(rhat[i]), "sub_policy": int(self._z[i])}
         if episode_over:
             self.agents = []
+            obs.update(self._closing_obs)
+            rewards.update(self._closing_rewards)
+            terminated.update(dict.fromkeys(ctrl_ids, True))
+            infos.update(self._closing_infos)
         else:
+            # The next decisions are requested now; the finished decisions are closed
+            # (terminated with their rhat) on the controller step that follows, so that
+            # some agent of the episode is always still running -- RLlib ends a
+            # multi-agent episode once every agent it has seen so far is done.
             self._period_index = k + 1
             self.agents = [controller_id(a, k + 1) for a in base_agents]
             for i, cid in enumerate(self.agents):
@@ -292,8 +310,7 @@ class FENHierarchyEnv(_UtilityWrapper):
                 rewards[cid] = 0.0
                 terminated[cid] = False
                 infos[cid] = {}
-        truncated = dict.fromkeys(obs, False)
-        return obs, rewards, terminated, truncated, infos
+        return obs, rewards, terminated, dict.fromkeys(obs, False), infos
 
     # ------------------------------------------------------------------ stats
     def episode_stats(self) -> dict[str, float]:

@@ -1,0 +1,135 @@
+"""RLlib configuration of FEN, its variants and baselines (PPO on the new API stack).
+
+Hyper-parameters follow the authors' code (``../shared/specs/fen.md``): PPO with
+clip 0.2, Adam lr 3e-4, entropy coefficient 0.03, gamma 0.98; two hidden ReLU
+layers of 256 units for sub-policies (and flat policies), 128 for the controller
+(256 on the plant); M = 4 sub-policies; T = 25 / 50 / 500. The controller's
+decisions are one-step episodes rewarded with rhat, so its value is regressed on
+the immediate rhat (gamma 0 for the controller, as in that code). Unlike that code,
+PPO's ratio is computed against the sampling policy (its defect of applying the
+previous batch's gradients is not copied) and sub-policy 0 is trained on the plant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+import marl_envs
+from policies.config import apply_overrides, apply_run_settings
+from policies.fen.discriminator import DiscriminatorReward
+from policies.fen.variants import (
+    DEFAULT_POLICY_MODE,
+    FACTORY,
+    FACTORY_MODULE,
+    HIERARCHICAL_VARIANTS,
+    check_variant,
+    make_variant_env,
+    module_ids,
+    parse_sub_module_id,
+    policy_mapping,
+)
+from policies.rllib_env import PettingZooMultiAgentEnv
+
+#: PPO settings shared by every variant (the authors' values where they exist)
+PPO_DEFAULTS: dict[str, Any] = {
+    "lr": 3e-4,
+    "gamma": 0.98,
+    "lambda_": 0.95,
+    "clip_param": 0.2,
+    "entropy_coeff": 0.03,
+    "vf_loss_coeff": 0.5,
+    "num_epochs": 4,
+    "minibatch_size": 512,
+    "train_batch_size_per_learner": 4000,
+    "grad_clip": 10.0,
+}
+
+
+def build_fen_config(
+    env: str,
+    variant: str,
+    *,
+    policy_mode: str | None = None,
+    seed: int = 0,
+    num_env_runners: int = 1,
+    envs_per_runner: int = 1,
+    env_kwargs: dict[str, Any] | None = None,
+    fen_options: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> PPOConfig:
+    """The PPOConfig that trains ``variant`` on the FEN environment ``env``.
+
+    Args:
+        env: a FEN environment name (job_scheduling, matthew_effect, manufacturing_plant).
+        variant: see :data:`policies.fen.variants.VARIANTS`.
+        policy_mode: ``shared`` (one set of networks for all agents) or ``independent``
+            (per agent); default: as in the authors' code (shared for job and matthew).
+        fen_options: ``period`` (T), ``n_subpolicies`` (M), ``gossip_graph``,
+            ``gossip_rounds``, ``intrinsic_reward`` (``log_p`` or ``p``).
+        overrides: AlgorithmConfig fields to set last (``--set key=value``).
+    """
+    check_variant(variant)
+    if env not in DEFAULT_POLICY_MODE:
+        raise ValueError(f"FEN runs on {list(DEFAULT_POLICY_MODE)}, got env {env!r}")
+    policy_mode = policy_mode or DEFAULT_POLICY_MODE[env]
+    fen_options = dict(fen_options or {})
+    intrinsic = fen_options.pop("intrinsic_reward", "log_p")
+    env_config = {
+        "factory": FACTORY,
+        "factory_module": FACTORY_MODULE,
+        "env": env,
+        "env_kwargs": dict(env_kwargs or {}),
+        "variant": variant,
+        "fen": fen_options,
+    }
+    probe = make_variant_env(env_config)
+    base_agents = list(marl_envs.make(env, **env_config["env_kwargs"]).possible_agents)
+    n_sub = getattr(probe, "n_subpolicies", 0)
+    mids = module_ids(variant, policy_mode, base_agents, n_sub)
+
+    config = (
+        PPOConfig()
+        .environment(env=PettingZooMultiAgentEnv, env_config=env_config)
+        .training(**PPO_DEFAULTS)
+        .multi_agent(
+            policies=set(mids),
+            policy_mapping_fn=policy_mapping(variant, policy_mode),
+            policies_to_train=list(mids),
+        )
+        .rl_module(rl_module_spec=MultiRLModuleSpec(
+            rl_module_specs={mid: _module_spec(probe, mid, base_agents, env) for mid in mids}
+        ))
+    )
+    if variant in HIERARCHICAL_VARIANTS:
+        config.learners(learner_connector=lambda *spaces: DiscriminatorReward(reward=intrinsic))
+    config = apply_run_settings(
+        config, seed=seed, num_env_runners=num_env_runners, envs_per_runner=envs_per_runner
+    )
+    return apply_overrides(config, overrides or {})
+
+
+def _module_spec(probe: Any, module_id: str, base_agents: list[str], env: str) -> RLModuleSpec:
+    """Spaces and network size of one module."""
+    if module_id == "shared" or module_id in base_agents:
+        agent = base_agents[0] if module_id == "shared" else module_id
+        obs_space, act_space = probe.observation_space(agent), probe.action_space(agent)
+        hidden = 256
+    else:
+        agent = base_agents[0]
+        if parse_sub_module_id(module_id) is None:  # a controller
+            probe_id = f"{agent}/ctrl/0"
+            hidden = 256 if env == "manufacturing_plant" else 128
+        else:
+            probe_id = f"{agent}/sub/0/0"
+            hidden = 256
+        obs_space, act_space = probe.observation_space(probe_id), probe.action_space(probe_id)
+    return RLModuleSpec(
+        observation_space=obs_space,
+        action_space=act_space,
+        model_config={"fcnet_hiddens": [hidden, hidden], "fcnet_activation": "relu",
+                      "vf_share_layers": False},
+    )

@@ -1,0 +1,88 @@
+"""The information-theoretic reward of FEN's sub-policies, as a learner connector.
+
+Sub-policies 1..M-1 (module ids ``sub<z>`` / ``<agent>-sub<z>`` with z >= 1) are
+rewarded with ``log p_theta(z | o_{t+1})`` where ``p_theta`` is the controller's
+own distribution over sub-policies (the controller doubles as the discriminator),
+so together with PPO's entropy bonus they maximise ``I(Z; O) + H(A | O)``. The
+authors' code rewards ``p`` instead of ``log p``; ``reward="p"`` selects that.
+
+This piece runs on the learner before advantages are computed (like RLlib's
+curiosity examples): it overwrites the rewards of those episodes in place (the env
+gave them 0) with the reward computed by the learner's current controller, and
+logs the controller's accuracy as a discriminator (``fen/discriminator_accuracy``:
+how often ``argmax_z p(z | o)`` is the sub-policy that produced ``o``) and the
+mean intrinsic reward (``fen/intrinsic_reward``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.connectors.connector_v2 import ConnectorV2
+from ray.rllib.core.columns import Columns
+
+from policies.fen.variants import parse_sub_module_id
+
+REWARDS = ("log_p", "p")
+
+
+class DiscriminatorReward(ConnectorV2):
+    """Learner connector: intrinsic rewards of FEN's sub-policies 1..M-1."""
+
+    def __init__(
+        self,
+        input_observation_space: Any = None,
+        input_action_space: Any = None,
+        *,
+        reward: str = "log_p",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        if reward not in REWARDS:
+            raise ValueError(f"unknown intrinsic reward {reward!r}; allowed: {list(REWARDS)}")
+        self.reward = reward
+
+    def __call__(
+        self,
+        *,
+        rl_module: Any,
+        batch: dict[str, Any],
+        episodes: list[Any],
+        explore: bool | None = None,
+        shared_data: dict | None = None,
+        metrics: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        correct = total = 0
+        intrinsic: list[float] = []
+        for episode in self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False):
+            parsed = parse_sub_module_id(episode.module_id or "")
+            if parsed is None or len(episode) == 0:
+                continue
+            ctrl_id, z = parsed
+            next_obs = np.asarray(episode.get_observations(slice(1, None)), dtype=np.float32)
+            log_p = controller_log_probs(rl_module[ctrl_id], next_obs)
+            correct += int(np.sum(np.argmax(log_p, axis=1) == z))
+            total += len(log_p)
+            if z == 0:
+                continue  # sub-policy 0 keeps the environment reward
+            reward = log_p[:, z] if self.reward == "log_p" else np.exp(log_p[:, z])
+            episode.set_rewards(
+                new_data=reward.astype(np.float32), at_indices=slice(0, len(reward))
+            )
+            intrinsic.extend(reward.tolist())
+        if metrics is not None and total:
+            metrics.log_value(("fen", "discriminator_accuracy"), correct / total, window=1)
+            if intrinsic:
+                metrics.log_value(("fen", "intrinsic_reward"), float(np.mean(intrinsic)), window=1)
+        return batch
+
+
+def controller_log_probs(controller: Any, obs: np.ndarray) -> np.ndarray:
+    """``log p(z | o)`` of a controller RLModule for a batch of observations."""
+    with torch.no_grad():
+        out = controller.forward_inference({Columns.OBS: torch.from_numpy(obs)})
+        logits = out[Columns.ACTION_DIST_INPUTS]
+        return torch.log_softmax(logits, dim=-1).cpu().numpy()

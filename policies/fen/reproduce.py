@@ -1,0 +1,318 @@
+"""Reproduce the FEN paper's tables: every variant x several seeds, aggregated.
+
+Each (variant, seed) run trains with :func:`policies.training.run_training` into
+``<runs_dir>/<env>/<variant>/seed<k>/`` and leaves ``final.json`` (the run's final
+fairness figures, its iterations, env steps and wall time). Runs that already
+reached the requested iterations are reused and shorter ones are resumed from
+their latest checkpoint, so the same command extends an experiment (more seeds,
+more variants, more iterations) without redoing finished work.
+
+The figures of a run are its training-episode metrics at the final iteration
+(RLlib's window of the last 20 episodes): utilization, CV, min/max utility and,
+for the plant, products. The table gives mean ± std over seeds next to the paper.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies.fen.variants import VARIANTS, check_variant
+
+METRICS = ("utilization", "cv", "min_utility", "max_utility")
+PLANT_METRICS = (*METRICS, "products")
+FINAL_FILE = "final.json"
+
+#: the paper's tables (mean, std; None where the paper gives no std or no number)
+PAPER: dict[str, dict[str, dict[str, tuple[float, float | None]]]] = {
+    "job_scheduling": {
+        "independent": {"utilization": (0.96, 0.11), "cv": (1.57, 0.26),
+                        "min_utility": (0.0, None), "max_utility": (0.88, 0.17)},
+        "min": {"utilization": (0.47, 0.08), "cv": (0.30, 0.07),
+                "min_utility": (0.07, None), "max_utility": (0.16, None)},
+        "avg": {"utilization": (0.84, 0.07), "cv": (0.75, 0.13),
+                "min_utility": (0.05, None), "max_utility": (0.46, None)},
+        "min_avg": {"utilization": (0.63, 0.05), "cv": (0.39, 0.03),
+                    "min_utility": (0.09, None), "max_utility": (0.24, None)},
+        "inequity_aversion": {"utilization": (0.72, 0.09), "cv": (0.69, 0.17),
+                              "min_utility": (0.04, None), "max_utility": (0.33, None)},
+        "fen": {"utilization": (0.90, 0.05), "cv": (0.17, 0.05),
+                "min_utility": (0.18, 0.03), "max_utility": (0.28, 0.07)},
+        "fen_no_hierarchy": {"utilization": (0.57, 0.13), "cv": (0.22, 0.06),
+                             "min_utility": (0.10, None), "max_utility": (0.18, None)},
+    },
+    "manufacturing_plant": {
+        "independent": {"utilization": (0.28, 0.05), "cv": (0.38, 0.08), "products": (19, 3)},
+        "min": {"utilization": (0.29, 0.06), "cv": (0.26, 0.01), "products": (20, 4)},
+        "avg": {"utilization": (0.13, 0.03), "cv": (0.63, 0.07), "products": (9, 2)},
+        "min_avg": {"utilization": (0.34, 0.06), "cv": (0.28, 0.01), "products": (23, 4)},
+        "inequity_aversion": {"utilization": (0.27, 0.07), "cv": (0.29, 0.07),
+                              "products": (19, 5)},
+        "fen": {"utilization": (0.82, 0.05), "cv": (0.10, 0.03), "products": (48, 3)},
+        "fen_no_hierarchy": {"utilization": (0.22, 0.03), "cv": (0.18, 0.07),
+                             "products": (15, 1)},
+    },
+    "matthew_effect": {},
+}
+
+
+@dataclass
+class ReproductionPlan:
+    """What to run: one environment, variants x seeds, a training budget."""
+
+    env: str
+    variants: Sequence[str]
+    seeds: Sequence[int]
+    iterations: int
+    runs_dir: Path
+    num_env_runners: int = 1
+    envs_per_runner: int = 4
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for v in self.variants:
+            check_variant(v)
+        if not self.seeds:
+            raise ValueError("at least one seed is needed")
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        self.runs_dir = Path(self.runs_dir)
+
+    def run_dir(self, variant: str, seed: int) -> Path:
+        return self.runs_dir / self.env / variant / f"seed{seed}"
+
+
+def run_one(plan: ReproductionPlan, variant: str, seed: int) -> dict[str, Any]:
+    """Train (or resume, or reuse) one run and return its ``final.json`` contents."""
+    from policies.fen.config import build_fen_config
+    from policies.training import LATEST_FILE, run_training
+
+    run_dir = plan.run_dir(variant, seed)
+    final_path = run_dir / FINAL_FILE
+    done = json.loads(final_path.read_text()) if final_path.exists() else None
+    if done is not None and done["training_iteration"] >= plan.iterations:
+        return done
+    latest = run_dir / LATEST_FILE
+    resume = latest.read_text().strip() if latest.exists() else None
+    already = done["training_iteration"] if done is not None else 0
+    config = build_fen_config(
+        plan.env, variant, seed=seed, num_env_runners=plan.num_env_runners,
+        envs_per_runner=plan.envs_per_runner, env_kwargs=plan.env_kwargs,
+        overrides=plan.overrides,
+    )
+    run_info = {"script": "reproduce_fen", "env": plan.env, "variant": variant, "seed": seed,
+                "env_kwargs": plan.env_kwargs, "overrides": plan.overrides}
+    summary = run_training(
+        config, iterations=plan.iterations - already, logdir=run_dir,
+        checkpoint_every=10, resume=resume, run_info=run_info,
+    )
+    metrics = summary["metrics"]
+    final = {
+        "variant": variant,
+        "seed": seed,
+        "training_iteration": summary["training_iteration"],
+        "env_steps": summary["env_steps"],
+        "wall_time_s": summary["wall_time_s"] + (done or {}).get("wall_time_s", 0.0),
+        "metrics": {
+            name: metrics[f"fairness/{name}"] for name in PLANT_METRICS
+            if f"fairness/{name}" in metrics
+        },
+        "controller": {k.removeprefix("fairness/"): v for k, v in metrics.items()
+                       if k.startswith("fairness/controller/")},
+    }
+    final_path.write_text(json.dumps(final, indent=2, sort_keys=True))
+    return final
+
+
+def aggregate(finals: Sequence[dict[str, Any]], env: str) -> dict[str, dict[str, dict]]:
+    """``{variant: {metric: {"mean", "std", "seeds"}}}`` over the runs' final figures."""
+    metrics = PLANT_METRICS if env == "manufacturing_plant" else METRICS
+    table: dict[str, dict[str, dict]] = {}
+    for variant in VARIANTS:
+        runs = [f for f in finals if f["variant"] == variant]
+        if not runs:
+            continue
+        table[variant] = {}
+        for m in metrics:
+            values = [f["metrics"][m] for f in runs if m in f["metrics"]]
+            if values:
+                table[variant][m] = {"mean": float(np.mean(values)),
+                                     "std": float(np.std(values)), "seeds": len(values)}
+    return table
+
+
+def _fmt(mean: float, std: float | None, pct: bool) -> str:
+    if pct:
+        return f"{100 * mean:.0f}% ±{100 * std:.0f}" if std is not None else f"{100 * mean:.0f}%"
+    digits = 0 if abs(mean) >= 5 else 2
+    return f"{mean:.{digits}f} ±{std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
+
+
+def markdown_table(env: str, table: dict[str, dict[str, dict]]) -> str:
+    """Ours (mean ± std over seeds) next to the paper's figure for each cell."""
+    metrics = PLANT_METRICS if env == "manufacturing_plant" else METRICS
+    if env == "manufacturing_plant":
+        metrics = ("utilization", "cv", "products", "min_utility", "max_utility")
+    paper = PAPER.get(env, {})
+    header = "| method | seeds | " + " | ".join(
+        f"{m} (ours) | {m} (paper)" for m in metrics) + " |"
+    lines = [header, "|" + "---|" * (2 + 2 * len(metrics))]
+    for variant, row in table.items():
+        seeds = max((c["seeds"] for c in row.values()), default=0)
+        cells = []
+        for m in metrics:
+            pct = m == "utilization"
+            ours = row.get(m)
+            cells.append(_fmt(ours["mean"], ours["std"], pct) if ours else "-")
+            ref = paper.get(variant, {}).get(m)
+            cells.append(_fmt(ref[0], ref[1], pct) if ref else "-")
+        lines.append(f"| {variant} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_learning_curves(plan: ReproductionPlan, variants: Sequence[str], path: Path) -> None:
+    """Utilization and CV per iteration (mean over seeds), read back from TensorBoard."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for variant in variants:
+        for ax, tag in zip(axes, ("fairness/utilization", "fairness/cv"), strict=True):
+            curves = [read_scalar_curve(plan.run_dir(variant, s) / "tb", tag) for s in plan.seeds]
+            curves = [c for c in curves if c[0].size]
+            if not curves:
+                continue
+            n = min(c[0].size for c in curves)
+            steps = curves[0][0][:n]
+            mean = np.mean([c[1][:n] for c in curves], axis=0)
+            ax.plot(steps, mean, label=variant)
+    for ax, title in zip(axes, ("utilization", "CV (lower is fairer)"), strict=True):
+        ax.set_xlabel("training iteration")
+        ax.set_title(f"{plan.env}: {title}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_controller_behaviour(finals: Sequence[dict[str, Any]], env: str, path: Path) -> bool:
+    """P(controller picks sub-policy 1) per bin of (u_i - ubar)/ubar, FEN variants."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from policies.fen.envs import RELATIVE_UTILITY_BIN_NAMES
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
+    for variant in ("fen", "fen_gossip"):
+        runs = [f for f in finals if f["variant"] == variant and f.get("controller")]
+        if not runs:
+            continue
+        ys = []
+        for name in RELATIVE_UTILITY_BIN_NAMES:
+            vals = [r["controller"].get(f"controller/p_sub0/rel_utility_{name}") for r in runs]
+            vals = [v for v in vals if v is not None]
+            ys.append(np.mean(vals) if vals else math.nan)
+        ax.plot(range(len(ys)), ys, marker="o", label=variant)
+        drawn = True
+    ax.set_xticks(range(len(RELATIVE_UTILITY_BIN_NAMES)), RELATIVE_UTILITY_BIN_NAMES,
+                  rotation=20, fontsize=8)
+    ax.set_xlabel("(u_i - ubar) / ubar at the decision")
+    ax.set_ylabel("P(controller picks sub-policy 1)")
+    ax.set_title(f"{env}: controller behaviour")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return drawn
+
+
+def read_scalar_curve(tb_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one TensorBoard scalar; empty arrays when absent."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    if not tb_dir.exists():
+        return np.array([]), np.array([])
+    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    if tag not in acc.Tags().get("scalars", []):
+        return np.array([]), np.array([])
+    events = acc.Scalars(tag)
+    return np.array([e.step for e in events]), np.array([e.value for e in events])
+
+
+def reproduce(plan: ReproductionPlan, results_dir: Path, command: str) -> dict[str, Any]:
+    """Run every (variant, seed) of ``plan`` and write ``results/fen_<env>.{md,json,png}``."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    finals = []
+    for variant in plan.variants:
+        for seed in plan.seeds:
+            print(f"=== {plan.env} / {variant} / seed {seed} ===", flush=True)
+            finals.append(run_one(plan, variant, seed))
+            write_report(plan, finals, results_dir, command, time.perf_counter() - start)
+    return write_report(plan, finals, results_dir, command, time.perf_counter() - start)
+
+
+def write_report(plan: ReproductionPlan, finals: Sequence[dict[str, Any]], results_dir: Path,
+                 command: str, session_wall_s: float) -> dict[str, Any]:
+    """Write the table (md + json) and plots for the runs finished so far."""
+    env = plan.env
+    table = aggregate(finals, env)
+    (results_dir / f"fen_{env}.json").write_text(json.dumps(table, indent=2, sort_keys=True))
+    curves = results_dir / f"fen_{env}_learning_curves.png"
+    behaviour = results_dir / f"fen_{env}_controller.png"
+    plot_learning_curves(plan, [v for v in plan.variants if v in table], curves)
+    has_behaviour = plot_controller_behaviour(finals, env, behaviour)
+    run_rows = "\n".join(
+        f"| {f['variant']} | {f['seed']} | {f['training_iteration']} | {f['env_steps']} | "
+        f"{f['wall_time_s'] / 60:.1f} |" for f in finals
+    )
+    total_wall = sum(f["wall_time_s"] for f in finals)
+    md = f"""# FEN reproduction: {env}
+
+Produced by:
+
+```
+{command}
+```
+
+Each cell: mean ± std over seeds of the training-episode figures at the final
+iteration (RLlib's window of the last 20 episodes); the paper's figure beside it.
+Budget per run: {plan.iterations} iterations of PPO (see the runs below for env steps);
+the paper trains far longer (up to 100,000 episodes in the authors' code), so
+short-budget numbers measure early learning, not converged policies.
+
+{markdown_table(env, table)}
+
+Learning curves: `{curves.name}`.
+{"Controller behaviour: `" + behaviour.name + "`." if has_behaviour else ""}
+
+## Runs
+
+| variant | seed | iterations | env steps | wall time (min) |
+|---|---|---|---|---|
+{run_rows}
+
+Total training wall time: {total_wall / 60:.1f} min (this invocation: {session_wall_s / 60:.1f}
+min) on this machine (2 CPU cores, shared). Figures come only from the runs listed.
+"""
+    (results_dir / f"fen_{env}.md").write_text(md)
+    return table

@@ -1,0 +1,129 @@
+"""FEN's variants and baselines: which env wrapper and which modules each one uses.
+
+Importing this module registers the env factory ``"fen"`` with
+:mod:`policies.rllib_env`, so any process (remote env runners, ``scripts/evaluate.py``)
+can rebuild a variant's environment from its ``env_config`` alone.
+
+=====================  ==================================================
+variant                what is trained
+=====================  ==================================================
+``fen``                controller + M sub-policies (:class:`FENHierarchyEnv`), central ubar
+``fen_gossip``         the same, ubar estimated by gossip among agents
+``fen_no_hierarchy``   one policy per agent trained directly on rhat
+``independent``        PPO on the environment reward
+``min``                PPO on min_j u_j
+``avg``                PPO on mean_j r_j
+``min_avg``            PPO on min_j u_j + alpha mean_j r_j
+``inequity_aversion``  PPO on Hughes et al.'s inequity-averse reward
+=====================  ==================================================
+
+Module ids. Hierarchical variants: ``ctrl`` and ``sub0`` .. ``sub{M-1}`` when weights
+are shared across agents, ``<agent>-ctrl`` and ``<agent>-sub<z>`` per agent. Flat
+variants: ``shared`` or ``<agent>``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from typing import Any
+
+from pettingzoo import ParallelEnv
+
+import marl_envs
+from policies.fen.envs import SHAPINGS, FairEfficientRewardEnv, FENHierarchyEnv, ShapedRewardEnv
+from policies.fen.reward import CONTROLLER_PERIOD
+from policies.rllib_env import register_env_factory
+
+HIERARCHICAL_VARIANTS = ("fen", "fen_gossip")
+VARIANTS = (*HIERARCHICAL_VARIANTS, "fen_no_hierarchy", *SHAPINGS)
+POLICY_MODES = ("shared", "independent")
+#: weight sharing of the authors' code: one set of networks for job and matthew
+DEFAULT_POLICY_MODE = {
+    "job_scheduling": "shared",
+    "matthew_effect": "shared",
+    "manufacturing_plant": "independent",
+}
+FACTORY = "fen"
+FACTORY_MODULE = __name__
+
+_SUB_MODULE = re.compile(r"^(?:(?P<agent>.+)-)?sub(?P<z>\d+)$")
+
+
+def check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown FEN variant {variant!r}; allowed: {list(VARIANTS)}")
+
+
+def make_variant_env(env_config: dict[str, Any]) -> ParallelEnv:
+    """The wrapped env of ``env_config["variant"]`` around ``marl_envs.make(env, ...)``."""
+    variant = env_config.get("variant", "fen")
+    check_variant(variant)
+    base = marl_envs.make(env_config["env"], **dict(env_config.get("env_kwargs") or {}))
+    options = dict(env_config.get("fen") or {})
+    if variant in HIERARCHICAL_VARIANTS:
+        return FENHierarchyEnv(
+            base,
+            period=options.get("period", CONTROLLER_PERIOD.get(env_config["env"], 25)),
+            n_subpolicies=options.get("n_subpolicies", 4),
+            average="gossip" if variant == "fen_gossip" else "central",
+            gossip_graph=options.get("gossip_graph", "random3"),
+            gossip_rounds=options.get("gossip_rounds", 10),
+        )
+    if variant == "fen_no_hierarchy":
+        return FairEfficientRewardEnv(base)
+    return ShapedRewardEnv(base, variant)
+
+
+register_env_factory(FACTORY, make_variant_env)
+
+
+def ctrl_module_id(agent: str | None) -> str:
+    return "ctrl" if agent is None else f"{agent}-ctrl"
+
+
+def sub_module_id(agent: str | None, z: int) -> str:
+    return f"sub{z}" if agent is None else f"{agent}-sub{z}"
+
+
+def parse_sub_module_id(module_id: str) -> tuple[str, int] | None:
+    """``(controller module id, z)`` of a sub-policy module id, None for other modules."""
+    m = _SUB_MODULE.match(module_id)
+    if m is None:
+        return None
+    return ctrl_module_id(m.group("agent")), int(m.group("z"))
+
+
+def hierarchical_mapping(agent_id: str, episode: Any = None, *, shared: bool, **kwargs: Any) -> str:
+    """Policy mapping of :class:`FENHierarchyEnv` agent ids to module ids."""
+    parts = agent_id.split("/")
+    owner = None if shared else parts[0]
+    if parts[1] == "ctrl":
+        return ctrl_module_id(owner)
+    return sub_module_id(owner, int(parts[3]))
+
+
+def flat_mapping(agent_id: str, episode: Any = None, *, shared: bool, **kwargs: Any) -> str:
+    """Policy mapping of flat variants: one shared module or one module per agent."""
+    return "shared" if shared else agent_id
+
+
+def policy_mapping(variant: str, policy_mode: str) -> partial:
+    if policy_mode not in POLICY_MODES:
+        raise ValueError(f"unknown policy mode {policy_mode!r}; allowed: {list(POLICY_MODES)}")
+    fn = hierarchical_mapping if variant in HIERARCHICAL_VARIANTS else flat_mapping
+    return partial(fn, shared=policy_mode == "shared")
+
+
+def module_ids(variant: str, policy_mode: str, agents: list[str], n_subpolicies: int) -> list[str]:
+    """Every module id a variant trains."""
+    shared = policy_mode == "shared"
+    owners: list[str | None] = [None] if shared else list(agents)
+    if variant in HIERARCHICAL_VARIANTS:
+        return [
+            mid
+            for owner in owners
+            for mid in [ctrl_module_id(owner)]
+            + [sub_module_id(owner, z) for z in range(n_subpolicies)]
+        ]
+    return ["shared"] if shared else list(agents)

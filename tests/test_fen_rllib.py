@@ -1,0 +1,101 @@
+"""FEN on RLlib: one tiny training iteration of every variant, the learner connector."""
+
+import os
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import ray  # noqa: E402
+
+from policies.fen.config import build_fen_config  # noqa: E402
+from policies.fen.variants import VARIANTS, module_ids, parse_sub_module_id  # noqa: E402
+
+TINY = {"train_batch_size_per_learner": 240, "minibatch_size": 120, "num_epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def _tiny(variant, **kw):
+    return build_fen_config(
+        "job_scheduling", variant, seed=0, num_env_runners=0, envs_per_runner=2,
+        env_kwargs={"max_cycles": 30}, fen_options={"period": 10}, overrides=TINY, **kw,
+    )
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_one_training_iteration_of_every_variant(local_ray, variant):
+    algo = _tiny(variant).build_algo()
+    try:
+        result = algo.train()
+        env_stats = result["env_runners"]
+        assert 0.0 <= env_stats["fairness/utilization"] <= 1.0
+        assert env_stats["fairness/cv"] >= 0.0
+        learner_stats = result["learners"]
+        expected = module_ids(variant, "shared", [f"agent_{i}" for i in range(4)], 4)
+        trained = [m for m in expected if m in learner_stats]
+        assert trained, f"no module of {expected} was trained: {sorted(learner_stats)}"
+        for mid in trained:
+            assert np.isfinite(learner_stats[mid]["total_loss"])
+        if variant in ("fen", "fen_gossip"):
+            assert 0.0 <= learner_stats["fen"]["discriminator_accuracy"] <= 1.0
+            assert learner_stats["fen"]["intrinsic_reward"] <= 0.0  # log p <= 0
+            assert "fairness/controller/choice_freq/sub0" in env_stats
+            assert "fairness/fair_efficient_reward" in env_stats
+    finally:
+        algo.stop()
+
+
+def test_per_agent_modules_for_the_hierarchy(local_ray):
+    config = _tiny("fen", policy_mode="independent")
+    ids = set(config.policies)
+    assert {"agent_0-ctrl", "agent_3-sub2"} <= ids and len(ids) == 4 * 5
+    assert parse_sub_module_id("agent_3-sub2") == ("agent_3-ctrl", 2)
+    assert parse_sub_module_id("ctrl") is None
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+        assert any(m.startswith("agent_0-sub") for m in result["learners"])
+    finally:
+        algo.stop()
+
+
+def test_intrinsic_reward_is_the_controllers_log_probability(local_ray):
+    """The learner connector rewrites sub-policy rewards with log p(z | o')."""
+    from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+
+    from policies.fen.discriminator import DiscriminatorReward, controller_log_probs
+
+    algo = _tiny("fen").build_algo()
+    try:
+        multi = algo.env_runner.module  # same weights as the learner's modules
+        obs = np.random.default_rng(0).random((4, 15)).astype(np.float32)
+        episode = SingleAgentEpisode(
+            observations=list(obs), actions=[0, 1, 2], rewards=[0.0, 0.0, 0.0],
+            module_id="sub2", len_lookback_buffer=0,
+        )
+        DiscriminatorReward()(rl_module=multi, batch={}, episodes=[episode])
+        expected = controller_log_probs(multi["ctrl"], obs[1:])[:, 2]
+        np.testing.assert_allclose(episode.get_rewards(), expected, rtol=1e-5)
+        # sub-policy 0 keeps its environment reward
+        ep0 = SingleAgentEpisode(
+            observations=list(obs), actions=[0, 1, 2], rewards=[1.0, 0.0, 1.0],
+            module_id="sub0", len_lookback_buffer=0,
+        )
+        DiscriminatorReward()(rl_module=multi, batch={}, episodes=[ep0])
+        np.testing.assert_allclose(ep0.get_rewards(), [1.0, 0.0, 1.0])
+    finally:
+        algo.stop()
+
+
+def test_bad_variant_and_env_are_rejected():
+    with pytest.raises(ValueError, match="unknown FEN variant 'fenn'"):
+        build_fen_config("job_scheduling", "fenn")
+    with pytest.raises(ValueError, match="FEN runs on"):
+        build_fen_config("chain0101", "fen")
