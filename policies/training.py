@@ -156,7 +156,10 @@ def all_scalars(result: Mapping[str, Any]) -> dict[str, float]:
     out = iteration_metrics(result)
     for section in ("env_runners", "learners"):
         for key, v in flatten_scalars(result.get(section, {}), section):
-            out.setdefault(key, v)
+            # RLlib's per-agent-id returns duplicate agent_return/<agent>, and with
+            # per-period agent ids (FEN's hierarchy) they would be hundreds of tags
+            if not key.startswith(f"{section}/agent_episode_return"):
+                out.setdefault(key, v)
     return out
 
 
@@ -188,9 +191,9 @@ def read_run_info(checkpoint: str | Path) -> dict[str, Any]:
 
 
 def check_resume_compatible(run_info: Mapping[str, Any], checkpoint: str | Path) -> None:
-    """Resuming needs the same env, algorithm and policy mapping as the checkpoint."""
+    """Resuming needs the same env, algorithm, policy mapping (and FEN variant)."""
     saved = read_run_info(checkpoint)
-    for key in ("env", "algo", "policy_mode", "factory"):
+    for key in ("env", "algo", "policy_mode", "factory", "variant"):
         if key in run_info and key in saved and run_info[key] != saved[key]:
             raise ValueError(
                 f"checkpoint {str(checkpoint)!r} was trained with {key}={saved[key]!r}, "
@@ -290,3 +293,152 @@ def run_training(
         if writer is not None:
             writer.close()
         algo.stop()
+
+
+# ---------------------------------------------------------------- evaluation
+def load_checkpoint_config(checkpoint: str | Path) -> dict[str, Any]:
+    """The AlgorithmConfig state (a dict) stored in an Algorithm checkpoint."""
+    import pickle
+
+    path = Path(checkpoint) / "class_and_ctor_args.pkl"
+    if not path.is_file():
+        raise ValueError(
+            f"{str(checkpoint)!r} is not an RLlib Algorithm checkpoint (no {path.name})"
+        )
+    with path.open("rb") as f:
+        data = pickle.load(f)
+    return data["ctor_args_and_kwargs"][0][0]
+
+
+def _module_for(mapping_fn: Any, agent_id: str) -> str:
+    try:
+        return mapping_fn(agent_id, None)
+    except TypeError:
+        return mapping_fn(agent_id, None, worker=None)
+
+
+def greedy_actions(module: Any, obs_by_agent: Mapping[str, Any], mapping_fn: Any) -> dict:
+    """Greedy action of every agent in ``obs_by_agent`` (batched per module)."""
+    import numpy as np
+    import torch
+    from ray.rllib.core.columns import Columns
+
+    groups: dict[str, list[str]] = {}
+    for agent in obs_by_agent:
+        groups.setdefault(_module_for(mapping_fn, agent), []).append(agent)
+    actions: dict[str, Any] = {}
+    with torch.no_grad():
+        for module_id, agents in groups.items():
+            if module_id not in module:
+                raise ValueError(
+                    f"agent(s) {agents} map to module {module_id!r}, which the checkpoint "
+                    f"does not hold (modules: {sorted(module.keys())})"
+                )
+            obs = torch.as_tensor(np.stack([obs_by_agent[a] for a in agents]), dtype=torch.float32)
+            out = module[module_id].forward_inference({Columns.OBS: obs})
+            if Columns.ACTIONS in out:
+                acts = out[Columns.ACTIONS]
+            else:
+                acts = torch.argmax(out[Columns.ACTION_DIST_INPUTS], dim=-1)
+            for agent, a in zip(agents, acts.cpu().numpy().tolist(), strict=True):
+                actions[agent] = int(a)
+    return actions
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    episodes: int,
+    seed: int = 10_000,
+    env: str | None = None,
+    render: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    out: Any = None,
+) -> dict[str, Any]:
+    """Greedy rollouts of a :func:`run_training` checkpoint; fairness figures averaged.
+
+    Rebuilds the env from the checkpoint's env_config (any registered factory) and
+    maps agents to modules with the checkpoint config's ``policy_mapping_fn``.
+    ``env`` (optional) must match the checkpoint's env. Returns ``{"utilization",
+    "cv", "min_utility", "max_utility", "average_utility", "per_agent_utility",
+    "episodes", "per_episode"}``.
+    """
+    import sys
+
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from policies.rllib_env import build_parallel_env
+
+    if not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"--episodes must be an integer >= 1, got {episodes!r}")
+    if render not in (None, "ansi"):
+        raise ValueError(f"--render {render!r} is not supported; allowed: 'ansi'")
+    info = read_run_info(checkpoint)
+    if env is not None and info.get("env") != env:
+        raise ValueError(
+            f"checkpoint {str(checkpoint)!r} holds policies for env {info.get('env')!r}, "
+            f"not {env!r}"
+        )
+    state = load_checkpoint_config(checkpoint)
+    env_config = dict(state.get("env_config") or info.get("env_config") or {})
+    env_config["env_kwargs"] = {**dict(env_config.get("env_kwargs") or {}), **(env_kwargs or {})}
+    if render:
+        env_config["env_kwargs"]["render_mode"] = render
+    mapping_fn = state["policy_mapping_fn"]
+    module_path = Path(checkpoint) / "learner_group" / "learner" / "rl_module"
+    module = RLModule.from_checkpoint(str(module_path.resolve()))
+    for sub in module.values():
+        if hasattr(sub, "eval"):
+            sub.eval()  # torch modules: inference mode (no dropout etc.)
+    out = out or sys.stdout
+
+    par_env = build_parallel_env(env_config)
+    per_episode: list[dict[str, float]] = []
+    try:
+        for i in range(episodes):
+            obs, _ = par_env.reset(seed=seed + i)
+            while par_env.agents:
+                actions = greedy_actions(module, obs, mapping_fn)
+                obs, _, _, _, _ = par_env.step(actions)
+                if render and i == 0:
+                    print(par_env.render(), file=out)
+            stats_fn = getattr(par_env.unwrapped, "episode_stats", None)
+            if not callable(stats_fn):
+                raise ValueError(f"env {info.get('env')!r} has no episode_stats()")
+            per_episode.append(dict(stats_fn()))
+    finally:
+        par_env.close()
+
+    def mean(key: str) -> float:
+        return float(sum(s[key] for s in per_episode) / len(per_episode))
+
+    agents = sorted(
+        (k.split("/", 1)[1] for k in per_episode[0] if k.startswith("utility/")),
+        key=lambda a: (len(a), a),
+    )
+    return {
+        "utilization": mean("utilization"),
+        "cv": mean("cv"),
+        "min_utility": mean("min_utility"),
+        "max_utility": mean("max_utility"),
+        "average_utility": mean("average_utility"),
+        "per_agent_utility": {a: mean(f"utility/{a}") for a in agents},
+        "episodes": episodes,
+        "env": info.get("env"),
+        "checkpoint": str(checkpoint),
+        "per_episode": per_episode,
+    }
+
+
+def format_evaluation(report: Mapping[str, Any]) -> str:
+    """A plain-text table of :func:`evaluate_checkpoint`'s figures."""
+    lines = [
+        f"env {report['env']}, {report['episodes']} greedy episode(s), checkpoint "
+        f"{report['checkpoint']}",
+        f"{'agent':<16}{'utility':>12}",
+    ]
+    lines += [f"{a:<16}{u:>12.5f}" for a, u in report["per_agent_utility"].items()]
+    lines.append("-" * 28)
+    for key in ("utilization", "cv", "average_utility", "min_utility", "max_utility"):
+        lines.append(f"{key:<16}{report[key]:>12.5f}")
+    return "\n".join(lines)

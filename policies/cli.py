@@ -1,0 +1,101 @@
+"""Command-line flags shared by ``scripts/train.py`` and FEN's ``scripts/train_fen.py``.
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    args = parser.parse_args()
+    with cli_errors():             # ValueError -> "error: ..." on stderr, exit code 2
+        run_settings(args)        # validated dict of the shared flags
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+from policies.config import parse_overrides
+
+EXIT_USAGE = 2
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add --iterations --num-env-runners --envs-per-runner --seed --logdir --address
+    --checkpoint-every --resume --set to ``parser``."""
+    g = parser.add_argument_group("run")
+    g.add_argument("--iterations", type=int, default=10, help="training iterations (default 10)")
+    g.add_argument(
+        "--num-env-runners", type=int, default=1,
+        help="remote env-runner processes sampling in parallel (0: sample in the driver)",
+    )
+    g.add_argument(
+        "--envs-per-runner", type=int, default=8,
+        help="environments each env runner steps as one vector (default 8)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    g.add_argument("--logdir", default=None, help="run directory: TensorBoard files, checkpoints")
+    g.add_argument(
+        "--address", default=None,
+        help="HOST:PORT of an existing Ray cluster (default: start a local Ray on loopback)",
+    )
+    g.add_argument(
+        "--checkpoint-every", type=int, default=0,
+        help="save a checkpoint every N iterations (0: only after the last one)",
+    )
+    g.add_argument(
+        "--resume", default=None, metavar="CHECKPOINT", help="continue from a checkpoint"
+    )
+    g.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+        help="override an AlgorithmConfig field, e.g. --set lr=1e-3 (repeatable)",
+    )
+    g.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
+    return parser
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The shared flags, validated (ValueError naming the bad value otherwise)."""
+    checks: list[tuple[str, int, int]] = [
+        ("--iterations", args.iterations, 1),
+        ("--num-env-runners", args.num_env_runners, 0),
+        ("--envs-per-runner", args.envs_per_runner, 1),
+        ("--seed", args.seed, 0),
+        ("--checkpoint-every", args.checkpoint_every, 0),
+    ]
+    for flag, value, low in checks:
+        if value < low:
+            raise ValueError(f"{flag} must be >= {low}, got {value}")
+    return {
+        "iterations": args.iterations,
+        "num_env_runners": args.num_env_runners,
+        "envs_per_runner": args.envs_per_runner,
+        "seed": args.seed,
+        "logdir": args.logdir,
+        "address": args.address,
+        "checkpoint_every": args.checkpoint_every,
+        "resume": args.resume,
+        "overrides": parse_overrides(args.overrides),
+    }
+
+
+def fail(message: str) -> NoReturn:
+    """One line on stderr and exit code 2."""
+    first = " ".join(str(message).split())
+    print(f"error: {first}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn our ValueErrors (bad names, values, paths) into one line + exit code 2."""
+    try:
+        yield
+    except ValueError as e:
+        fail(str(e))
+
+
+def main_with_errors(fn: Callable[[], Any]) -> Any:
+    """Call ``fn()`` inside :func:`cli_errors`."""
+    with cli_errors():
+        return fn()
