@@ -100,8 +100,12 @@ class FairnessCallbacks(RLlibCallback):
         for key, value in (stats or {}).items():
             if isinstance(value, int | float) and math.isfinite(value):
                 metrics_logger.log_value(f"{FAIRNESS_PREFIX}/{key}", float(value), reduce="mean")
+        # wrappers with their own agent ids (e.g. FEN's per-period controller and
+        # sub-policy ids) would flood the logs: keep the environment's agents
+        env_agents = {k.split("/", 1)[1] for k in stats or {} if k.startswith("utility/")}
         for agent, value in returns.items():
-            metrics_logger.log_value(f"{AGENT_RETURN_PREFIX}/{agent}", value, reduce="mean")
+            if not env_agents or agent in env_agents:
+                metrics_logger.log_value(f"{AGENT_RETURN_PREFIX}/{agent}", value, reduce="mean")
 
     @staticmethod
     def _stats_from_env(
