@@ -1,0 +1,131 @@
+"""Command line of ``scripts/train_fen.py``: train FEN, a variant or a baseline.
+
+    python scripts/train_fen.py --env job_scheduling --variant fen --iterations 10 \
+        --logdir runs/fen_js [--policy-mode shared] [--period 25] [--subpolicies 4] \
+        [--gossip-graph random3 --gossip-rounds 10] [--intrinsic-reward log_p] \
+        [--address HOST:PORT] [--checkpoint-every 5] [--resume CHECKPOINT] [--set lr=1e-4]
+
+Prints one progress line per iteration, then the final fairness table and where the
+TensorBoard logs are. Bad input: one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from policies.cli import add_run_arguments, cli_errors, run_settings
+from policies.fen.discriminator import REWARDS
+from policies.fen.gossip import GRAPHS
+from policies.fen.variants import DEFAULT_POLICY_MODE, POLICY_MODES, VARIANTS
+
+FEN_ENVS = tuple(DEFAULT_POLICY_MODE)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Train FEN (or a fairness baseline) with RLlib.")
+    p.add_argument("--env", default="job_scheduling", help=f"one of {list(FEN_ENVS)}")
+    p.add_argument("--variant", default="fen", help=f"one of {list(VARIANTS)}")
+    p.add_argument("--policy-mode", default=None,
+                   help=f"one of {list(POLICY_MODES)} (default: shared for job_scheduling and "
+                        "matthew_effect, independent for manufacturing_plant)")
+    p.add_argument("--period", type=int, default=None, help="controller period T")
+    p.add_argument("--subpolicies", type=int, default=None, help="number of sub-policies M")
+    p.add_argument("--gossip-graph", default=None, help=f"fen_gossip graph: {list(GRAPHS)}")
+    p.add_argument("--gossip-rounds", type=int, default=None, help="fen_gossip rounds per step")
+    p.add_argument("--intrinsic-reward", default=None,
+                   help=f"sub-policies' reward: {list(REWARDS)} (default log_p)")
+    p.add_argument("--env-kwargs", default="{}",
+                   help='JSON dict of environment keyword arguments, e.g. \'{"max_cycles": 200}\'')
+    p.add_argument("--summary-json", default=None, help="write the final summary to this file")
+    add_run_arguments(p)
+    return p.parse_args(argv)
+
+
+def fen_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The FEN-specific flags that were given, validated."""
+    if args.gossip_graph is not None and args.gossip_graph not in GRAPHS:
+        raise ValueError(f"unknown --gossip-graph {args.gossip_graph!r}; allowed: {list(GRAPHS)}")
+    if args.intrinsic_reward is not None and args.intrinsic_reward not in REWARDS:
+        raise ValueError(
+            f"unknown --intrinsic-reward {args.intrinsic_reward!r}; allowed: {list(REWARDS)}"
+        )
+    for flag, value in (("--period", args.period), ("--subpolicies", args.subpolicies),
+                        ("--gossip-rounds", args.gossip_rounds)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    given = {
+        "period": args.period,
+        "n_subpolicies": args.subpolicies,
+        "gossip_graph": args.gossip_graph,
+        "gossip_rounds": args.gossip_rounds,
+        "intrinsic_reward": args.intrinsic_reward,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def fairness_table(metrics: dict[str, float]) -> str:
+    """The final fairness figures of a run as a small text table."""
+    rows = [("utilization", "fairness/utilization"), ("CV", "fairness/cv"),
+            ("min utility", "fairness/min_utility"), ("max utility", "fairness/max_utility"),
+            ("average utility", "fairness/average_utility"), ("products", "fairness/products"),
+            ("fair-efficient reward", "fairness/fair_efficient_reward")]
+    lines = [f"{name:>24}  {metrics[key]:.4f}" for name, key in rows if key in metrics]
+    agents = sorted(k.removeprefix("fairness/utility/") for k in metrics
+                    if k.startswith("fairness/utility/"))
+    lines += [f"{'utility of ' + a:>24}  {metrics['fairness/utility/' + a]:.4f}" for a in agents]
+    choices = sorted(k for k in metrics if k.startswith("fairness/controller/choice_freq/"))
+    lines += [f"{'controller picks ' + k.rsplit('/', 1)[1]:>24}  {metrics[k]:.3f}"
+              for k in choices]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with cli_errors():
+        from policies.fen.config import build_fen_config
+        from policies.training import check_resume_compatible, init_ray, run_training
+
+        run = run_settings(args)
+        options = fen_options(args)
+        try:
+            env_kwargs = json.loads(args.env_kwargs)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--env-kwargs is not valid JSON ({args.env_kwargs!r}): {e}") from e
+        if not isinstance(env_kwargs, dict):
+            raise ValueError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
+        if args.policy_mode is not None and args.policy_mode not in POLICY_MODES:
+            raise ValueError(
+                f"unknown --policy-mode {args.policy_mode!r}; allowed: {list(POLICY_MODES)}")
+        config = build_fen_config(
+            args.env, args.variant, policy_mode=args.policy_mode, seed=run["seed"],
+            num_env_runners=run["num_env_runners"], envs_per_runner=run["envs_per_runner"],
+            env_kwargs=env_kwargs, fen_options=options, overrides=run["overrides"],
+        )
+        run_info = {
+            "env": args.env, "variant": args.variant, "algo": "ppo",
+            "policy_mode": args.policy_mode or DEFAULT_POLICY_MODE[args.env],
+            "factory": config.env_config["factory"], "env_config": config.env_config,
+            "seed": run["seed"], "command": " ".join(["train_fen.py", *sys.argv[1:]]),
+        }
+        if run["resume"] is not None:
+            check_resume_compatible(run_info, run["resume"])  # before starting Ray
+        logdir = run["logdir"] or f"runs/fen_{args.variant}_{args.env}_s{run['seed']}"
+        init_ray(run["address"])
+        summary = run_training(
+            config, iterations=run["iterations"], logdir=logdir,
+            checkpoint_every=run["checkpoint_every"], resume=run["resume"],
+            run_info=run_info, verbose=not args.quiet,
+        )
+    summary.pop("result", None)
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(summary, indent=2, default=str))
+    print(f"\nFEN variant {args.variant!r} on {args.env}, after {summary['training_iteration']} "
+          f"iterations ({summary['env_steps']} env steps, {summary['wall_time_s']:.0f} s):")
+    print(fairness_table(summary["metrics"]))
+    print(f"\ncheckpoint: {summary['checkpoint']}")
+    print(f"TensorBoard: tensorboard --logdir {summary['logdir']}")
+    return 0
