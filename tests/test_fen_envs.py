@@ -63,19 +63,25 @@ def test_rewards_reach_the_right_agents():
         obs, rew, term, trunc, infos = env.step({a: 0 for a in env.agents})
         assert rew[subpolicy_id("agent_0", 0, 0)] == 1.0
         assert rew[subpolicy_id("agent_1", 0, 2)] == 0.0
-    # end of period: segments terminate; controllers get rhat and terminate
+    # end of period: segments terminate; the next decisions are requested
     u = env.base.reward_sums / env.base.num_steps
     rhat = fair_efficient_reward(u, u.mean(), 0.25)
     for i, a in enumerate(agents):
         assert term[subpolicy_id(a, 0, 0 if i == 0 else 2)]
-        assert term[controller_id(a, 0)]
-        assert rew[controller_id(a, 0)] == pytest.approx(rhat[i])
-        assert not term[controller_id(a, 1)]  # the next decision is pending
+        assert not term[controller_id(a, 1)]
+        assert controller_id(a, 0) not in obs  # still running until the next decision
     assert set(env.agents) == {controller_id(a, 1) for a in agents}
     # observations carry the controller features [(u - ubar)/ubar, min(1, ubar/c)]
     o = obs[controller_id("agent_0", 1)]
     assert o.shape == (15,)
     assert o[13] == pytest.approx(3.0) and o[14] == pytest.approx(1.0)
+    # the controller step closes the finished decisions with their rhat
+    obs, rew, term, trunc, infos = env.step({controller_id(a, 1): 1 for a in agents})
+    for i, a in enumerate(agents):
+        assert term[controller_id(a, 0)]
+        assert rew[controller_id(a, 0)] == pytest.approx(rhat[i])
+        assert infos[controller_id(a, 0)]["fair_efficient_reward"] == pytest.approx(rhat[i])
+        assert not term[subpolicy_id(a, 1, 1)]
 
 
 def test_episode_end_terminates_everyone_and_reports_controller_behaviour():

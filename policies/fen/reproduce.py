@@ -102,7 +102,11 @@ def run_one(plan: ReproductionPlan, variant: str, seed: int) -> dict[str, Any]:
         return done
     latest = run_dir / LATEST_FILE
     resume = latest.read_text().strip() if latest.exists() else None
-    already = done["training_iteration"] if done is not None else 0
+    if resume is not None and not Path(resume).exists():
+        resume = None  # checkpoints are not committed: a fresh clone retrains from scratch
+    already = done["training_iteration"] if done is not None and resume is not None else 0
+    if resume is None:
+        done = None
     config = build_fen_config(
         plan.env, variant, seed=seed, num_env_runners=plan.num_env_runners,
         envs_per_runner=plan.envs_per_runner, env_kwargs=plan.env_kwargs,
