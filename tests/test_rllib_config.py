@@ -1,0 +1,74 @@
+"""AlgorithmConfigs: algorithms, policy modes, run settings, --set overrides."""
+
+import pytest
+
+from policies.a2c import A2CConfig
+from policies.callbacks import FairnessCallbacks
+from policies.config import (
+    SHARED_MODULE_ID,
+    apply_overrides,
+    apply_run_settings,
+    build_config,
+    parse_overrides,
+)
+
+
+@pytest.mark.parametrize(
+    "algo,cls", [("ppo", "PPOConfig"), ("dqn", "DQNConfig"), ("a2c", "A2CConfig")]
+)
+def test_build_config_modes(algo, cls):
+    ind = build_config("job_scheduling", algo, "independent", seed=3)
+    assert type(ind).__name__ == cls
+    assert set(ind.policies) == {f"agent_{i}" for i in range(4)}
+    assert ind.policy_mapping_fn("agent_2", None) == "agent_2"
+    shared = build_config("matthew_effect", algo, "shared", seed=3)
+    assert set(shared.policies) == {SHARED_MODULE_ID}
+    assert shared.policy_mapping_fn("agent_7", None) == SHARED_MODULE_ID
+    assert shared.env_config["seed"] == 3 and shared.seed == 3
+    assert shared.restart_failed_env_runners
+    assert shared.callbacks_class is FairnessCallbacks
+
+
+def test_apply_run_settings_on_foreign_config():
+    cfg = apply_run_settings(A2CConfig(), seed=7, num_env_runners=2, envs_per_runner=4)
+    assert (cfg.num_env_runners, cfg.num_envs_per_env_runner) == (2, 4)
+    assert cfg.env_config == {"seed": 7, "torch_threads": 1}
+    with pytest.raises(ValueError, match="envs_per_runner"):
+        apply_run_settings(A2CConfig(), seed=0, num_env_runners=0, envs_per_runner=0)
+
+
+def test_overrides():
+    assert parse_overrides(["lr=1e-3", "model_config.fcnet_hiddens=[32, 32]", "x=abc"]) == {
+        "lr": 1e-3, "model_config.fcnet_hiddens": [32, 32], "x": "abc",
+    }
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["lr"])
+    cfg = build_config(
+        "job_scheduling", "ppo", "shared",
+        overrides={"lr": 1e-3, "num_epochs": 2, "model_config.fcnet_hiddens": [16]},
+    )
+    assert cfg.lr == 1e-3 and cfg.num_epochs == 2 and cfg.model_config["fcnet_hiddens"] == [16]
+    with pytest.raises(ValueError, match="unknown config field 'lrr'"):
+        apply_overrides(cfg, {"lrr": 1})
+    dqn = build_config(
+        "job_scheduling", "dqn", "shared", overrides={"replay_buffer_config.capacity": 99}
+    )
+    assert dqn.replay_buffer_config["capacity"] == 99
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (("nope", "ppo", "shared"), "unknown environment 'nope'"),
+        (("job_scheduling", "sac", "shared"), "unknown algorithm 'sac'"),
+        (("job_scheduling", "ppo", "both"), "unknown policy mode 'both'"),
+    ],
+)
+def test_bad_names(args, match):
+    with pytest.raises(ValueError, match=match):
+        build_config(*args)
+
+
+def test_bad_env_kwarg():
+    with pytest.raises(ValueError, match="unknown keyword"):
+        build_config("job_scheduling", "ppo", "shared", env_kwargs={"max_cyclez": 3})
