@@ -99,3 +99,54 @@ def test_bad_variant_and_env_are_rejected():
         build_fen_config("job_scheduling", "fenn")
     with pytest.raises(ValueError, match="FEN runs on"):
         build_fen_config("chain0101", "fen")
+
+
+def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, capsys):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from policies.fen.train import main
+
+    tiny = ["--env", "job_scheduling", "--variant", "fen", "--num-env-runners", "0",
+            "--envs-per-runner", "2", "--period", "10", "--env-kwargs", '{"max_cycles": 30}',
+            "--set", "train_batch_size_per_learner=240", "--set", "minibatch_size=120",
+            "--set", "num_epochs=1", "--logdir", str(tmp_path / "run")]
+    assert main([*tiny, "--iterations", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "utilization" in out and "controller picks sub0" in out and "tensorboard --logdir" in out
+    checkpoint = (tmp_path / "run" / "latest_checkpoint.txt").read_text().strip()
+    assert main([*tiny, "--iterations", "1", "--resume", checkpoint]) == 0
+    assert "now at 2" in capsys.readouterr().out
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(root / "scripts" / "evaluate.py"), "--checkpoint", checkpoint,
+         "--episodes", "2", "--json", str(tmp_path / "eval.json")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads((tmp_path / "eval.json").read_text())
+    assert figures["episodes"] == 2
+    assert set(figures["per_agent_utility"]) == {f"agent_{i}" for i in range(4)}
+    assert 0.0 <= figures["utilization"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--variant", "fenn"], "unknown FEN variant 'fenn'"),
+        (["--gossip-graph", "star"], "unknown --gossip-graph 'star'"),
+        (["--env", "chain0101"], "FEN runs on"),
+        (["--policy-mode", "mixed"], "unknown --policy-mode 'mixed'"),
+        (["--set", "no_such_field=1"], "no_such_field"),
+        (["--resume", "/nonexistent/checkpoint"], "does not exist"),
+    ],
+)
+def test_train_fen_cli_rejects_bad_input_with_exit_code_2(argv, message, capsys):
+    from policies.fen.train import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
