@@ -73,6 +73,7 @@ class JobSchedulingEnv(ResourceEnv):
         self._positions = np.zeros((n_agents, 2), dtype=np.int64)
         self._resource = np.zeros(2, dtype=np.int64)
         self._holder = -1
+        self._patch_offsets = _PATCH[:, 0] * (grid_size + 2) + _PATCH[:, 1]
 
     def _reset_state(self) -> None:
         g = self.grid_size
@@ -84,8 +85,13 @@ class JobSchedulingEnv(ResourceEnv):
         self._holder = self._find_holder()
 
     def _find_holder(self) -> int:
-        on = np.flatnonzero(np.all(self._positions == self._resource, axis=1))
-        return int(on[0]) if on.size else -1
+        rx, ry = self._resource.tolist()
+        if not self._occupied[rx, ry]:
+            return -1
+        for i, (x, y) in enumerate(self._positions.tolist()):
+            if x == rx and y == ry:
+                return i
+        return -1
 
     def _step_state(self, actions: np.ndarray) -> np.ndarray:
         move_blocking(self._positions, actions, self._occupied, 1, self.grid_size)
@@ -100,20 +106,18 @@ class JobSchedulingEnv(ResourceEnv):
         obs = np.empty((self.n_agents, 13), dtype=np.float32)
         obs[:, 0:2] = pos
         obs[:, 2:4] = self._resource - pos
-        obs[:, 4:] = self._occupied[
-            pos[:, 0:1] + _PATCH[:, 0], pos[:, 1:2] + _PATCH[:, 1]
-        ]
+        # flat indices into the padded occupancy grid (cheaper than 2-D fancy indexing)
+        width = self.grid_size + 2
+        flat = pos[:, 0] * width + pos[:, 1]
+        obs[:, 4:] = self._occupied.ravel()[flat[:, None] + self._patch_offsets]
         return obs
 
     def _infos(self) -> list[dict[str, Any]]:
-        holder = self.possible_agents[self._holder] if self._holder >= 0 else None
+        h = self._holder
+        holder = self.possible_agents[h] if h >= 0 else None
         return [
-            {
-                "resource_holder": holder,
-                "on_resource": i == self._holder,
-                "position": (int(self._positions[i, 0]), int(self._positions[i, 1])),
-            }
-            for i in range(self.n_agents)
+            {"resource_holder": holder, "on_resource": i == h, "position": (x, y)}
+            for i, (x, y) in enumerate(self._positions.tolist())
         ]
 
     @property

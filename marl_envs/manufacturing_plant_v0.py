@@ -91,7 +91,9 @@ class ManufacturingPlantEnv(ResourceEnv):
         low[:2] = 1
         high = np.full(obs_dim, n_types, dtype=np.float32)
         high[:2] = g
-        high[2 : 2 + n_types] = np.inf
+        # possession can never exceed every gem of an episode: at most max_gems before the
+        # last step and n_gems on it (a finite bound; PettingZoo warns about infinite ones)
+        high[2 : 2 + n_types] = max_gems + n_gems
         super().__init__(
             n_agents, spaces.Box(low, high, dtype=np.float32), max_cycles, render_mode
         )
@@ -103,11 +105,16 @@ class ManufacturingPlantEnv(ResourceEnv):
         self.product_reward = product_reward
         self.max_gems = max_gems
         self.max_fair_utility = max_fair_utility
-        self._required = req > 0
+        self._req_list: list[list[int]] = req.tolist()
+        #: per agent, the (type, units) pairs it needs for one product
+        self._needs: list[list[tuple[int, int]]] = [
+            [(t, n) for t, n in enumerate(row) if n > 0] for row in self._req_list
+        ]
         # padded grids: cells 1..grid_size, a border of _VIEW cells for the local map
         size = grid_size + 2 * _VIEW
         self._occupied = np.zeros((size, size), dtype=bool)
         self._gem_map = np.zeros((size, size), dtype=np.float32)
+        self._patch_offsets = _PATCH[:, 0] * size + _PATCH[:, 1]
         self._positions = np.zeros((n_agents, 2), dtype=np.int64)
         self._gems = np.zeros((n_gems, 2), dtype=np.int64)
         self._gem_types = np.zeros(n_gems, dtype=np.int64)
@@ -142,35 +149,48 @@ class ManufacturingPlantEnv(ResourceEnv):
         move_blocking(
             self._positions, actions, self._occupied, 1 + shift, self.grid_size + shift
         )
-        rewards = np.zeros(self.n_agents)
-        self._collected[:] = 0
-        pos = self._positions
-        for j in range(self.n_gems):
-            on = np.flatnonzero((pos[:, 0] == self._gems[j, 0]) & (pos[:, 1] == self._gems[j, 1]))
-            if on.size == 0:
-                continue
-            i = on[0]
-            t = self._gem_types[j]
-            self._possession[i, t] += 1
-            if self._possession[i, t] < self.requirements[i, t]:
-                rewards[i] += self.gem_reward
-            self._collected[i] += 1
-            self._gems[j] = self.np_random.integers(2, self.grid_size, size=2) + shift
-            self._gem_types[j] = self.np_random.integers(self.n_gem_types)
-        if self._collected.any():
-            self.total_gems += int(self._collected.sum())
-            self._paint_gems()
-            ratio = np.where(
-                self._required, self._possession // np.maximum(self.requirements, 1), np.iinfo(
-                    np.int64).max
-            )
-            self._made = ratio.min(axis=1)
-            self._possession -= self._made[:, None] * self.requirements
-            self._total_products += self._made
-            rewards += self.product_reward * self._made
-        else:
+        # Python lists: with 5 agents and 8 gems this beats any numpy formulation
+        pos = self._positions.tolist()
+        gems = self._gems.tolist()
+        hit = [j for j, cell in enumerate(gems) if cell in pos]
+        if not hit:  # most steps collect nothing
+            self._collected[:] = 0
             self._made[:] = 0
-        return rewards
+            return np.zeros(self.n_agents)
+        # each hit gem, in index order, goes to the first agent on it, then respawns
+        # (position, then type: the public code's draw order)
+        rng = self.np_random
+        req = self._req_list
+        possession = self._possession.tolist()
+        types = self._gem_types
+        collected = [0] * self.n_agents
+        reward = [0.0] * self.n_agents
+        for j in hit:
+            i = pos.index(gems[j])
+            t = int(types[j])
+            have = possession[i]
+            have[t] += 1
+            if have[t] < req[i][t]:
+                reward[i] += self.gem_reward
+            collected[i] += 1
+            self._gems[j] = rng.integers(2, self.grid_size, size=2) + shift
+            types[j] = rng.integers(self.n_gem_types)
+        # complete sets become products: k = min over required types of have // need
+        made = [0] * self.n_agents
+        for i, have in enumerate(possession):
+            k = min(have[t] // need for t, need in self._needs[i])
+            if k:
+                made[i] = k
+                reward[i] += self.product_reward * k
+                for t, need in self._needs[i]:
+                    have[t] -= k * need
+        self._possession[:] = possession
+        self._collected[:] = collected
+        self._made[:] = made
+        self._total_products += self._made
+        self.total_gems += sum(collected)
+        self._paint_gems()
+        return np.array(reward)
 
     def _terminated(self) -> bool:
         return self.total_gems > self.max_gems
@@ -180,9 +200,9 @@ class ManufacturingPlantEnv(ResourceEnv):
         obs = np.empty((self.n_agents, self.observation_space_dim), dtype=np.float32)
         obs[:, 0:2] = pos - (_VIEW - 1)
         obs[:, 2 : 2 + self.n_gem_types] = self._possession
-        obs[:, 2 + self.n_gem_types :] = self._gem_map[
-            pos[:, 0:1] + _PATCH[:, 0], pos[:, 1:2] + _PATCH[:, 1]
-        ]
+        width = self._gem_map.shape[1]
+        flat = pos[:, 0] * width + pos[:, 1]
+        obs[:, 2 + self.n_gem_types :] = self._gem_map.ravel()[flat[:, None] + self._patch_offsets]
         return obs
 
     @property
@@ -198,15 +218,22 @@ class ManufacturingPlantEnv(ResourceEnv):
         return {"products": float(self.products), "gems_collected": float(self.total_gems)}
 
     def _infos(self) -> list[dict[str, Any]]:
+        total = self.total_gems
         return [
             {
-                "gems_collected": int(self._collected[i]),
-                "products_made": int(self._made[i]),
-                "total_products": int(self._total_products[i]),
-                "total_gems": self.total_gems,
-                "possession": self._possession[i].tolist(),
+                "gems_collected": c,
+                "products_made": m,
+                "total_products": p,
+                "total_gems": total,
+                "possession": h,
             }
-            for i in range(self.n_agents)
+            for c, m, p, h in zip(
+                self._collected.tolist(),
+                self._made.tolist(),
+                self._total_products.tolist(),
+                self._possession.tolist(),
+                strict=True,
+            )
         ]
 
     def _render_ansi(self) -> str:

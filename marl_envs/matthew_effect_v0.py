@@ -79,6 +79,7 @@ class MatthewEffectEnv(ResourceEnv):
         self._ghosts = np.zeros((n_ghosts, 2))
         self._eaten = np.zeros(n_agents, dtype=np.int64)
         self._total_eaten = np.zeros(n_agents, dtype=np.int64)
+        self._d2: np.ndarray | None = None  # ghost-agent squared distances, when current
 
     def _reset_state(self) -> None:
         rng = self.np_random
@@ -89,15 +90,27 @@ class MatthewEffectEnv(ResourceEnv):
         self._speed = self.base_speed + self._size
         self._eaten[:] = 0
         self._total_eaten[:] = 0
+        self._d2 = None
 
     def _step_state(self, actions: np.ndarray) -> np.ndarray:
         pos = self._positions
         pos += MOVES[actions] * self._speed[:, None]
         np.clip(pos, 0.0, 1.0, out=pos)
         self._eaten[:] = 0
+        diff = pos[None, :, :] - self._ghosts[:, None, :]
+        d2 = (diff * diff).sum(axis=2)  # (n_ghosts, n_agents)
+        if (d2 < self._size * self._size).any():
+            self._eat(pos)
+            self._d2 = None
+        else:
+            self._d2 = d2  # ghosts unchanged: the observation can reuse the distances
+        return (self._eaten > 0).astype(np.float64)
+
+    def _eat(self, pos: np.ndarray) -> None:
+        """Each ghost in turn goes to the first Pac-man (index order) that reaches it."""
         for k in range(self.n_ghosts):
-            d2 = np.sum((pos - self._ghosts[k]) ** 2, axis=1)
-            hits = np.flatnonzero(d2 < self._size**2)
+            diff = pos - self._ghosts[k]
+            hits = np.flatnonzero((diff * diff).sum(axis=1) < self._size * self._size)
             if hits.size:
                 j = hits[0]
                 self._eaten[j] += 1
@@ -105,12 +118,14 @@ class MatthewEffectEnv(ResourceEnv):
                 self._size[j] = min(self._size[j] + self.growth, self.max_size)
                 self._speed[j] = self.base_speed + self._size[j]
         self._total_eaten += self._eaten
-        return (self._eaten > 0).astype(np.float64)
 
     def _observations(self) -> np.ndarray:
         pos = self._positions
-        d2 = np.sum((pos[:, None, :] - self._ghosts[None, :, :]) ** 2, axis=2)
-        nearest = self._ghosts[np.argmin(d2, axis=1)]
+        d2 = self._d2
+        if d2 is None:
+            diff = pos[None, :, :] - self._ghosts[:, None, :]
+            d2 = (diff * diff).sum(axis=2)
+        nearest = self._ghosts[d2.argmin(axis=0)]
         obs = np.empty((self.n_agents, 6), dtype=np.float32)
         obs[:, 0:2] = pos
         obs[:, 2] = self._size
@@ -127,13 +142,14 @@ class MatthewEffectEnv(ResourceEnv):
 
     def _infos(self) -> list[dict[str, Any]]:
         return [
-            {
-                "ghosts_eaten": int(self._eaten[i]),
-                "total_ghosts_eaten": int(self._total_eaten[i]),
-                "size": float(self._size[i]),
-                "speed": float(self._speed[i]),
-            }
-            for i in range(self.n_agents)
+            {"ghosts_eaten": e, "total_ghosts_eaten": t, "size": s, "speed": v}
+            for e, t, s, v in zip(
+                self._eaten.tolist(),
+                self._total_eaten.tolist(),
+                self._size.tolist(),
+                self._speed.tolist(),
+                strict=True,
+            )
         ]
 
     def _render_ansi(self, cells: int = 20) -> str:

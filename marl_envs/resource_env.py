@@ -132,9 +132,16 @@ class ResourceEnv(ParallelEnv):
                 f"missing action for agent(s) {missing}; every live agent must act "
                 f"(allowed actions: integers 0..{self.n_actions - 1})"
             )
+        values = [actions[agent] for agent in self.possible_agents]
+        # fast path: plain Python / numpy integer scalars, all in range
+        if (
+            _INT_TYPES.issuperset(map(type, values))
+            and min(values) >= 0
+            and max(values) < self.n_actions
+        ):
+            return np.array(values, dtype=np.int64)
         out = np.empty(self.n_agents, dtype=np.int64)
-        for i, agent in enumerate(self.possible_agents):
-            a = actions[agent]
+        for i, (agent, a) in enumerate(zip(self.possible_agents, values, strict=True)):
             if isinstance(a, np.ndarray) and a.shape == ():
                 a = a.item()
             if (
@@ -222,6 +229,10 @@ AGENT_COLOURS = np.array(
     ],
     dtype=np.uint8,
 )
+_MOVES_LIST: list[list[int]] = MOVES.tolist()
+
+#: the integer scalar types the action fast path accepts without per-agent checks
+_INT_TYPES = frozenset({int, *(np.dtype(c).type for c in np.typecodes["AllInteger"])})
 
 
 def move_blocking(
@@ -232,22 +243,34 @@ def move_blocking(
     A move that leaves ``[low, high]`` on either axis bounces back (no move); a move
     into a cell marked in ``occupied`` is blocked. Cells an agent moves into are
     marked at once and cells it leaves are freed only after everyone has moved, so
-    agent k cannot step into a cell agent j < k is leaving this step. ``occupied`` is
-    rebuilt from the final positions.
+    agent k cannot step into a cell agent j < k is leaving this step.
+
+    ``occupied`` must mark exactly the agents' cells on entry (as every env keeps it)
+    and marks exactly their final cells on return.
+    The loop runs on Python scalars: numpy indexing and array rebuilds would cost
+    more than the moves themselves.
     """
-    for i in range(positions.shape[0]):
-        a = actions[i]
+    pos = positions.tolist()
+    vacated = []
+    for i, a in enumerate(actions.tolist()):
         if a == 0:
             continue
-        x = positions[i, 0] + MOVES[a, 0]
-        y = positions[i, 1] + MOVES[a, 1]
+        dx, dy = _MOVES_LIST[a]
+        x0, y0 = pos[i]
+        x = x0 + dx
+        y = y0 + dy
         if x < low or x > high or y < low or y > high or occupied[x, y]:
             continue
         occupied[x, y] = True
+        pos[i] = [x, y]
         positions[i, 0] = x
         positions[i, 1] = y
-    occupied[:] = False
-    occupied[positions[:, 0], positions[:, 1]] = True
+        vacated.append((x0, y0))
+    if vacated:
+        for x0, y0 in vacated:
+            occupied[x0, y0] = False
+        for x, y in pos:  # agents that started on a shared cell keep it marked
+            occupied[x, y] = True
 
 
 def paint_cells(cells: np.ndarray, cell_px: int) -> np.ndarray:
