@@ -1,4 +1,4 @@
-"""Command-line flags shared by ``scripts/train.py`` and FEN's ``scripts/train_fen.py``.
+"""Command-line flags and light name checks shared by ``scripts/train.py`` and FEN's script.
 
     parser = argparse.ArgumentParser()
     add_run_arguments(parser)
@@ -10,12 +10,67 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
-from policies.config import parse_overrides
+import marl_envs
+
+ALGOS: tuple[str, ...] = ("ppo", "dqn", "a2c")
+POLICY_MODES: tuple[str, ...] = ("independent", "shared")
+#: the FEN environments train.py targets (every one has episode_stats / max_fair_utility)
+FEN_ENVS: tuple[str, ...] = ("job_scheduling", "matthew_effect", "manufacturing_plant")
+
+
+def check_choice(kind: str, value: str, allowed: Sequence[str]) -> str:
+    """``value`` if it is in ``allowed``; else a ValueError naming both."""
+    if value not in allowed:
+        raise ValueError(f"unknown {kind} {value!r}; allowed: {list(allowed)}")
+    return value
+
+
+def check_env(env: str) -> str:
+    """``env`` if train.py can train on it (a FEN env registered in marl_envs)."""
+    if env not in marl_envs.ENV_NAMES:
+        raise ValueError(
+            f"unknown environment {env!r}; allowed: "
+            f"{[e for e in FEN_ENVS if e in marl_envs.ENV_NAMES]}"
+        )
+    if env not in FEN_ENVS:
+        raise ValueError(
+            f"environment {env!r} is not a FEN resource environment (no per-step "
+            f"PettingZoo training episodes to fit); train.py supports: {list(FEN_ENVS)}"
+        )
+    return env
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: a Python/JSON literal (numbers, lists, dicts, True, None), else text."""
+    lowered = text.strip()
+    aliases = {"true": True, "false": False, "null": None, "none": None}
+    if lowered.lower() in aliases:
+        return aliases[lowered.lower()]
+    try:
+        return ast.literal_eval(lowered)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_overrides(items: Iterable[str] | None) -> dict[str, Any]:
+    """``["lr=1e-3", "model_config.fcnet_hiddens=[32]"]`` -> dict; bad items raise."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        out[key] = parse_value(value)
+    return out
+
+
 
 EXIT_USAGE = 2
 
@@ -66,6 +121,8 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     for flag, value, low in checks:
         if value < low:
             raise ValueError(f"{flag} must be >= {low}, got {value}")
+    if args.resume is not None and not Path(args.resume).exists():
+        raise ValueError(f"checkpoint path {args.resume!r} does not exist")
     return {
         "iterations": args.iterations,
         "num_env_runners": args.num_env_runners,

@@ -13,8 +13,7 @@ Policy modes: ``independent`` maps agent ``agent_i`` to its own module ``agent_i
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
@@ -23,15 +22,19 @@ from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-import marl_envs
 from policies.a2c import A2CConfig
 from policies.callbacks import FairnessCallbacks
+from policies.cli import (  # noqa: F401  (re-exported: the names live in the light cli module)
+    ALGOS,
+    FEN_ENVS,
+    POLICY_MODES,
+    check_choice,
+    check_env,
+    parse_overrides,
+    parse_value,
+)
 from policies.rllib_env import PettingZooMultiAgentEnv, describe_env
 
-ALGOS: tuple[str, ...] = ("ppo", "dqn", "a2c")
-POLICY_MODES: tuple[str, ...] = ("independent", "shared")
-#: the FEN environments train.py targets (every one has episode_stats / max_fair_utility)
-FEN_ENVS: tuple[str, ...] = ("job_scheduling", "matthew_effect", "manufacturing_plant")
 SHARED_MODULE_ID = "shared"
 DEFAULT_HIDDENS: list[int] = [64, 64]
 
@@ -44,28 +47,6 @@ def map_agent_to_own_module(agent_id: str, episode: Any = None, **kwargs: Any) -
 def map_agent_to_shared_module(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
     """Parameter sharing: every agent uses the module ``shared``."""
     return SHARED_MODULE_ID
-
-
-def check_choice(kind: str, value: str, allowed: Sequence[str]) -> str:
-    """``value`` if it is in ``allowed``; else a ValueError naming both."""
-    if value not in allowed:
-        raise ValueError(f"unknown {kind} {value!r}; allowed: {list(allowed)}")
-    return value
-
-
-def check_env(env: str) -> str:
-    """``env`` if train.py can train on it (a FEN env registered in marl_envs)."""
-    if env not in marl_envs.ENV_NAMES:
-        raise ValueError(
-            f"unknown environment {env!r}; allowed: "
-            f"{[e for e in FEN_ENVS if e in marl_envs.ENV_NAMES]}"
-        )
-    if env not in FEN_ENVS:
-        raise ValueError(
-            f"environment {env!r} is not a FEN resource environment (no per-step "
-            f"PettingZoo training episodes to fit); train.py supports: {list(FEN_ENVS)}"
-        )
-    return env
 
 
 def _base_config(algo: str) -> AlgorithmConfig:
@@ -220,30 +201,6 @@ def apply_run_settings(
     if callbacks is not None:
         config.callbacks(callbacks_class=callbacks)
     return config
-
-
-def parse_value(text: str) -> Any:
-    """A ``--set`` value: a Python/JSON literal (numbers, lists, dicts, True, None), else text."""
-    lowered = text.strip()
-    aliases = {"true": True, "false": False, "null": None, "none": None}
-    if lowered.lower() in aliases:
-        return aliases[lowered.lower()]
-    try:
-        return ast.literal_eval(lowered)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def parse_overrides(items: Iterable[str] | None) -> dict[str, Any]:
-    """``["lr=1e-3", "model_config.fcnet_hiddens=[32]"]`` -> dict; bad items raise."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        out[key] = parse_value(value)
-    return out
 
 
 def _known_fields(config: AlgorithmConfig) -> set[str]:

@@ -22,8 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from policies.cli import add_run_arguments, cli_errors, run_settings  # noqa: E402
-from policies.config import ALGOS, FEN_ENVS, POLICY_MODES  # noqa: E402
+from policies.cli import (  # noqa: E402  (light: no Ray import before the checks)
+    ALGOS,
+    FEN_ENVS,
+    POLICY_MODES,
+    add_run_arguments,
+    check_choice,
+    check_env,
+    cli_errors,
+    run_settings,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,8 +51,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with cli_errors():
-        from policies.config import build_config, check_choice, check_env
-
         check_env(args.env)
         check_choice("algorithm", args.algo, ALGOS)
         check_choice("policy mode", args.policy_mode, POLICY_MODES)
@@ -55,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--env-kwargs is not valid JSON ({args.env_kwargs!r}): {e}") from e
         if not isinstance(env_kwargs, dict):
             raise ValueError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
+        from policies.config import build_config
+
         if run["resume"] is not None:
             from policies.training import check_resume_compatible
 
