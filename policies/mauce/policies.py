@@ -129,7 +129,7 @@ class MAUCEPolicy(ExperiencePolicy):
         exp = self.experience
         var = self._r2 / np.maximum(exp.counts, 1.0)
         c = self.exploration_coefficient(exp.timestep + 1)
-        action, _, _ = self.ucve.solve(exp.tables(exp.means), exp.tables(var), c)
+        action, _, _ = self.ucve.solve_padded(exp.means, var, c)
         return action
 
 

@@ -4,7 +4,9 @@ One *run* is one seed of one algorithm on one problem instance: the policy plays
 ``horizon`` rounds of the PettingZoo env, and the exact expected regret
 ``E F(a*) - E F(a_t)`` is accumulated (divided by ``model.regret_scale``: ``n-1``
 on the chain, 1 on the normalised problems). Time per step counts the policy only
-(``act`` + ``observe``), not the environment.
+(``act`` + ``observe``), not the environment: ``us_per_step`` is the process's CPU
+time (``time.process_time``; robust on a shared machine), ``wall_us_per_step``
+the elapsed time (inflated when other jobs compete for the cores).
 
 Seeding: run ``r`` uses ``seed + r``; a ``numpy.random.SeedSequence`` of it gives
 independent streams to the environment's reward draws and to the policy (and the
@@ -49,7 +51,8 @@ class RunResult:
     algo: str
     seed: int
     regret: float  # cumulative (normalised) regret at the horizon
-    us_per_step: float
+    us_per_step: float  # policy CPU time per round
+    wall_us_per_step: float
     checkpoints: list[int] = field(default_factory=list)
     curve: list[float] = field(default_factory=list)  # cumulative regret at the checkpoints
 
@@ -78,22 +81,30 @@ def run_one(
     marks = set(checkpoints)
     curve: list[float] = []
     cum = 0.0
-    policy_time = 0.0
-    clock = time.perf_counter
+    cpu_time = wall_time = 0.0
+    cpu, wall = time.process_time, time.perf_counter
     for t in range(1, horizon + 1):
-        t0 = clock()
+        c0, w0 = cpu(), wall()
         a = policy.act()
-        policy_time += clock() - t0
+        cpu_time += cpu() - c0
+        wall_time += wall() - w0
         _, _, _, _, infos = env.step(dict(zip(agents_ids, a.tolist(), strict=True)))
         info = infos[agents_ids[0]]
-        t0 = clock()
+        c0, w0 = cpu(), wall()
         policy.observe(a, info["factor_rewards"])
-        policy_time += clock() - t0
+        cpu_time += cpu() - c0
+        wall_time += wall() - w0
         cum += info["regret"]
         if t in marks:
             curve.append(cum / model.regret_scale)
     return RunResult(
-        algo, seed, cum / model.regret_scale, 1e6 * policy_time / horizon, checkpoints, curve
+        algo,
+        seed,
+        cum / model.regret_scale,
+        1e6 * cpu_time / horizon,
+        1e6 * wall_time / horizon,
+        checkpoints,
+        curve,
     )
 
 
@@ -123,7 +134,8 @@ def run_many(
         if progress is not None:
             progress(
                 f"[{done}/{len(jobs)}] {res.algo:>14} seed {res.seed}: regret {res.regret:9.2f}, "
-                f"{res.us_per_step:9.1f} us/step ({time.perf_counter() - start:6.1f} s)"
+                f"{res.us_per_step:8.1f} us/step CPU, {res.wall_us_per_step:8.1f} wall "
+                f"({time.perf_counter() - start:6.1f} s)"
             )
 
     if workers == 1:
@@ -144,7 +156,7 @@ def run_many(
 
 
 def summarise(results: dict[str, list[RunResult]]) -> dict[str, dict[str, float]]:
-    """``{algo: {"regret_mean", "regret_std", "us_per_step", "runs"}}``."""
+    """``{algo: {"regret_mean", "regret_std", "us_per_step", "wall_us_per_step", "runs"}}``."""
     out = {}
     for algo, rs in results.items():
         regrets = np.array([r.regret for r in rs])
@@ -152,6 +164,7 @@ def summarise(results: dict[str, list[RunResult]]) -> dict[str, dict[str, float]
             "regret_mean": float(regrets.mean()),
             "regret_std": float(regrets.std(ddof=1)) if len(rs) > 1 else 0.0,
             "us_per_step": float(np.mean([r.us_per_step for r in rs])),
+            "wall_us_per_step": float(np.mean([r.wall_us_per_step for r in rs])),
             "runs": len(rs),
         }
     return out

@@ -88,92 +88,122 @@ class UCVE:
         #: ``"python"`` (lists of floats; fastest for small tables) or ``"numpy"`` (padded arrays)
         self.engine = engine
         self._py_plan = self._compile_py() if engine == "python" else None
+        width = int(graph.factor_sizes.max()) if graph.n_factors else 1
+        self._valid = np.arange(width)[None, :] < graph.factor_sizes[:, None]
 
     # ------------------------------------------------------- python engine
     def _compile_py(self) -> list[tuple]:
-        """Per step: agent, inputs, for every (entry, action) the inputs' entry indices."""
+        """Per step: agent, original-factor inputs, set-table inputs, scope strides.
+
+        For every (entry of the new scope, action of the agent) the plan stores the
+        entry index each input is read at, so a solve only indexes Python lists.
+        """
         sizes = self.graph.action_sizes
+        n_factors = self.graph.n_factors
         live: dict[int, tuple[int, ...]] = dict(enumerate(self.graph.factors))
         plan = []
         for st in self.plan.steps:
             axes = list(st.scope) + [st.agent]
             grid = np.indices(tuple(sizes[j] for j in axes)).reshape(len(axes), -1)
-            per_input = []
+            orig, sets = [], []
             for t in st.inputs:
                 scope = live.pop(t)
                 strides = np.cumprod((tuple(sizes[j] for j in scope[1:]) + (1,))[::-1])[::-1]
                 flat = sum(
                     grid[axes.index(j)] * int(k) for j, k in zip(scope, strides, strict=True)
                 )
-                per_input.append(flat.reshape(-1, sizes[st.agent]))
-            n_ent = int(np.prod([sizes[j] for j in st.scope])) if st.scope else 1
-            table = [
-                [tuple(int(p[x, a]) for p in per_input) for a in range(sizes[st.agent])]
-                for x in range(n_ent)
-            ]
+                idx = flat.reshape(-1, sizes[st.agent]).tolist()
+                (orig if t < n_factors else sets).append((t, idx))
             strides = np.cumprod((tuple(sizes[j] for j in st.scope[1:]) + (1,))[::-1])[::-1]
             scope_strides = tuple(zip(st.scope, strides.tolist()[: len(st.scope)], strict=True))
-            plan.append((st.agent, tuple(st.inputs), table, scope_strides))
+            n_ent = int(np.prod([sizes[j] for j in st.scope])) if st.scope else 1
+            plan.append(
+                (st.agent, bool(st.inputs), orig, sets, scope_strides, n_ent, sizes[st.agent])
+            )
             live[st.out_id] = st.scope
         return plan
 
-    def _solve_py(
-        self, means: Sequence[np.ndarray], variances: Sequence[np.ndarray], c: float
-    ) -> tuple[np.ndarray, float, float]:
+    def _solve_py(self, mpad: np.ndarray, vpad: np.ndarray, c: float) -> tuple:
+        """The python engine on padded ``(n_factors, width)`` mean / variance arrays."""
         sc = math.sqrt(c)
-        prune = _py_envelope if self.pruning == "envelope" else _py_reference
-        sets: dict[int, list[list[tuple[float, float]]]] = {}
-        vmax: dict[int, float] = {}
-        vmin: dict[int, float] = {}
-        for e in range(self.graph.n_factors):
-            mm = np.asarray(means[e], dtype=np.float64).ravel()
-            vv = np.asarray(variances[e], dtype=np.float64).ravel()
-            sets[e] = [[x] for x in zip(mm.tolist(), vv.tolist(), strict=True)]
-            vmax[e], vmin[e] = float(vv.max()), float(vv.min())
+        envelope = self.pruning == "envelope"
+        n_factors = self.graph.n_factors
+        valid = self._valid
+        M, V = mpad.tolist(), vpad.tolist()
+        vmax = dict(enumerate(np.where(valid, vpad, -np.inf).max(axis=1).tolist()))
+        vmin = dict(enumerate(np.where(valid, vpad, np.inf).min(axis=1).tolist()))
         tot_max = sum(vmax.values())
         tot_min = sum(vmin.values())
-        backs: dict[int, list[list[tuple]]] = {}
+        sets: dict[int, list] = {}
+        backs: dict[int, list] = {}
         finals: list[int] = []
         max_set = 1
-        next_id = self.graph.n_factors
-        for _agent, inputs, table, _scope in self._py_plan:
+        next_id = n_factors
+        sqrt = math.sqrt
+        for _agent, has_inputs, orig, set_in, scope, n_ent, n_act in self._py_plan:
             out = next_id
             next_id += 1
-            if not inputs:
+            if not has_inputs:
                 continue
-            in_sets = [sets.pop(t) for t in inputs]
-            xu = tot_max - sum(vmax.pop(t) for t in inputs)
-            xl = tot_min - sum(vmin.pop(t) for t in inputs)
-            xu, xl = max(xu, 0.0), max(xl, 0.0)
+            xu, xl = tot_max, tot_min
+            for t, _ in orig:
+                xu -= vmax.pop(t)
+                xl -= vmin.pop(t)
+            in_sets = []
+            for t, idx in set_in:
+                xu -= vmax.pop(t)
+                xl -= vmin.pop(t)
+                in_sets.append((sets.pop(t), idx))
+            xu = xu if xu > 0.0 else 0.0
+            xl = xl if xl > 0.0 else 0.0
             new_sets, new_back = [], []
             hi, lo = -math.inf, math.inf
-            for row in table:
-                cand: list[tuple[float, float, int, tuple]] = []
-                for a, idxs in enumerate(row):
-                    combos = [(0.0, 0.0, ())]
-                    for s_in, x in zip(in_sets, idxs, strict=True):
-                        s_x = s_in[x]
-                        if len(s_x) == 1:
-                            m0, v0 = s_x[0]
-                            combos = [(m + m0, v + v0, p + (0,)) for m, v, p in combos]
-                        else:
+            for x in range(n_ent):
+                cand = []
+                for a in range(n_act):
+                    bm = bv = 0.0
+                    for t, idx in orig:
+                        k = idx[x][a]
+                        bm += M[t][k]
+                        bv += V[t][k]
+                    if not in_sets:
+                        cand.append((bm, bv, a, ()))
+                    elif len(in_sets) == 1:
+                        s_x = in_sets[0][0][in_sets[0][1][x][a]]
+                        for k, (m, v) in enumerate(s_x):
+                            cand.append((bm + m, bv + v, a, (k,)))
+                    else:
+                        combos = [(bm, bv, ())]
+                        for s_in, idx in in_sets:
+                            s_x = s_in[idx[x][a]]
                             combos = [
                                 (m + m0, v + v0, p + (k,))
                                 for m, v, p in combos
                                 for k, (m0, v0) in enumerate(s_x)
                             ]
-                    cand.extend((m, v, a, p) for m, v, p in combos)
-                kept = prune(cand, sc, xl, xu) if len(cand) > 1 else cand
-                new_sets.append([(m, v) for m, v, _, _ in kept])
-                new_back.append([(a, p) for _, _, a, p in kept])
-                for _, v, _, _ in kept:
-                    hi = v if v > hi else hi
-                    lo = v if v < lo else lo
-                max_set = max(max_set, len(kept))
+                        cand.extend((m, v, a, p) for m, v, p in combos)
+                if len(cand) > 1:
+                    cand = (
+                        _py_envelope(cand, sc, xl, xu, sqrt)
+                        if envelope
+                        else _py_reference(cand, sc, xl, xu)
+                    )
+                kept_sets, kept_back = [], []
+                for m, v, a, p in cand:
+                    kept_sets.append((m, v))
+                    kept_back.append((a, p))
+                    if v > hi:
+                        hi = v
+                    if v < lo:
+                        lo = v
+                new_sets.append(kept_sets)
+                new_back.append(kept_back)
+                if len(cand) > max_set:
+                    max_set = len(cand)
             sets[out], backs[out] = new_sets, new_back
             vmax[out], vmin[out] = hi, lo
             tot_max, tot_min = xu + hi, xl + lo
-            if not _scope:
+            if not scope:
                 finals.append(out)
         merges = []
         while len(finals) > 1:
@@ -186,16 +216,22 @@ class UCVE:
                 for ka, (ma, va) in enumerate(sa)
                 for kb, (mb, vb) in enumerate(sb)
             ]
-            kept = _py_keep(prune, cand, sc, max(tot_min, 0.0), max(tot_max, 0.0))
+            if len(cand) > 1:
+                xl, xu = max(tot_min, 0.0), max(tot_max, 0.0)
+                cand = (
+                    _py_envelope(cand, sc, xl, xu, sqrt)
+                    if envelope
+                    else _py_reference(cand, sc, xl, xu)
+                )
             out = next_id
             next_id += 1
-            sets[out] = [[(m, v) for m, v, _, _ in kept]]
-            backs[out] = [[(0, p) for _, _, _, p in kept]]
-            vmax[out] = max(v for _, v, _, _ in kept)
-            vmin[out] = min(v for _, v, _, _ in kept)
+            sets[out] = [[(m, v) for m, v, _, _ in cand]]
+            backs[out] = [[(0, p) for _, _, _, p in cand]]
+            vmax[out] = max(v for _, v, _, _ in cand)
+            vmin[out] = min(v for _, v, _, _ in cand)
             tot_max += vmax[out]
             tot_min += vmin[out]
-            max_set = max(max_set, len(kept))
+            max_set = max(max_set, len(cand))
             merges.append((out, a_id, b_id))
             finals.append(out)
         self.last_max_set_size = max_set
@@ -204,23 +240,24 @@ class UCVE:
             return action, 0.0, 0.0
         root = finals[0]
         final = sets[root][0]
-        best = max(range(len(final)), key=lambda k: final[k][0] + sc * math.sqrt(final[k][1]))
+        best = max(range(len(final)), key=lambda k: final[k][0] + sc * sqrt(final[k][1]))
         sel = {root: best}
         for out, a_id, b_id in reversed(merges):
             sel[a_id], sel[b_id] = backs[out][0][sel[out]][1]
-        ids = list(range(self.graph.n_factors, next_id - len(merges)))
-        for (agent, inputs, _table, scope), out in zip(
-            reversed(self._py_plan), reversed(ids), strict=True
-        ):
-            if not inputs:
+        act = [0] * self.graph.n_agents
+        out = next_id - len(merges)
+        for agent, has_inputs, _orig, set_in, scope, _n, _a in reversed(self._py_plan):
+            out -= 1
+            if not has_inputs:
                 continue
             x = 0
             for j, stride in scope:
-                x += int(action[j]) * stride
+                x += act[j] * stride
             a, p = backs[out][x][sel.get(out, 0)]
-            action[agent] = a
-            for t, k in zip(inputs, p, strict=True):
+            act[agent] = a
+            for (t, _), k in zip(set_in, p, strict=True):
                 sel[t] = k
+        action[:] = act
         m_best, v_best = final[best]
         return action, m_best, v_best
 
@@ -241,8 +278,27 @@ class UCVE:
         if c < 0:
             raise ValueError(f"exploration coefficient c must be >= 0, got {c}")
         if self.engine == "python":
-            return self._solve_py(means, variances, c)
+            return self._solve_py(self._pad(means), self._pad(variances), c)
         return self._solve_np(means, variances, c)
+
+    def solve_padded(self, means: np.ndarray, variances: np.ndarray, c: float) -> tuple:
+        """:meth:`solve` on padded ``(n_factors, max_local)`` arrays (factor e in row e)."""
+        if c < 0:
+            raise ValueError(f"exploration coefficient c must be >= 0, got {c}")
+        if self.engine == "python":
+            return self._solve_py(means, variances, c)
+        sizes = self.graph.factor_sizes
+        return self._solve_np(
+            [means[e, :k] for e, k in enumerate(sizes)],
+            [variances[e, :k] for e, k in enumerate(sizes)],
+            c,
+        )
+
+    def _pad(self, tables: Sequence[np.ndarray]) -> np.ndarray:
+        out = np.zeros(self._valid.shape)
+        for e, t in enumerate(tables):
+            out[e, : self.graph.factor_sizes[e]] = np.ravel(t)
+        return out
 
     def _solve_np(
         self, means: Sequence[np.ndarray], variances: Sequence[np.ndarray], c: float
@@ -437,15 +493,18 @@ def _reference(m: np.ndarray, v: np.ndarray, sc: float, xl: float, xu: float) ->
 
 
 # ------------------------------------------------------------- python pruning
-def _py_keep(prune: Callable, cand: list, sc: float, xl: float, xu: float) -> list:
-    return prune(cand, sc, xl, xu) if len(cand) > 1 else cand
-
-
-def _py_envelope(cand: list, sc: float, xl: float, xu: float) -> list:
+def _py_envelope(cand: list, sc: float, xl: float, xu: float, sqrt: Callable = math.sqrt) -> list:
     """:func:`_envelope` for one entry's candidate list ``[(m, v, a, ptr), ...]``."""
-    sqrt = math.sqrt
-    best_l = max(range(len(cand)), key=lambda k: cand[k][0] + sc * sqrt(cand[k][1] + xl))
-    best_u = max(range(len(cand)), key=lambda k: cand[k][0] + sc * sqrt(cand[k][1] + xu))
+    best_l = best_u = 0
+    gl_best = gu_best = -math.inf
+    for k, x in enumerate(cand):
+        m, v = x[0], x[1]
+        gl = m + sc * sqrt(v + xl)
+        if gl > gl_best:
+            gl_best, best_l = gl, k
+        gu = m + sc * sqrt(v + xu)
+        if gu > gu_best:
+            gu_best, best_u = gu, k
     if best_l == best_u or sc == 0.0:
         return [cand[best_l]]
     kept = [cand[best_l]]
@@ -453,13 +512,16 @@ def _py_envelope(cand: list, sc: float, xl: float, xu: float) -> list:
     while True:
         mc, vc = cand[cur][0], cand[cur][1]
         nxt, first = -1, math.inf
-        for k, (m, v, _, _) in enumerate(cand):
+        for k, x in enumerate(cand):
+            m, v = x[0], x[1]
             big_d = vc - v
-            d = (m - mc) / sc
-            if big_d <= 0.0 or d <= 0.0:
+            if big_d <= 0.0 or m <= mc:
                 continue
+            d = (m - mc) / sc
             root = (big_d - d * d) / (2.0 * d) if big_d > d * d else 0.0
-            cross = max(root * root - v, w)
+            cross = root * root - v
+            if cross < w:
+                cross = w
             if cross < first or (cross == first and v < cand[nxt][1]):
                 nxt, first = k, cross
         if nxt < 0 or first > xu:
