@@ -102,3 +102,22 @@ def test_bad_arguments() -> None:
         UCVE(g, engine="c")
     with pytest.raises(ValueError, match="must be >= 0"):
         UCVE(g).solve([np.zeros(4)], [np.zeros(4)], -1.0)
+
+
+def test_solve_padded_equals_solve() -> None:
+    rng = np.random.default_rng(5)
+    g = CoordinationGraph([2, 3, 2, 4], [(0, 1), (1, 2, 3), (3,)])
+    means = [rng.random(s) for s in g.factor_sizes]
+    variances = [rng.random(s) for s in g.factor_sizes]
+    width = int(g.factor_sizes.max())
+    mp, vp = np.zeros((3, width)), np.zeros((3, width))
+    for e, k in enumerate(g.factor_sizes):
+        mp[e, :k], vp[e, :k] = means[e], variances[e]
+    for engine in ("python", "numpy"):
+        u = UCVE(g, engine=engine)
+        a1, m1, v1 = u.solve(means, variances, 2.0)
+        a2, m2, v2 = u.solve_padded(mp, vp, 2.0)
+        assert (m1, v1) == pytest.approx((m2, v2))
+        assert objective(g, means, variances, 2.0, a2) == pytest.approx(
+            brute_force(g, means, variances, 2.0)
+        )

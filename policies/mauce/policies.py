@@ -198,7 +198,7 @@ class MATSPolicy(ExperiencePolicy):
         if few.any():
             return self._ve(few * UNTRIED_BONUS + exp.means)
         n = exp.counts
-        scale = np.sqrt(exp.m2 / (n * np.maximum(n - 1.0, 1.0)))
+        scale = np.sqrt(exp.m2 / (np.maximum(n, 1.0) * np.maximum(n - 1.0, 1.0)))
         t = self.rng.standard_t(np.maximum(n - 1.0, 1.0))
         return self._ve(exp.means + scale * t)
 
