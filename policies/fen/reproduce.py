@@ -118,7 +118,18 @@ def run_one(plan: ReproductionPlan, variant: str, seed: int) -> dict[str, Any]:
         config, iterations=plan.iterations - already, logdir=run_dir,
         checkpoint_every=10, resume=resume, run_info=run_info,
     )
-    metrics = summary["metrics"]
+    # an iteration in which no episode ended reports NaN fairness figures: take each
+    # figure's latest finite value (itself RLlib's mean over the last 20 episodes)
+    metrics = {}
+    for name in PLANT_METRICS:
+        value = last_finite(run_dir / "tb", f"fairness/{name}")
+        if value is not None:
+            metrics[f"fairness/{name}"] = value
+    for key in summary["metrics"]:
+        if key.startswith("fairness/controller/"):
+            value = last_finite(run_dir / "tb", key)
+            if value is not None:
+                metrics[key] = value
     final = {
         "variant": variant,
         "seed": seed,
@@ -193,6 +204,7 @@ def plot_learning_curves(plan: ReproductionPlan, variants: Sequence[str], path: 
     for variant in variants:
         for ax, tag in zip(axes, ("fairness/utilization", "fairness/cv"), strict=True):
             curves = [read_scalar_curve(plan.run_dir(variant, s) / "tb", tag) for s in plan.seeds]
+            curves = [(st[np.isfinite(v)], v[np.isfinite(v)]) for st, v in curves]
             curves = [c for c in curves if c[0].size]
             if not curves:
                 continue
@@ -245,6 +257,13 @@ def plot_controller_behaviour(finals: Sequence[dict[str, Any]], env: str, path: 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return drawn
+
+
+def last_finite(tb_dir: Path, tag: str) -> float | None:
+    """The latest finite value of a TensorBoard scalar, None if it never had one."""
+    _, values = read_scalar_curve(tb_dir, tag)
+    finite = values[np.isfinite(values)]
+    return float(finite[-1]) if finite.size else None
 
 
 def read_scalar_curve(tb_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
