@@ -67,7 +67,7 @@ def test_policies_are_seeded_and_valid(algo: str) -> None:
 
 def test_learning_policies_beat_random_on_the_chain() -> None:
     res = summarise(
-        run_many("chain0101", ["mauce", "mats", "llr", "random"], 2, 1500, 6, progress=None)
+        run_many("chain0101", ["mauce", "mats", "llr", "random"], 2, 1000, 6, progress=None)
     )
     for algo in ("mauce", "mats", "llr"):
         assert res[algo]["regret_mean"] < 0.5 * res["random"]["regret_mean"], res
