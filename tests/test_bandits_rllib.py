@@ -73,7 +73,9 @@ def test_train_script_runs(ray_session, tmp_path) -> None:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = mod.main(["--algo", "mats", "--env", "gem_mining", "--agents", "5",
-                    "--iterations", "2", "--batch-size", "5", "--json", str(tmp_path / "h.json")])
+                    "--iterations", "2", "--batch-size", "5", "--json", str(tmp_path / "h.json"),
+                    "--md", str(tmp_path / "h.md")])
     assert ray.is_initialized()  # the script reuses a running session and leaves it alone
     assert [h["rounds"] for h in out["history"]] == [5, 10]
     assert json.loads((tmp_path / "h.json").read_text())["algo"] == "mats"
+    assert "train_bandits_rllib.py --algo mats" in (tmp_path / "h.md").read_text()
