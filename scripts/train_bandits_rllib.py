@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     own_session = not ray.is_initialized()
     if own_session:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         config = build_config(
             args.algo, args.env, env_kwargs(args.env, args.agents, args.seed), args.seed,

@@ -18,7 +18,7 @@ from policies.mauce.rllib import TeamBanditEnv, build_config  # noqa: E402
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
