@@ -398,7 +398,10 @@ def evaluate_checkpoint(
         for i in range(episodes):
             obs, _ = par_env.reset(seed=seed + i)
             while par_env.agents:
-                actions = greedy_actions(module, obs, mapping_fn)
+                # only the agents that act next (a wrapper's obs may also hold the
+                # final observations of agents that just finished)
+                acting = {a: o for a, o in obs.items() if a in par_env.agents}
+                actions = greedy_actions(module, acting, mapping_fn)
                 obs, _, _, _, _ = par_env.step(actions)
                 if render and i == 0:
                     print(par_env.render(), file=out)
