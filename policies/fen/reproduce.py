@@ -99,6 +99,9 @@ def run_one(plan: ReproductionPlan, variant: str, seed: int) -> dict[str, Any]:
     final_path = run_dir / FINAL_FILE
     done = json.loads(final_path.read_text()) if final_path.exists() else None
     if done is not None and done["training_iteration"] >= plan.iterations:
+        if (run_dir / "tb").exists():  # refresh the figures from the local TensorBoard
+            done.update(final_figures(run_dir / "tb"))
+            final_path.write_text(json.dumps(done, indent=2, sort_keys=True))
         return done
     latest = run_dir / LATEST_FILE
     resume = latest.read_text().strip() if latest.exists() else None
@@ -118,33 +121,39 @@ def run_one(plan: ReproductionPlan, variant: str, seed: int) -> dict[str, Any]:
         config, iterations=plan.iterations - already, logdir=run_dir,
         checkpoint_every=10, resume=resume, run_info=run_info,
     )
-    # an iteration in which no episode ended reports NaN fairness figures: take each
-    # figure's latest finite value (itself RLlib's mean over the last 20 episodes)
-    metrics = {}
-    for name in PLANT_METRICS:
-        value = last_finite(run_dir / "tb", f"fairness/{name}")
-        if value is not None:
-            metrics[f"fairness/{name}"] = value
-    for key in summary["metrics"]:
-        if key.startswith("fairness/controller/"):
-            value = last_finite(run_dir / "tb", key)
-            if value is not None:
-                metrics[key] = value
     final = {
         "variant": variant,
         "seed": seed,
         "training_iteration": summary["training_iteration"],
         "env_steps": summary["env_steps"],
         "wall_time_s": summary["wall_time_s"] + (done or {}).get("wall_time_s", 0.0),
-        "metrics": {
-            name: metrics[f"fairness/{name}"] for name in PLANT_METRICS
-            if f"fairness/{name}" in metrics
-        },
-        "controller": {k.removeprefix("fairness/"): v for k, v in metrics.items()
-                       if k.startswith("fairness/controller/")},
+        **final_figures(run_dir / "tb"),
     }
     final_path.write_text(json.dumps(final, indent=2, sort_keys=True))
     return final
+
+
+def final_figures(tb_dir: Path) -> dict[str, dict[str, float]]:
+    """A run's final fairness figures and controller statistics, from its TensorBoard.
+
+    An iteration in which no episode ended reports NaN figures, so each figure is its
+    latest finite value (itself RLlib's mean over the last 20 episodes).
+    """
+    acc = _accumulator(tb_dir)
+    tags = acc.Tags().get("scalars", []) if acc is not None else []
+    metrics, controller = {}, {}
+    for tag in tags:
+        if not tag.startswith("fairness/"):
+            continue
+        name = tag.removeprefix("fairness/")
+        value = last_finite(tb_dir, tag, acc)
+        if value is None:
+            continue
+        if name in PLANT_METRICS:
+            metrics[name] = value
+        elif name.startswith("controller/"):
+            controller[name] = value
+    return {"metrics": metrics, "controller": controller}
 
 
 def aggregate(finals: Sequence[dict[str, Any]], env: str) -> dict[str, dict[str, dict]]:
@@ -259,22 +268,27 @@ def plot_controller_behaviour(finals: Sequence[dict[str, Any]], env: str, path: 
     return drawn
 
 
-def last_finite(tb_dir: Path, tag: str) -> float | None:
+def _accumulator(tb_dir: Path) -> Any:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    if not tb_dir.exists():
+        return None
+    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return acc
+
+
+def last_finite(tb_dir: Path, tag: str, acc: Any = None) -> float | None:
     """The latest finite value of a TensorBoard scalar, None if it never had one."""
-    _, values = read_scalar_curve(tb_dir, tag)
+    _, values = read_scalar_curve(tb_dir, tag, acc)
     finite = values[np.isfinite(values)]
     return float(finite[-1]) if finite.size else None
 
 
-def read_scalar_curve(tb_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
+def read_scalar_curve(tb_dir: Path, tag: str, acc: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of one TensorBoard scalar; empty arrays when absent."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    if not tb_dir.exists():
-        return np.array([]), np.array([])
-    acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    if tag not in acc.Tags().get("scalars", []):
+    acc = acc if acc is not None else _accumulator(tb_dir)
+    if acc is None or tag not in acc.Tags().get("scalars", []):
         return np.array([]), np.array([])
     events = acc.Scalars(tag)
     return np.array([e.step for e in events]), np.array([e.value for e in events])
