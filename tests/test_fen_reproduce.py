@@ -1,0 +1,44 @@
+"""The reproduction driver's bookkeeping: figures from TensorBoard, aggregation, table."""
+
+import math
+
+import pytest
+
+from policies.fen.reproduce import ReproductionPlan, aggregate, final_figures, markdown_table
+
+
+def test_final_figures_take_the_latest_finite_value(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(tmp_path / "tb"))
+    for step, value in enumerate([0.2, 0.5, math.nan], start=1):
+        writer.add_scalar("fairness/utilization", value, step)
+    writer.add_scalar("fairness/cv", 0.3, 1)
+    writer.add_scalar("fairness/controller/choice_freq/sub0", 0.4, 1)
+    writer.add_scalar("loss/ctrl/total_loss", 1.0, 1)
+    writer.close()
+    figures = final_figures(tmp_path / "tb")
+    assert figures["metrics"] == pytest.approx({"utilization": 0.5, "cv": 0.3})
+    assert figures["controller"] == pytest.approx({"controller/choice_freq/sub0": 0.4})
+    assert final_figures(tmp_path / "missing") == {"metrics": {}, "controller": {}}
+
+
+def test_aggregate_and_table_against_the_paper():
+    finals = [
+        {"variant": "fen", "seed": s, "metrics": {"utilization": u, "cv": 0.1,
+                                                   "min_utility": 0.2, "max_utility": 0.3}}
+        for s, u in ((0, 0.8), (1, 0.9))
+    ]
+    table = aggregate(finals, "job_scheduling")
+    assert table["fen"]["utilization"] == pytest.approx({"mean": 0.85, "std": 0.05, "seeds": 2})
+    md = markdown_table("job_scheduling", table)
+    assert "| fen | 2 | 85% ±5 | 90% ±5 |" in md
+
+
+def test_plan_validation(tmp_path):
+    with pytest.raises(ValueError, match="unknown FEN variant"):
+        ReproductionPlan("job_scheduling", ["fen", "best"], [0], 1, tmp_path)
+    with pytest.raises(ValueError, match="at least one seed"):
+        ReproductionPlan("job_scheduling", ["fen"], [], 1, tmp_path)
+    plan = ReproductionPlan("job_scheduling", ["fen"], [3], 1, tmp_path)
+    assert plan.run_dir("fen", 3) == tmp_path / "job_scheduling" / "fen" / "seed3"
