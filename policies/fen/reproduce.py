@@ -308,11 +308,31 @@ def reproduce(plan: ReproductionPlan, results_dir: Path, command: str) -> dict[s
     return write_report(plan, finals, results_dir, command, time.perf_counter() - start)
 
 
+def random_policy_figures(env: str, env_kwargs: dict[str, Any], episodes: int = 5,
+                          seed: int = 0) -> dict[str, dict]:
+    """The untrained reference: uniform random actions, figures over ``episodes``."""
+    import marl_envs
+
+    rng = np.random.default_rng(seed)
+    base = marl_envs.make(env, **env_kwargs)
+    rows = []
+    for episode in range(episodes):
+        base.reset(seed=seed + episode)
+        while base.agents:
+            base.step(dict(zip(base.agents, rng.integers(base.n_actions, size=len(base.agents)),
+                               strict=True)))
+        rows.append(base.episode_stats())
+    names = PLANT_METRICS if env == "manufacturing_plant" else METRICS
+    return {m: {"mean": float(np.mean([r[m] for r in rows])),
+                "std": float(np.std([r[m] for r in rows])), "seeds": episodes} for m in names}
+
+
 def write_report(plan: ReproductionPlan, finals: Sequence[dict[str, Any]], results_dir: Path,
                  command: str, session_wall_s: float) -> dict[str, Any]:
     """Write the table (md + json) and plots for the runs finished so far."""
     env = plan.env
     table = aggregate(finals, env)
+    table["random_untrained"] = random_policy_figures(env, plan.env_kwargs)
     (results_dir / f"fen_{env}.json").write_text(json.dumps(table, indent=2, sort_keys=True))
     curves = results_dir / f"fen_{env}_learning_curves.png"
     behaviour = results_dir / f"fen_{env}_controller.png"
@@ -333,6 +353,8 @@ Produced by:
 
 Each cell: mean ± std over seeds of the training-episode figures at the final
 iteration (RLlib's window of the last 20 episodes); the paper's figure beside it.
+`random_untrained` is uniform random actions (5 episodes, "seeds" counts episodes),
+the reference any learning must beat.
 Budget per run: {plan.iterations} iterations of PPO (see the runs below for env steps);
 the paper trains far longer (up to 100,000 episodes in the authors' code), so
 short-budget numbers measure early learning, not converged policies.
