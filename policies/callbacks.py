@@ -21,6 +21,11 @@ The figures come from ``episode_stats()`` of the environment, which the adapter
 with :mod:`marl_envs.metrics`. When an env has no ``episode_stats`` the callback
 computes the same figures from the agents' returns with ``marl_envs.metrics``
 (only possible for envs exposing ``max_fair_utility``).
+
+With the vector sampler (:mod:`policies.vector_sampler`) every episode is one agent's
+single-agent episode: its final info names the agent (``agent_id``) and, for one
+agent per env episode, carries ``episode_stats``, so the fairness figures are logged
+once per env episode and ``agent_return/<agent>`` once per agent, as above.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 
 from marl_envs.metrics import fairness_report, utilities
 from policies.rllib_env import EPISODE_STATS_KEY
+from policies.vector_sampler import AGENT_ID_KEY
 
 FAIRNESS_PREFIX = "fairness"
 AGENT_RETURN_PREFIX = "agent_return"
@@ -93,6 +99,9 @@ class FairnessCallbacks(RLlibCallback):
     ) -> None:
         if metrics_logger is None:
             return
+        if not hasattr(episode, "agent_episodes"):  # SingleAgentEpisode: vector sampler
+            self._log_slot_episode(episode, prev_episode_chunks, metrics_logger)
+            return
         returns = agent_returns(episode, prev_episode_chunks)
         stats = final_episode_stats(episode)
         if stats is None and env is not None:
@@ -106,6 +115,22 @@ class FairnessCallbacks(RLlibCallback):
         for agent, value in returns.items():
             if not env_agents or agent in env_agents:
                 metrics_logger.log_value(f"{AGENT_RETURN_PREFIX}/{agent}", value, reduce="mean")
+
+    @staticmethod
+    def _log_slot_episode(episode: Any, chunks: list | None, metrics_logger: Any) -> None:
+        try:
+            info = episode.get_infos(-1)
+        except (IndexError, KeyError):
+            return
+        if not isinstance(info, Mapping):
+            return
+        for key, value in dict(info.get(EPISODE_STATS_KEY) or {}).items():
+            if isinstance(value, int | float) and math.isfinite(value):
+                metrics_logger.log_value(f"{FAIRNESS_PREFIX}/{key}", float(value), reduce="mean")
+        agent = info.get(AGENT_ID_KEY)
+        if agent is not None:
+            ret = sum(float(c.get_return()) for c in [*(chunks or []), episode])
+            metrics_logger.log_value(f"{AGENT_RETURN_PREFIX}/{agent}", ret, reduce="mean")
 
     @staticmethod
     def _stats_from_env(

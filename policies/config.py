@@ -9,6 +9,13 @@
 
 Policy modes: ``independent`` maps agent ``agent_i`` to its own module ``agent_i``;
 ``shared`` maps every agent to the module ``shared`` (parameter sharing).
+
+Samplers: ``multi_agent`` (default) samples with RLlib's ``MultiAgentEnvRunner`` over
+:class:`PettingZooMultiAgentEnv`. ``vector`` (shared mode, PPO/A2C) samples with
+:class:`policies.vector_sampler.VectorAgentEnvRunner`: each runner steps
+``envs_per_runner`` env copies whose agents form a single-agent vector, and RLlib's
+single module ``default_policy`` acts for all of them (parameter sharing, several
+times faster sampling; see :mod:`policies.vector_sampler`).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import gymnasium as gym
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.algorithms.dqn import DQNConfig
 from ray.rllib.algorithms.ppo import PPOConfig
@@ -34,6 +42,7 @@ from policies.cli import (  # noqa: F401  (re-exported: the names live in the li
     parse_value,
 )
 from policies.rllib_env import PettingZooMultiAgentEnv, describe_env
+from policies.vector_sampler import SAMPLERS, PettingZooAgentVectorEnv, VectorAgentEnvRunner
 
 SHARED_MODULE_ID = "shared"
 DEFAULT_HIDDENS: list[int] = [64, 64]
@@ -117,11 +126,27 @@ def build_config(
     envs_per_runner: int = 1,
     overrides: Mapping[str, Any] | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
+    sampler: str = "multi_agent",
 ) -> AlgorithmConfig:
-    """The AlgorithmConfig of one training run (validated names, overrides applied last)."""
+    """The AlgorithmConfig of one training run (validated names, overrides applied last).
+
+    ``sampler="vector"`` (``policy_mode="shared"``, PPO or A2C): the fast sampler of
+    :mod:`policies.vector_sampler`; ``envs_per_runner`` env copies per runner give
+    ``envs_per_runner * n_agents`` single-agent slots, and ``train_batch_size_per_learner``
+    (which then counts agent steps) is multiplied by ``n_agents`` so that an iteration
+    holds as many agent steps as with the multi-agent sampler (``--set`` overrides it).
+    """
     check_env(env)
     check_choice("algorithm", algo, ALGOS)
     check_choice("policy mode", policy_mode, POLICY_MODES)
+    check_choice("sampler", sampler, SAMPLERS)
+    if sampler == "vector":
+        if policy_mode != "shared":
+            raise ValueError(
+                "--sampler vector needs --policy-mode shared (one module acts for all agents)"
+            )
+        if algo not in ("ppo", "a2c"):
+            raise ValueError(f"--sampler vector supports ppo and a2c, not {algo!r}")
     env_config = make_env_config(env, env_kwargs=env_kwargs, seed=seed)
     try:
         info = describe_env(env_config)
@@ -130,6 +155,12 @@ def build_config(
     agents: list[str] = info["possible_agents"]
 
     config = _base_config(algo)
+    _discrete_actions_as_is(config, list(info["action_spaces"].values()))
+    if sampler == "vector":
+        return _vector_config(
+            config, env_config, len(agents), seed=seed, num_env_runners=num_env_runners,
+            envs_per_runner=envs_per_runner, overrides=overrides,
+        )
     config.environment(env=PettingZooMultiAgentEnv, env_config=env_config)
     config.rl_module(model_config={"fcnet_hiddens": list(DEFAULT_HIDDENS)})
     if policy_mode == "independent":
@@ -145,6 +176,41 @@ def build_config(
     apply_run_settings(
         config, seed=seed, num_env_runners=num_env_runners, envs_per_runner=envs_per_runner
     )
+    if overrides:
+        apply_overrides(config, overrides)
+    return config
+
+
+def _discrete_actions_as_is(config: AlgorithmConfig, action_spaces: list) -> None:
+    """Discrete actions need no unsquashing/clipping: switching both off removes a
+    module-to-env connector step that deep-copies every action batch (no other effect)."""
+    if all(isinstance(s, gym.spaces.Discrete) for s in action_spaces):
+        config.environment(normalize_actions=False, clip_actions=False)
+
+
+def _vector_config(
+    config: AlgorithmConfig,
+    env_config: dict[str, Any],
+    n_agents: int,
+    *,
+    seed: int,
+    num_env_runners: int,
+    envs_per_runner: int,
+    overrides: Mapping[str, Any] | None,
+) -> AlgorithmConfig:
+    """Single-agent config over :class:`PettingZooAgentVectorEnv` (see build_config)."""
+    if not isinstance(envs_per_runner, int) or envs_per_runner < 1:
+        raise ValueError(f"envs_per_runner must be an integer >= 1, got {envs_per_runner!r}")
+    config.environment(env=PettingZooAgentVectorEnv, env_config=env_config)
+    config.rl_module(
+        rl_module_spec=RLModuleSpec(), model_config={"fcnet_hiddens": list(DEFAULT_HIDDENS)}
+    )
+    config.training(train_batch_size_per_learner=config.train_batch_size_per_learner * n_agents)
+    apply_run_settings(
+        config, seed=seed, num_env_runners=num_env_runners,
+        envs_per_runner=envs_per_runner * n_agents,
+    )
+    config.env_runners(env_runner_cls=VectorAgentEnvRunner)
     if overrides:
         apply_overrides(config, overrides)
     return config

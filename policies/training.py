@@ -72,7 +72,9 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> dict
         except (ConnectionError, RuntimeError) as e:
             raise ValueError(f"cannot connect to the Ray cluster at {address!r}: {e}") from e
     else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+        # "local": always a new local instance; ray.init() alone would join the cluster
+        # named in /tmp/ray/ray_current_cluster (e.g. a stale `ray start` of another run)
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)
     return dict(ray.cluster_resources())
 
 
@@ -163,17 +165,47 @@ def all_scalars(result: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def progress_line(result: Mapping[str, Any]) -> str:
+#: progress-line fields: (label, metric key, format)
+PROGRESS_FIELDS = (
+    ("agent-steps/s", "throughput/agent_steps_per_s", "{:8.0f}"),
+    ("mean return", "episode/return_mean", "{:9.3f}"),
+    ("utilization", f"{FAIRNESS_PREFIX}/utilization", "{:.3f}"),
+    ("CV", f"{FAIRNESS_PREFIX}/cv", "{:.3f}"),
+)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def progress_line(result: Mapping[str, Any], last: dict[str, float] | None = None) -> str:
+    """One line: iteration, env steps, agent-steps/s, mean return, utilization, CV.
+
+    A figure that is missing or not finite in this iteration (e.g. utilization when no
+    episode ended, agent-steps/s when RLlib reports NaN) is shown as the last finite
+    value from ``last`` followed by ``*`` (``last`` is updated in place; pass the same
+    dict every iteration), or as ``-`` when there is none. Only the printed line is
+    affected; TensorBoard scalars are written from the result as before.
+    """
     m = iteration_metrics(result)
-    util = m.get(f"{FAIRNESS_PREFIX}/utilization", float("nan"))
-    cv = m.get(f"{FAIRNESS_PREFIX}/cv", float("nan"))
-    ret = m.get("episode/return_mean", float("nan"))
-    return (
-        f"iter {int(result.get('training_iteration', 0)):4d} | "
-        f"env steps {int(m['throughput/env_steps_lifetime']):9d} | "
-        f"agent-steps/s {m['throughput/agent_steps_per_s']:8.0f} | "
-        f"mean return {ret:9.3f} | utilization {util:.3f} | CV {cv:.3f}"
-    )
+    env_steps = m.get("throughput/env_steps_lifetime")
+    parts = [
+        f"iter {int(result.get('training_iteration', 0)):4d}",
+        f"env steps {int(env_steps):9d}" if _finite(env_steps) else f"env steps {'-':>9}",
+    ]
+    for label, key, fmt in PROGRESS_FIELDS:
+        value = m.get(key)
+        if _finite(value):
+            if last is not None:
+                last[key] = float(value)
+            text = fmt.format(value)
+        elif last is not None and key in last:
+            text = fmt.format(last[key]) + "*"
+        else:
+            width = len(fmt.format(0.0))
+            text = "-".rjust(width)
+        parts.append(f"{label} {text}")
+    return " | ".join(parts)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -193,7 +225,9 @@ def read_run_info(checkpoint: str | Path) -> dict[str, Any]:
 def check_resume_compatible(run_info: Mapping[str, Any], checkpoint: str | Path) -> None:
     """Resuming needs the same env, algorithm, policy mapping (and FEN variant)."""
     saved = read_run_info(checkpoint)
-    for key in ("env", "algo", "policy_mode", "factory", "variant"):
+    if "sampler" in run_info and "algo" in saved:  # train.py checkpoints before --sampler
+        saved.setdefault("sampler", "multi_agent")
+    for key in ("env", "algo", "policy_mode", "sampler", "factory", "variant"):
         if key in run_info and key in saved and run_info[key] != saved[key]:
             raise ValueError(
                 f"checkpoint {str(checkpoint)!r} was trained with {key}={saved[key]!r}, "
@@ -257,6 +291,7 @@ def run_training(
         result: Mapping[str, Any] = {}
         checkpoint: Path | None = None
         first_iteration = algo.iteration
+        last_finite: dict[str, float] = {}
         for _ in range(iterations):
             result = algo.train()
             step = int(result.get("training_iteration", algo.iteration))
@@ -264,7 +299,7 @@ def run_training(
                 writer.add_scalar(tag, value, global_step=step)
             writer.flush()
             if verbose:
-                print(progress_line(result), flush=True)
+                print(progress_line(result, last_finite), flush=True)
             if checkpoint_every and step % checkpoint_every == 0:
                 checkpoint = save_checkpoint(algo, logdir, run_info)
         if checkpoint is None or int(checkpoint.name.split("_")[-1]) != algo.iteration:

@@ -6,6 +6,10 @@
         --logdir runs/ppo_js [--address 127.0.0.1:6379] [--checkpoint-every 10] \
         [--resume runs/ppo_js/checkpoints/iter_000010] [--set lr=1e-3 ...]
 
+Fast sampling with parameter sharing (PPO/A2C): ``--policy-mode shared --sampler vector``
+(agents of ``--envs-per-runner`` env copies as one single-agent vector; see
+docs/training.md).
+
 Prints one progress line per iteration and a summary; TensorBoard:
 ``tensorboard --logdir runs/ppo_js``. Bad input: one line on stderr, exit code 2.
 """
@@ -33,6 +37,8 @@ from policies.cli import (  # noqa: E402  (light: no Ray import before the check
     run_settings,
 )
 
+SAMPLERS = ("multi_agent", "vector")  # policies.vector_sampler.SAMPLERS (no Ray import here)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -42,6 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--env-kwargs", default="{}",
         help='JSON dict of environment keyword arguments, e.g. \'{"max_cycles": 200}\'',
+    )
+    p.add_argument(
+        "--sampler", default="multi_agent",
+        help="multi_agent (default): RLlib's MultiAgentEnvRunner; vector: agents of the env "
+        "copies as one single-agent vector, one shared module (--policy-mode shared, ppo/a2c)",
     )
     p.add_argument("--summary-json", default=None, help="write the final summary to this file")
     add_run_arguments(p)
@@ -54,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         check_env(args.env)
         check_choice("algorithm", args.algo, ALGOS)
         check_choice("policy mode", args.policy_mode, POLICY_MODES)
+        check_choice("sampler", args.sampler, SAMPLERS)
+        if args.sampler == "vector" and args.policy_mode != "shared":
+            raise ValueError("--sampler vector needs --policy-mode shared")
         run = run_settings(args)
         try:
             env_kwargs = json.loads(args.env_kwargs)
@@ -68,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
             # missing path / another env's or algorithm's checkpoint -> exit 2
             check_resume_compatible(
-                {"env": args.env, "algo": args.algo, "policy_mode": args.policy_mode},
+                {"env": args.env, "algo": args.algo, "policy_mode": args.policy_mode,
+                 "sampler": args.sampler},
                 run["resume"],
             )
         logdir = run["logdir"] or f"runs/{args.algo}_{args.policy_mode}_{args.env}_s{args.seed}"
@@ -76,14 +91,15 @@ def main(argv: list[str] | None = None) -> int:
             args.env, args.algo, args.policy_mode,
             seed=run["seed"], num_env_runners=run["num_env_runners"],
             envs_per_runner=run["envs_per_runner"], overrides=run["overrides"],
-            env_kwargs=env_kwargs,
+            env_kwargs=env_kwargs, sampler=args.sampler,
         )
         from policies.training import init_ray, run_training
 
         init_ray(run["address"])
         run_info = {
             "env": args.env, "algo": args.algo, "policy_mode": args.policy_mode,
-            "factory": "plain", "env_config": config.env_config, "seed": run["seed"],
+            "sampler": args.sampler, "factory": "plain", "env_config": config.env_config,
+            "seed": run["seed"],
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         }
         summary = run_training(
