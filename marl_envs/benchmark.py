@@ -126,12 +126,19 @@ def machine_note() -> str:
                     break
     except OSError:
         pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return (
+    loads = os.getloadavg() if hasattr(os, "getloadavg") else None
+    load = ", ".join(f"{x:.2f}" for x in loads) if loads else "n/a"
+    note = (
         f"{cpu}; {os.cpu_count()} logical CPUs (benchmark loop single-threaded, one core); "
         f"{platform.system()} {platform.release()}; Python {platform.python_version()}, "
         f"numpy {np.__version__}; load average before the run: {load}"
     )
+    if loads and loads[0] > (os.cpu_count() or 1):
+        note += (
+            " -- more runnable processes than cores, so the wall-clock figures are cut by "
+            "time-sharing with other work; the CPU-time column is the env's own cost"
+        )
+    return note
 
 
 def markdown_report(
