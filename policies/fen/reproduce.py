@@ -90,7 +90,7 @@ class ReproductionPlan:
         return self.runs_dir / self.env / variant / f"seed{seed}"
 
 
-def run_one(plan: ReproductionPlan, variant: str, seed: int) -> dict[str, Any]:
+def run_one(plan: ReproductionPlan, variant: str, seed: int, command: str = "") -> dict[str, Any]:
     """Train (or resume, or reuse) one run and return its ``final.json`` contents."""
     from policies.fen.config import build_fen_config
     from policies.training import LATEST_FILE, run_training
@@ -127,6 +127,7 @@ def run_one(plan: ReproductionPlan, variant: str, seed: int) -> dict[str, Any]:
         "training_iteration": summary["training_iteration"],
         "env_steps": summary["env_steps"],
         "wall_time_s": summary["wall_time_s"] + (done or {}).get("wall_time_s", 0.0),
+        "command": command,
         **final_figures(run_dir / "tb"),
     }
     final_path.write_text(json.dumps(final, indent=2, sort_keys=True))
@@ -299,13 +300,21 @@ def reproduce(plan: ReproductionPlan, results_dir: Path, command: str) -> dict[s
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    finals = []
     for seed in plan.seeds:  # seed-major: a complete (one-seed) table comes first
         for variant in plan.variants:
             print(f"=== {plan.env} / {variant} / seed {seed} ===", flush=True)
-            finals.append(run_one(plan, variant, seed))
-            write_report(plan, finals, results_dir, command, time.perf_counter() - start)
-    return write_report(plan, finals, results_dir, command, time.perf_counter() - start)
+            run_one(plan, variant, seed, command)
+            write_report(plan, finished_runs(plan), results_dir, time.perf_counter() - start)
+    return write_report(plan, finished_runs(plan), results_dir, time.perf_counter() - start)
+
+
+def finished_runs(plan: ReproductionPlan) -> list[dict[str, Any]]:
+    """Every run of ``plan.env`` with a final.json under the runs dir (any invocation)."""
+    finals = []
+    for variant in VARIANTS:
+        for path in sorted((plan.runs_dir / plan.env / variant).glob(f"seed*/{FINAL_FILE}")):
+            finals.append(json.loads(path.read_text()))
+    return finals
 
 
 def random_policy_figures(env: str, env_kwargs: dict[str, Any], episodes: int = 5,
@@ -328,7 +337,7 @@ def random_policy_figures(env: str, env_kwargs: dict[str, Any], episodes: int = 
 
 
 def write_report(plan: ReproductionPlan, finals: Sequence[dict[str, Any]], results_dir: Path,
-                 command: str, session_wall_s: float) -> dict[str, Any]:
+                 session_wall_s: float) -> dict[str, Any]:
     """Write the table (md + json) and plots for the runs finished so far."""
     env = plan.env
     table = aggregate(finals, env)
@@ -336,26 +345,29 @@ def write_report(plan: ReproductionPlan, finals: Sequence[dict[str, Any]], resul
     (results_dir / f"fen_{env}.json").write_text(json.dumps(table, indent=2, sort_keys=True))
     curves = results_dir / f"fen_{env}_learning_curves.png"
     behaviour = results_dir / f"fen_{env}_controller.png"
-    plot_learning_curves(plan, [v for v in plan.variants if v in table], curves)
+    plot_learning_curves(plan, sorted({f["variant"] for f in finals}, key=VARIANTS.index), curves)
     has_behaviour = plot_controller_behaviour(finals, env, behaviour)
     run_rows = "\n".join(
         f"| {f['variant']} | {f['seed']} | {f['training_iteration']} | {f['env_steps']} | "
         f"{f['wall_time_s'] / 60:.1f} |" for f in finals
     )
     total_wall = sum(f["wall_time_s"] for f in finals)
+    commands = "\n".join(dict.fromkeys(
+        f.get("command") or "(not recorded)" for f in finals))
     md = f"""# FEN reproduction: {env}
 
-Produced by:
+Produced by (each run's final.json names its command; runs of an earlier invocation
+with the same runs dir are reused or extended, never retrained):
 
 ```
-{command}
+{commands}
 ```
 
 Each cell: mean ± std over seeds of the training-episode figures at the final
 iteration (RLlib's window of the last 20 episodes); the paper's figure beside it.
 `random_untrained` is uniform random actions (5 episodes, "seeds" counts episodes),
 the reference any learning must beat.
-Budget per run: {plan.iterations} iterations of PPO (see the runs below for env steps);
+Budget: the iterations of PPO (4000 env steps each) listed per run below;
 the paper trains far longer (up to 100,000 episodes in the authors' code), so
 short-budget numbers measure early learning, not converged policies.
 
