@@ -52,7 +52,7 @@ PRUNING_MODES = ("envelope", "reference")
 ENGINES = ("auto", "python", "numpy")
 #: "auto" uses the python engine when no elimination has more than this many
 #: (neighbour assignment, action) pairs
-PYTHON_ENGINE_MAX_ENTRIES = 64
+PYTHON_ENGINE_MAX_ENTRIES = 4096
 
 
 class UCVE:
