@@ -253,33 +253,52 @@ class VEPlan:
 
     def solve(self, tables: Sequence[np.ndarray]) -> tuple[float, np.ndarray]:
         """Max and argmax of ``sum_e tables[e]``; tables already in factor shape."""
-        store: list[np.ndarray | None] = list(tables) + [None] * (
-            self.n_tables - len(tables)
-        )
-        best: list[np.ndarray | None] = []
+        store: list = list(tables) + [None] * (self.n_tables - len(tables))
+        best: list = []
         value = 0.0
-        sizes = self.graph.action_sizes
-        for st in self.steps:
-            if not st.inputs:
+        for inputs, ops, full, out_id, has_scope in self._fast:
+            if not inputs:
                 best.append(None)
                 continue
             acc = None
-            for t, perm, shape in zip(st.inputs, st.perms, st.shapes, strict=True):
-                x = store[t].transpose(perm).reshape(shape)
+            for t, (perm, shape) in zip(inputs, ops, strict=True):
+                x = store[t]
+                if perm is not None:
+                    x = x.transpose(perm)
+                x = x.reshape(shape)
                 acc = x if acc is None else acc + x
-                store[t] = None
-            full = tuple(sizes[j] for j in st.scope) + (sizes[st.agent],)
             if acc.shape != full:
                 acc = np.broadcast_to(acc, full)
             arg = acc.argmax(axis=-1)
             best.append(arg)
-            if st.scope:
-                store[st.out_id] = np.take_along_axis(acc, arg[..., None], axis=-1)[..., 0]
+            if has_scope:
+                store[out_id] = acc.max(axis=-1)
             else:
                 value += float(acc[arg])
         action = np.zeros(self.graph.n_agents, dtype=np.int64)
-        for st, arg in zip(reversed(self.steps), reversed(best), strict=True):
+        for (agent, scope), arg in zip(reversed(self._back), reversed(best), strict=True):
             if arg is None:
                 continue
-            action[st.agent] = arg[tuple(action[j] for j in st.scope)] if st.scope else arg
+            action[agent] = arg[tuple(action[scope])] if scope is not None else arg
         return value, action
+
+    @cached_property
+    def _fast(self) -> list[tuple]:
+        """Per step: inputs, (perm or None, shape) per input, full shape, out id, has scope."""
+        sizes = self.graph.action_sizes
+        out = []
+        for st in self.steps:
+            ops = [
+                (None if perm == tuple(range(len(perm))) else perm, shape)
+                for perm, shape in zip(st.perms, st.shapes, strict=True)
+            ]
+            full = tuple(sizes[j] for j in st.scope) + (sizes[st.agent],)
+            out.append((st.inputs, ops, full, st.out_id, bool(st.scope)))
+        return out
+
+    @cached_property
+    def _back(self) -> list[tuple[int, np.ndarray | None]]:
+        return [
+            (st.agent, np.array(st.scope, dtype=np.int64) if st.scope else None)
+            for st in self.steps
+        ]
