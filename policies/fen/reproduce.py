@@ -63,6 +63,20 @@ PAPER: dict[str, dict[str, dict[str, tuple[float, float | None]]]] = {
 }
 
 
+#: what a reader must know to compare an environment's table with the paper's
+ENV_NOTES = {
+    "manufacturing_plant": (
+        "Note: with the plant as specified (c = 0.003, episodes ending after 700 gems),\n"
+        "uniform random actions already saturate utilization (clipped to 100%) and make\n"
+        "far more products than any of the paper's methods (see `random_untrained`): the\n"
+        "paper's plant figures rest on a measurement the reference does not pin down, so\n"
+        "compare the variants with each other and with `random_untrained`, not with the\n"
+        "paper's columns.\n"
+    ),
+    "matthew_effect": "The paper gives Matthew-effect results as a figure only.\n",
+}
+
+
 @dataclass
 class ReproductionPlan:
     """What to run: one environment, variants x seeds, a training budget."""
@@ -373,6 +387,7 @@ short-budget numbers measure early learning, not converged policies.
 
 {markdown_table(env, table)}
 
+{ENV_NOTES.get(env, "")}
 Learning curves: `{curves.name}`.
 {"Controller behaviour: `" + behaviour.name + "`." if has_behaviour else ""}
 
