@@ -292,12 +292,16 @@ def run_training(
         checkpoint: Path | None = None
         first_iteration = algo.iteration
         last_finite: dict[str, float] = {}
+        latest: dict[str, tuple[float, int]] = {}  # metric -> (last finite value, iteration)
         for _ in range(iterations):
             result = algo.train()
             step = int(result.get("training_iteration", algo.iteration))
             for tag, value in all_scalars(result).items():
                 writer.add_scalar(tag, value, global_step=step)
             writer.flush()
+            for key, value in iteration_metrics(result).items():
+                if _finite(value):
+                    latest[key] = (float(value), step)
             if verbose:
                 print(progress_line(result, last_finite), flush=True)
             if checkpoint_every and step % checkpoint_every == 0:
@@ -314,6 +318,8 @@ def run_training(
             "logdir": str(logdir),
             "tensorboard_dir": str(logdir / "tb"),
             "metrics": metrics,
+            "latest_metrics": {k: v for k, (v, _) in latest.items()},
+            "latest_metrics_iteration": {k: it for k, (_, it) in latest.items()},
             "result": result,
         }
         if verbose:

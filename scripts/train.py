@@ -110,15 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     summary.pop("result", None)
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary, indent=2, default=str))
-    m = summary["metrics"]
-    print(
-        "summary: " + ", ".join(
-            f"{k}={m[k]:.4g}" for k in (
-                "fairness/utilization", "fairness/cv", "fairness/min_utility",
-                "fairness/max_utility", "episode/return_mean",
-            ) if k in m
-        )
-    )
+    m, latest = summary["metrics"], summary.get("latest_metrics", {})
+    at = summary.get("latest_metrics_iteration", {})
+    parts = []
+    for k in ("fairness/utilization", "fairness/cv", "fairness/min_utility",
+              "fairness/max_utility", "episode/return_mean"):
+        if k in m:
+            parts.append(f"{k}={m[k]:.4g}")
+        elif k in latest:  # no episode ended in the last iteration
+            parts.append(f"{k}={latest[k]:.4g} (iteration {at[k]})")
+    print("summary: " + ", ".join(parts))
     return 0
 
 

@@ -72,3 +72,20 @@ def test_bad_names(args, match):
 def test_bad_env_kwarg():
     with pytest.raises(ValueError, match="unknown keyword"):
         build_config("job_scheduling", "ppo", "shared", env_kwargs={"max_cyclez": 3})
+
+
+def test_progress_line_never_prints_nan():
+    from policies.training import progress_line
+
+    last: dict = {}
+    first = progress_line({"training_iteration": 1, "time_this_iter_s": 1.0,
+                           "env_runners": {"num_agent_steps_sampled": float("nan")}}, last)
+    assert "nan" not in first and "utilization     -" in first and "agent-steps/s        -" in first
+    ok = {"training_iteration": 2, "time_this_iter_s": 2.0, "env_runners": {
+        "num_agent_steps_sampled": {"agent_0": 100}, "num_env_steps_sampled_lifetime": 20,
+        "fairness/utilization": 0.5, "fairness/cv": 1.25, "episode_return_mean": 3.0}}
+    assert "utilization 0.500 | CV 1.250" in progress_line(ok, last)
+    stale = {"training_iteration": 3, "time_this_iter_s": 2.0,
+             "env_runners": {"num_agent_steps_sampled": float("nan")}}
+    line = progress_line(stale, last)
+    assert "nan" not in line and "utilization 0.500*" in line and "agent-steps/s       50*" in line

@@ -92,6 +92,7 @@ def test_train_one_iteration_metrics_and_evaluate(algo, local_ray, tmp_path):
     summary = run_training(cfg, iterations=1, logdir=tmp_path, run_info=info, verbose=False)
     m = summary["metrics"]
     assert summary["env_steps"] >= 160
+    assert "fairness/cv" in summary["latest_metrics"]
     for key in ("fairness/utilization", "fairness/cv", "agent_return/agent_3",
                 "fairness/utility/agent_0"):
         assert key in m, key
