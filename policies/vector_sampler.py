@@ -43,9 +43,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
+from ray.rllib.callbacks.callbacks import RLlibCallback
+from ray.rllib.callbacks.utils import make_callback
+from ray.rllib.connectors.module_to_env.unbatch_to_individual_items import (
+    UnBatchToIndividualItems,
+)
 from ray.rllib.env.env_context import EnvContext
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 from ray.rllib.utils.annotations import override
+from ray.rllib.utils.spaces.space_utils import unbatch
 
 from policies.rllib_env import (
     EPISODE_STATS_KEY,
@@ -203,18 +209,67 @@ class PettingZooAgentVectorEnv(gym.vector.VectorEnv):
             env.close()
 
 
+def _unbatch(column: Any) -> list:
+    """``unbatch`` with a fast path for a plain array (same items: ``list(a) == [a[0], ...]``)."""
+    return list(column) if isinstance(column, np.ndarray) else unbatch(column)
+
+
+class FastUnBatchToIndividualItems(UnBatchToIndividualItems):
+    """RLlib's ``UnBatchToIndividualItems`` for the single-agent case, with plain array
+    columns split by ``list(array)`` instead of one ``tree.unflatten_as`` per item
+    (identical output; other cases are handed to RLlib's implementation)."""
+
+    @override(UnBatchToIndividualItems)
+    def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, **kw):
+        structure = (shared_data or {}).get("memorized_map_structure")
+        if not isinstance(structure, list):
+            return super().__call__(
+                rl_module=rl_module, batch=batch, episodes=episodes, explore=explore,
+                shared_data=shared_data, **kw,
+            )
+        for column, data in batch.copy().items():
+            items = _unbatch(data)
+            by_episode: dict[tuple, list] = {}
+            for i, eps_id in enumerate(structure):
+                by_episode.setdefault((eps_id,), []).append(items[i])
+            batch[column] = by_episode
+        return batch
+
+
 class VectorAgentEnvRunner(SingleAgentEnvRunner):
     """``SingleAgentEnvRunner`` over :class:`PettingZooAgentVectorEnv` (seeded per runner).
 
     ``config.num_envs_per_env_runner`` is the number of slots (env copies x agents);
     ``config.env_config`` describes the PettingZoo env as for
     :class:`policies.rllib_env.PettingZooMultiAgentEnv`.
+
+    Two per-slot costs of the parent class are cut (results unchanged): the
+    module-to-env ``UnBatchToIndividualItems`` piece is replaced by
+    :class:`FastUnBatchToIndividualItems`, and ``on_episode_step`` callbacks are not
+    dispatched when no callback implements them.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        pipeline = getattr(self, "_module_to_env", None)
+        for i, piece in enumerate(getattr(pipeline, "connectors", [])):
+            if type(piece) is UnBatchToIndividualItems:
+                pipeline.connectors[i] = FastUnBatchToIndividualItems(
+                    piece.input_observation_space, piece.input_action_space
+                )
+        self._episode_step_callbacks = bool(self.config.callbacks_on_episode_step) or any(
+            type(cb).on_episode_step is not RLlibCallback.on_episode_step
+            for cb in self._callbacks
+        )
+
+    @override(SingleAgentEnvRunner)
+    def _make_on_episode_callback(self, which: str, idx: int, episodes: list) -> None:
+        if which == "on_episode_step" and not self._episode_step_callbacks:
+            return
+        super()._make_on_episode_callback(which, idx, episodes)
 
     @override(SingleAgentEnvRunner)
     def make_env(self) -> None:
-        from ray.rllib.callbacks.utils import make_callback
-
         if self.env is not None:
             try:
                 self.env.close()

@@ -106,3 +106,34 @@ def test_train_one_iteration_metrics_and_evaluate(algo, local_ray, tmp_path):
         check_resume_compatible({**info, "sampler": "multi_agent"}, summary["checkpoint"])
     saved = json.loads((Path(summary["checkpoint"]) / "run_info.json").read_text())
     assert saved["sampler"] == "vector"
+
+
+def test_runner_shortcuts_sample_exactly_what_rllibs_runner_samples():
+    import torch
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+
+    from policies.vector_sampler import FastUnBatchToIndividualItems, VectorAgentEnvRunner
+
+    class Plain(VectorAgentEnvRunner):  # RLlib's pipeline and callback dispatch
+        def __init__(self, *a, **k):
+            SingleAgentEnvRunner.__init__(self, *a, **k)
+
+        def _make_on_episode_callback(self, *a):
+            SingleAgentEnvRunner._make_on_episode_callback(self, *a)
+
+    cfg = build_config("job_scheduling", "ppo", "shared", sampler="vector", seed=3,
+                       envs_per_runner=2, env_kwargs={"max_cycles": 20})
+    samples = []
+    for cls in (Plain, VectorAgentEnvRunner):
+        torch.manual_seed(0)
+        runner = cls(config=cfg)
+        torch.manual_seed(1)
+        eps = runner.sample(num_timesteps=200)
+        samples.append([(e.get_observations(), e.get_actions(), e.get_rewards()) for e in eps])
+        pieces = [type(c) for c in runner._module_to_env.connectors]
+        runner.stop()
+    assert FastUnBatchToIndividualItems in pieces
+    assert len(samples[0]) == len(samples[1])
+    for a, b in zip(*samples, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
