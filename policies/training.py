@@ -136,9 +136,9 @@ def iteration_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     }
     for src, dst in (("episode_return_mean", "episode/return_mean"),
                      ("episode_len_mean", "episode/len_mean")):
-        v = env.get(src)
-        if isinstance(v, int | float) and math.isfinite(v):
-            out[dst] = float(v)
+        # numpy scalars too (e.g. np.float32 from remote single-agent env runners)
+        for _, v in flatten_scalars(env.get(src), dst):
+            out[dst] = v
     for key, v in flatten_scalars(env):
         # callbacks log flat keys "fairness/cv"; nested dicts flatten to the same path
         if key.startswith((f"{FAIRNESS_PREFIX}/", f"{AGENT_RETURN_PREFIX}/")):

@@ -89,3 +89,13 @@ def test_progress_line_never_prints_nan():
              "env_runners": {"num_agent_steps_sampled": float("nan")}}
     line = progress_line(stale, last)
     assert "nan" not in line and "utilization 0.500*" in line and "agent-steps/s       50*" in line
+
+
+def test_iteration_metrics_accept_numpy_scalars():
+    import numpy as np
+
+    from policies.training import iteration_metrics
+
+    m = iteration_metrics({"env_runners": {"episode_return_mean": np.float32(3.5),
+                                           "episode_len_mean": float("nan")}})
+    assert m["episode/return_mean"] == 3.5 and "episode/len_mean" not in m
