@@ -17,7 +17,7 @@ TINY = {"train_batch_size_per_learner": 240, "minibatch_size": 120, "num_epochs"
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield
     ray.shutdown()
 
