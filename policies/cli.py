@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -134,6 +135,17 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
         "resume": args.resume,
         "overrides": parse_overrides(args.overrides),
     }
+
+
+def parse_env_kwargs(text: str) -> dict[str, Any]:
+    """``--env-kwargs`` (a JSON object) as a dict; ValueError naming the bad text."""
+    try:
+        env_kwargs = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--env-kwargs is not valid JSON ({text!r}): {e}") from e
+    if not isinstance(env_kwargs, dict):
+        raise ValueError(f"--env-kwargs must be a JSON object, got {text!r}")
+    return env_kwargs
 
 
 def fail(message: str) -> NoReturn:

@@ -34,6 +34,7 @@ from policies.cli import (  # noqa: E402  (light: no Ray import before the check
     check_choice,
     check_env,
     cli_errors,
+    parse_env_kwargs,
     run_settings,
 )
 
@@ -69,12 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.sampler == "vector" and args.policy_mode != "shared":
             raise ValueError("--sampler vector needs --policy-mode shared")
         run = run_settings(args)
-        try:
-            env_kwargs = json.loads(args.env_kwargs)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"--env-kwargs is not valid JSON ({args.env_kwargs!r}): {e}") from e
-        if not isinstance(env_kwargs, dict):
-            raise ValueError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
+        env_kwargs = parse_env_kwargs(args.env_kwargs)
         from policies.config import build_config
 
         if run["resume"] is not None:

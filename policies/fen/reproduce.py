@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     import shlex
     import sys
 
-    from policies.cli import cli_errors
+    from policies.cli import cli_errors, parse_env_kwargs
     from policies.config import parse_overrides
 
     p = argparse.ArgumentParser(description="Reproduce the FEN paper's table on one env.")
@@ -442,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             runs_dir=Path(args.runs_dir),
             num_env_runners=args.num_env_runners,
             envs_per_runner=args.envs_per_runner,
-            env_kwargs=json.loads(args.env_kwargs),
+            env_kwargs=parse_env_kwargs(args.env_kwargs),
             overrides=parse_overrides(args.overrides),
         )
         from policies.training import init_ray

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from policies.cli import add_run_arguments, cli_errors, run_settings
+from policies.cli import add_run_arguments, cli_errors, parse_env_kwargs, run_settings
 from policies.fen.discriminator import REWARDS
 from policies.fen.gossip import GRAPHS
 from policies.fen.variants import DEFAULT_POLICY_MODE, POLICY_MODES, VARIANTS
@@ -91,12 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
         run = run_settings(args)
         options = fen_options(args)
-        try:
-            env_kwargs = json.loads(args.env_kwargs)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"--env-kwargs is not valid JSON ({args.env_kwargs!r}): {e}") from e
-        if not isinstance(env_kwargs, dict):
-            raise ValueError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
+        env_kwargs = parse_env_kwargs(args.env_kwargs)
         if args.policy_mode is not None and args.policy_mode not in POLICY_MODES:
             raise ValueError(
                 f"unknown --policy-mode {args.policy_mode!r}; allowed: {list(POLICY_MODES)}")
