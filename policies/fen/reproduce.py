@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,21 +312,27 @@ def reproduce(plan: ReproductionPlan, results_dir: Path, command: str) -> dict[s
     """Run every (variant, seed) of ``plan`` and write ``results/fen_<env>.{md,json,png}``."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
     for seed in plan.seeds:  # seed-major: a complete (one-seed) table comes first
         for variant in plan.variants:
             print(f"=== {plan.env} / {variant} / seed {seed} ===", flush=True)
             run_one(plan, variant, seed, command)
-            write_report(plan, finished_runs(plan), results_dir, time.perf_counter() - start)
-    return write_report(plan, finished_runs(plan), results_dir, time.perf_counter() - start)
+            write_report(plan, finished_runs(plan), results_dir)
+    return write_report(plan, finished_runs(plan), results_dir)
 
 
-def finished_runs(plan: ReproductionPlan) -> list[dict[str, Any]]:
-    """Every run of ``plan.env`` with a final.json under the runs dir (any invocation)."""
+def finished_runs(plan: ReproductionPlan, refresh: bool = False) -> list[dict[str, Any]]:
+    """Every run of ``plan.env`` with a final.json under the runs dir (any invocation).
+
+    ``refresh``: re-read each run's figures from its TensorBoard files where present.
+    """
     finals = []
     for variant in VARIANTS:
         for path in sorted((plan.runs_dir / plan.env / variant).glob(f"seed*/{FINAL_FILE}")):
-            finals.append(json.loads(path.read_text()))
+            final = json.loads(path.read_text())
+            if refresh and (path.parent / "tb").exists():
+                final.update(final_figures(path.parent / "tb"))
+                path.write_text(json.dumps(final, indent=2, sort_keys=True))
+            finals.append(final)
     return finals
 
 
@@ -350,10 +355,11 @@ def random_policy_figures(env: str, env_kwargs: dict[str, Any], episodes: int = 
                 "std": float(np.std([r[m] for r in rows])), "seeds": episodes} for m in names}
 
 
-def write_report(plan: ReproductionPlan, finals: Sequence[dict[str, Any]], results_dir: Path,
-                 session_wall_s: float) -> dict[str, Any]:
+def write_report(plan: ReproductionPlan, finals: Sequence[dict[str, Any]],
+                 results_dir: Path) -> dict[str, Any]:
     """Write the table (md + json) and plots for the runs finished so far."""
     env = plan.env
+    results_dir.mkdir(parents=True, exist_ok=True)
     table = aggregate(finals, env)
     table["random_untrained"] = random_policy_figures(env, plan.env_kwargs)
     (results_dir / f"fen_{env}.json").write_text(json.dumps(table, indent=2, sort_keys=True))
@@ -397,8 +403,10 @@ Learning curves: `{curves.name}`.
 |---|---|---|---|---|
 {run_rows}
 
-Total training wall time: {total_wall / 60:.1f} min (this invocation: {session_wall_s / 60:.1f}
-min) on this machine (2 CPU cores, shared). Figures come only from the runs listed.
+Total training wall time: {total_wall / 60:.1f} min on this machine (2 CPU cores, shared
+with other jobs, so wall times are inflated). Figures come only from the runs listed; the
+tables are rewritten from the runs' final.json files by
+`python scripts/reproduce_fen.py --env {env} --runs-dir {plan.runs_dir} --report-only`.
 """
     (results_dir / f"fen_{env}.md").write_text(md)
     return table
@@ -426,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results-dir", default="results")
     p.add_argument("--env-kwargs", default="{}", help="JSON dict of env keyword arguments")
     p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: rewrite the report from the finished runs in --runs-dir")
     args = p.parse_args(argv)
     with cli_errors():
         try:
@@ -445,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
             env_kwargs=parse_env_kwargs(args.env_kwargs),
             overrides=parse_overrides(args.overrides),
         )
+        if args.report_only:
+            table = write_report(plan, finished_runs(plan, refresh=True), Path(args.results_dir))
+            print(markdown_table(plan.env, table))
+            return 0
         from policies.training import init_ray
 
         init_ray(None)
