@@ -51,14 +51,12 @@ from ray.rllib.utils.metrics import (
     SYNCH_WORKER_WEIGHTS_TIMER,
     TIMERS,
 )
-from ray.tune.registry import register_env
 
 import marl_envs
 from marl_envs.bandits.base import BanditEnv
 from policies.mauce.experience import FactoredExperience
 from policies.mauce.policies import MATSPolicy, MAUCEPolicy
 
-ENV_NAME = "team_bandit"
 RLLIB_ALGOS = ("mauce", "mats")
 BANDIT_ENVS = ("chain0101", "gem_mining", "wind_farm")
 FACTOR_REWARDS = "factor_rewards"
@@ -118,13 +116,6 @@ class TeamBanditEnv(gym.Env):
         }
         obs = np.array([self._t / self.episode_len], dtype=np.float32)
         return obs, float(rewards[self._agents[0]]), False, self._t >= self.episode_len, out_info
-
-
-def _env_creator(env_config: dict) -> TeamBanditEnv:
-    return TeamBanditEnv(env_config)
-
-
-register_env(ENV_NAME, _env_creator)
 
 
 class BanditTeamModule(TorchRLModule):
@@ -356,7 +347,9 @@ def build_config(
     return (
         BanditConfig()
         .environment(
-            ENV_NAME,
+            # the class itself, not a name in Tune's registry: a registration made
+            # before Ray starts lands in the first Ray session only
+            TeamBanditEnv,
             env_config={
                 "env": env, "env_kwargs": env_kwargs, "episode_len": episode_len, "seed": seed,
             },
