@@ -118,9 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     summary.pop("result", None)
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary, indent=2, default=str))
+    latest = summary["latest_metrics"]  # an iteration in which no episode ended has none
+    at = summary["latest_metrics_iteration"].get("fairness/utilization")
     print(f"\nFEN variant {args.variant!r} on {args.env}, after {summary['training_iteration']} "
-          f"iterations ({summary['env_steps']} env steps, {summary['wall_time_s']:.0f} s):")
-    print(fairness_table(summary["metrics"]))
+          f"iterations ({summary['env_steps']} env steps, {summary['wall_time_s']:.0f} s); "
+          f"fairness of the last 20 episodes as of iteration {at}:")
+    print(fairness_table(latest))
     print(f"\ncheckpoint: {summary['checkpoint']}")
     print(f"TensorBoard: tensorboard --logdir {summary['logdir']}")
     return 0
