@@ -23,18 +23,8 @@ from typing import Any
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
-from ray.rllib.utils.metrics import (
-    ALL_MODULES,
-    ENV_RUNNER_RESULTS,
-    ENV_RUNNER_SAMPLING_TIMER,
-    LEARNER_RESULTS,
-    LEARNER_UPDATE_TIMER,
-    NUM_ENV_STEPS_SAMPLED_LIFETIME,
-    NUM_MODULE_STEPS_TRAINED_LIFETIME,
-    SYNCH_WORKER_WEIGHTS_TIMER,
-    TIMERS,
-)
+
+from policies.single_pass import single_pass_training_step
 
 
 class A2CConfig(AlgorithmConfig):
@@ -113,48 +103,4 @@ class A2C(Algorithm):
         return A2CConfig()
 
     def training_step(self) -> None:
-        # 1. sample synchronously from all env runners
-        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            budget = {
-                "max_agent_steps"
-                if self.config.count_steps_by == "agent_steps"
-                else "max_env_steps": self.config.total_train_batch_size
-            }
-            episodes, env_runner_results = synchronous_parallel_sample(
-                worker_set=self.env_runner_group,
-                sample_timeout_s=self.config.sample_timeout_s,
-                _uses_new_env_runners=True,
-                _return_metrics=True,
-                **budget,
-            )
-            if not episodes:
-                return
-            self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
-
-        # 2.+3. advantages (learner connector) and ONE gradient step on the full batch
-        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-            learner_results = self.learner_group.update(
-                episodes=episodes,
-                timesteps={
-                    NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
-                        (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME)
-                    ),
-                    NUM_MODULE_STEPS_TRAINED_LIFETIME: self.metrics.peek(
-                        (LEARNER_RESULTS, ALL_MODULES, NUM_MODULE_STEPS_TRAINED_LIFETIME),
-                        default=0,
-                    ),
-                },
-                num_epochs=1,
-                minibatch_size=None,
-                shuffle_batch_per_epoch=False,
-            )
-            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
-
-        # 4. broadcast the new weights
-        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
-            modules = set(learner_results[0].keys()) - {ALL_MODULES}
-            self.env_runner_group.sync_weights(
-                from_worker_or_learner_group=self.learner_group,
-                policies=modules,
-                inference_only=True,
-            )
+        single_pass_training_step(self)
