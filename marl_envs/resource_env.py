@@ -9,6 +9,9 @@ the bookkeeping every env needs exactly once:
                                 shape ``(n_agents,)``; return the reward array
 * ``_observations()``           float32 array of shape ``(n_agents, obs_dim)``
 * ``_infos()``                  list of per-agent info dicts
+* ``_utility_gains(rewards)``   optional: each agent's utility earned this step
+                                (default: its reward; override when the fairness
+                                utility is not the reward, e.g. a resource share)
 * ``_render_ansi()`` / ``_render_rgb()``
 
 Actions are validated (every live agent present, no unknown agent, each action
@@ -71,6 +74,9 @@ class ResourceEnv(ParallelEnv):
         self.np_random, _ = seeding.np_random(None)
         self.num_steps = 0
         self.reward_sums = np.zeros(n_agents)
+        #: per-agent sums of the fairness utility (equal to ``reward_sums`` unless the
+        #: env overrides :meth:`_utility_gains`); utilities are these over ``num_steps``
+        self.utility_sums = np.zeros(n_agents)
 
     # ------------------------------------------------------------------ spaces
     def observation_space(self, agent: str) -> spaces.Box:
@@ -95,6 +101,7 @@ class ResourceEnv(ParallelEnv):
         self.agents = list(self.possible_agents)
         self.num_steps = 0
         self.reward_sums[:] = 0.0
+        self.utility_sums[:] = 0.0
         self._reset_state()
         obs = self._observations()
         return dict(zip(self.agents, obs, strict=True)), dict(
@@ -107,6 +114,7 @@ class ResourceEnv(ParallelEnv):
         action_array = self._validate_actions(actions)
         rewards = self._step_state(action_array)
         self.reward_sums += rewards
+        self.utility_sums += self._utility_gains(rewards)
         self.num_steps += 1
         terminated = self._terminated()
         truncated = not terminated and self.num_steps >= self.max_cycles
@@ -160,7 +168,7 @@ class ResourceEnv(ParallelEnv):
         """Utilities, CV, utilization, min/max utility of the episode so far."""
         return fairness_report(
             self.possible_agents,
-            utilities(self.reward_sums, self.num_steps),
+            utilities(self.utility_sums, self.num_steps),
             self.max_fair_utility,
             self.num_steps,
         )
@@ -178,6 +186,10 @@ class ResourceEnv(ParallelEnv):
         stats.update({f"utility/{a}": u for a, u in report.per_agent_utility.items()})
         stats.update(self._extra_stats())
         return stats
+
+    def _utility_gains(self, rewards: np.ndarray) -> np.ndarray:
+        """Each agent's fairness utility earned this step (default: its reward)."""
+        return rewards
 
     def _extra_stats(self) -> dict[str, float]:
         """Environment-specific scalars added to :meth:`episode_stats`."""

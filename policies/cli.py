@@ -22,8 +22,10 @@ import marl_envs
 
 ALGOS: tuple[str, ...] = ("ppo", "dqn", "a2c")
 POLICY_MODES: tuple[str, ...] = ("independent", "shared")
-#: the FEN environments train.py targets (every one has episode_stats / max_fair_utility)
+#: the FEN paper's environments (every one has episode_stats / max_fair_utility)
 FEN_ENVS: tuple[str, ...] = ("job_scheduling", "matthew_effect", "manufacturing_plant")
+#: the environments train.py trains on: per-step PettingZoo episodes with episode_stats
+TRAIN_ENVS: tuple[str, ...] = (*FEN_ENVS, "resource_allocation", "live_recommendation")
 
 
 def check_choice(kind: str, value: str, allowed: Sequence[str]) -> str:
@@ -34,16 +36,14 @@ def check_choice(kind: str, value: str, allowed: Sequence[str]) -> str:
 
 
 def check_env(env: str) -> str:
-    """``env`` if train.py can train on it (a FEN env registered in marl_envs)."""
+    """``env`` if train.py can train on it (a registered env of :data:`TRAIN_ENVS`)."""
+    trainable = [e for e in TRAIN_ENVS if e in marl_envs.ENV_NAMES]
     if env not in marl_envs.ENV_NAMES:
+        raise ValueError(f"unknown environment {env!r}; allowed: {trainable}")
+    if env not in trainable:
         raise ValueError(
-            f"unknown environment {env!r}; allowed: "
-            f"{[e for e in FEN_ENVS if e in marl_envs.ENV_NAMES]}"
-        )
-    if env not in FEN_ENVS:
-        raise ValueError(
-            f"environment {env!r} is not a FEN resource environment (no per-step "
-            f"PettingZoo training episodes to fit); train.py supports: {list(FEN_ENVS)}"
+            f"environment {env!r} is a bandit (one joint action per step, no per-step "
+            f"PettingZoo training episodes to fit); train.py supports: {trainable}"
         )
     return env
 

@@ -28,8 +28,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from policies.cli import (  # noqa: E402  (light: no Ray import before the checks)
     ALGOS,
-    FEN_ENVS,
     POLICY_MODES,
+    TRAIN_ENVS,
     add_run_arguments,
     check_choice,
     check_env,
@@ -43,7 +43,7 @@ SAMPLERS = ("multi_agent", "vector")  # policies.vector_sampler.SAMPLERS (no Ray
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--env", required=True, help=f"one of {list(FEN_ENVS)}")
+    p.add_argument("--env", required=True, help=f"one of {list(TRAIN_ENVS)}")
     p.add_argument("--algo", required=True, help=f"one of {list(ALGOS)}")
     p.add_argument("--policy-mode", default="independent", help=f"one of {list(POLICY_MODES)}")
     p.add_argument(

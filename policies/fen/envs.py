@@ -124,7 +124,7 @@ class _UtilityWrapper(ParallelEnv):
         return obs
 
     def _update_utilities(self) -> np.ndarray:
-        u = utilities(self.base.reward_sums, self.base.num_steps)
+        u = utilities(self.base.utility_sums, self.base.num_steps)
         self._ubar = self._average(u)
         self._features = controller_features(u, self._ubar, self.c)
         return u
@@ -441,7 +441,7 @@ class ShapedRewardEnv(ParallelEnv):
         n = env_rewards.size
         if self.shaping == "independent":
             return env_rewards
-        u = utilities(self.base.reward_sums, self.base.num_steps)
+        u = utilities(self.base.utility_sums, self.base.num_steps)
         if self.shaping == "min":
             return np.full(n, u.min())
         if self.shaping == "avg":
