@@ -153,3 +153,22 @@ def test_baseline_shapings(shaping):
     np.testing.assert_allclose(shaped, expected)
     with pytest.raises(ValueError, match="unknown reward shaping"):
         ShapedRewardEnv(marl_envs.make("job_scheduling"), "max")
+
+
+def test_feature_scale_multiplies_the_relative_utility_in_observations_only():
+    plain, scaled = _hier(), _hier(feature_scale=10.0)
+    for env in (plain, scaled):
+        env.reset(seed=4)
+        agents = env.base.possible_agents
+        env.step({controller_id(a, 0): 0 for a in agents})
+        for _ in range(T):  # ends the period: the next controller observes the features
+            env.step({a: 2 for a in env.agents})
+    obs_plain = plain.step({controller_id(a, 1): 0 for a in agents})[0]
+    obs_scaled = scaled.step({controller_id(a, 1): 0 for a in agents})[0]
+    sid = subpolicy_id("agent_0", 1, 0)
+    np.testing.assert_allclose(obs_scaled[sid][-2], 10.0 * obs_plain[sid][-2], rtol=1e-6)
+    assert obs_scaled[sid][-1] == obs_plain[sid][-1]
+    assert scaled.observation_space(sid).contains(obs_scaled[sid])
+    assert scaled.observation_space(sid).low[-2] == -10.0
+    with pytest.raises(ValueError, match="feature_scale must be > 0"):
+        _hier(feature_scale=0.0)

@@ -94,6 +94,17 @@ def test_intrinsic_reward_is_the_controllers_log_probability(local_ray):
         algo.stop()
 
 
+def test_controller_entropy_overrides_only_the_controllers():
+    config = build_fen_config(
+        "job_scheduling", "fen", num_env_runners=0,
+        fen_options={"controller_entropy": 0.005, "feature_scale": 10.0},
+    )
+    assert config.get_config_for_module("ctrl").entropy_coeff == 0.005
+    assert config.get_config_for_module("sub0").entropy_coeff == 0.03
+    ctrl_space = config.rl_module_spec.rl_module_specs["ctrl"].observation_space
+    assert ctrl_space.low[-2] == -10.0
+
+
 def test_bad_variant_and_env_are_rejected():
     with pytest.raises(ValueError, match="unknown FEN variant 'fenn'"):
         build_fen_config("job_scheduling", "fenn")
@@ -139,6 +150,8 @@ def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, cap
         (["--gossip-graph", "star"], "unknown --gossip-graph 'star'"),
         (["--env", "chain0101"], "FEN runs on"),
         (["--policy-mode", "mixed"], "unknown --policy-mode 'mixed'"),
+        (["--feature-scale", "0"], "--feature-scale must be > 0"),
+        (["--controller-entropy", "-1"], "--controller-entropy must be >= 0"),
         (["--set", "no_such_field=1"], "no_such_field"),
         (["--resume", "/nonexistent/checkpoint"], "does not exist"),
     ],

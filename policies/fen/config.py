@@ -70,7 +70,10 @@ def build_fen_config(
         policy_mode: ``shared`` (one set of networks for all agents) or ``independent``
             (per agent); default: as in the authors' code (shared for job and matthew).
         fen_options: ``period`` (T), ``n_subpolicies`` (M), ``gossip_graph``,
-            ``gossip_rounds``, ``intrinsic_reward`` (``log_p`` or ``p``).
+            ``gossip_rounds``, ``intrinsic_reward`` (``log_p`` or ``p``), ``feature_scale``
+            (multiplies ``(u_i - ubar)/ubar`` in observations; default 1) and
+            ``controller_entropy`` (the controllers' entropy coefficient; default: the
+            common 0.03).
         overrides: AlgorithmConfig fields to set last (``--set key=value``).
     """
     check_variant(variant)
@@ -79,6 +82,7 @@ def build_fen_config(
     policy_mode = policy_mode or DEFAULT_POLICY_MODE[env]
     fen_options = dict(fen_options or {})
     intrinsic = fen_options.pop("intrinsic_reward", "log_p")
+    controller_entropy = fen_options.pop("controller_entropy", None)
     env_config = {
         "factory": FACTORY,
         "factory_module": FACTORY_MODULE,
@@ -107,6 +111,11 @@ def build_fen_config(
     )
     if variant in HIERARCHICAL_VARIANTS:
         config.learners(learner_connector=lambda *spaces: DiscriminatorReward(reward=intrinsic))
+        if controller_entropy is not None:
+            controllers = [m for m in mids if parse_sub_module_id(m) is None]
+            config.multi_agent(algorithm_config_overrides_per_module={
+                m: PPOConfig.overrides(entropy_coeff=controller_entropy) for m in controllers
+            })
     config = apply_run_settings(
         config, seed=seed, num_env_runners=num_env_runners, envs_per_runner=envs_per_runner
     )

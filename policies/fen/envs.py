@@ -79,11 +79,12 @@ class AverageUtility:
         return self._gossip.estimate(utility)
 
 
-def _augmented_space(base: ResourceEnv) -> spaces.Box:
+def _augmented_space(base: ResourceEnv, feature_scale: float) -> spaces.Box:
     space = base.observation_space(base.possible_agents[0])
     n = base.n_agents
-    low = np.concatenate([space.low, np.array([-1.0, 0.0], dtype=np.float32)])
-    high = np.concatenate([space.high, np.array([max(n - 1.0, 1.0), 1.0], dtype=np.float32)])
+    rel_high = feature_scale * max(n - 1.0, 1.0)
+    low = np.concatenate([space.low, np.array([-feature_scale, 0.0], dtype=np.float32)])
+    high = np.concatenate([space.high, np.array([rel_high, 1.0], dtype=np.float32)])
     return spaces.Box(low, high, dtype=np.float32)
 
 
@@ -93,9 +94,11 @@ class _UtilityWrapper(ParallelEnv):
     metadata = {"render_modes": ["ansi", "rgb_array"], "is_parallelizable": True}
 
     def __init__(self, base: ResourceEnv, average: str, gossip_graph: str, gossip_rounds: int,
-                 eps: float) -> None:
+                 eps: float, feature_scale: float) -> None:
         if not isinstance(base, ResourceEnv):
             raise TypeError(f"FEN wrappers need a marl_envs resource env, got {type(base)!r}")
+        if not feature_scale > 0:
+            raise ValueError(f"feature_scale must be > 0, got {feature_scale}")
         self.base = base
         self.eps = eps
         self.c = base.max_fair_utility
@@ -104,7 +107,10 @@ class _UtilityWrapper(ParallelEnv):
         self._gossip_graph = gossip_graph
         self._gossip_rounds = gossip_rounds
         self._average = AverageUtility(base.n_agents, average, gossip_graph, gossip_rounds)
-        self._augmented_space = _augmented_space(base)
+        # the relative utility (u_i - ubar)/ubar is multiplied by this in observations only:
+        # near-equal utilities differ by a few percent, a scale > 1 makes them legible
+        self._feature_scale = np.array([feature_scale, 1.0], dtype=np.float32)
+        self._augmented_space = _augmented_space(base, feature_scale)
         self._features = np.zeros((base.n_agents, 2), dtype=np.float32)
         self._ubar = np.zeros(base.n_agents)
 
@@ -131,7 +137,7 @@ class _UtilityWrapper(ParallelEnv):
 
     def _augment(self, base_obs: dict[str, np.ndarray]) -> np.ndarray:
         stacked = np.stack([base_obs[a] for a in self.base.possible_agents])
-        return np.concatenate([stacked, self._features], axis=1)
+        return np.concatenate([stacked, self._features * self._feature_scale], axis=1)
 
     def render(self) -> Any:
         return self.base.render()
@@ -152,8 +158,9 @@ class FENHierarchyEnv(_UtilityWrapper):
         gossip_graph: str = "random3",
         gossip_rounds: int = 10,
         eps: float = EPS,
+        feature_scale: float = 1.0,
     ) -> None:
-        super().__init__(base, average, gossip_graph, gossip_rounds, eps)
+        super().__init__(base, average, gossip_graph, gossip_rounds, eps, feature_scale)
         if period < 1:
             raise ValueError(f"period (T) must be >= 1, got {period}")
         if n_subpolicies < 1:
@@ -341,8 +348,9 @@ class FairEfficientRewardEnv(_UtilityWrapper):
         gossip_graph: str = "random3",
         gossip_rounds: int = 10,
         eps: float = EPS,
+        feature_scale: float = 1.0,
     ) -> None:
-        super().__init__(base, average, gossip_graph, gossip_rounds, eps)
+        super().__init__(base, average, gossip_graph, gossip_rounds, eps, feature_scale)
         self.possible_agents = list(base.possible_agents)
         self.agents: list[str] = []
         self.metadata = {**self.metadata, "name": f"fen_flat({base.metadata['name']})"}

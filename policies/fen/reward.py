@@ -12,7 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 #: controller period T of each environment (``c`` is the env's ``max_fair_utility``)
-CONTROLLER_PERIOD = {"job_scheduling": 25, "matthew_effect": 50, "manufacturing_plant": 500}
+CONTROLLER_PERIOD = {
+    "job_scheduling": 25, "matthew_effect": 50, "manufacturing_plant": 500,
+    "resource_allocation": 20,
+}
 EPS = 0.1
 
 

@@ -38,6 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gossip-rounds", type=int, default=None, help="fen_gossip rounds per step")
     p.add_argument("--intrinsic-reward", default=None,
                    help=f"sub-policies' reward: {list(REWARDS)} (default log_p)")
+    p.add_argument("--feature-scale", type=float, default=None,
+                   help="multiply (u_i - ubar)/ubar in the controller's observation (default 1)")
+    p.add_argument("--controller-entropy", type=float, default=None,
+                   help="entropy coefficient of the controllers (default: the common 0.03)")
     p.add_argument("--env-kwargs", default="{}",
                    help='JSON dict of environment keyword arguments, e.g. \'{"max_cycles": 200}\'')
     p.add_argument("--summary-json", default=None, help="write the final summary to this file")
@@ -57,12 +61,18 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
                         ("--gossip-rounds", args.gossip_rounds)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
+    if args.feature_scale is not None and not args.feature_scale > 0:
+        raise ValueError(f"--feature-scale must be > 0, got {args.feature_scale}")
+    if args.controller_entropy is not None and args.controller_entropy < 0:
+        raise ValueError(f"--controller-entropy must be >= 0, got {args.controller_entropy}")
     given = {
         "period": args.period,
         "n_subpolicies": args.subpolicies,
         "gossip_graph": args.gossip_graph,
         "gossip_rounds": args.gossip_rounds,
         "intrinsic_reward": args.intrinsic_reward,
+        "feature_scale": args.feature_scale,
+        "controller_entropy": args.controller_entropy,
     }
     return {k: v for k, v in given.items() if v is not None}
 

@@ -43,6 +43,7 @@ DEFAULT_POLICY_MODE = {
     "job_scheduling": "shared",
     "matthew_effect": "shared",
     "manufacturing_plant": "independent",
+    "resource_allocation": "shared",
 }
 FACTORY = "fen"
 FACTORY_MODULE = __name__
@@ -69,9 +70,10 @@ def make_variant_env(env_config: dict[str, Any]) -> ParallelEnv:
             average="gossip" if variant == "fen_gossip" else "central",
             gossip_graph=options.get("gossip_graph", "random3"),
             gossip_rounds=options.get("gossip_rounds", 10),
+            feature_scale=options.get("feature_scale", 1.0),
         )
     if variant == "fen_no_hierarchy":
-        return FairEfficientRewardEnv(base)
+        return FairEfficientRewardEnv(base, feature_scale=options.get("feature_scale", 1.0))
     return ShapedRewardEnv(base, variant)
 
 
