@@ -16,6 +16,7 @@ mean intrinsic reward (``fen/intrinsic_reward``).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -69,9 +70,13 @@ class DiscriminatorReward(ConnectorV2):
             if z == 0:
                 continue  # sub-policy 0 keeps the environment reward
             reward = log_p[:, z] if self.reward == "log_p" else np.exp(log_p[:, z])
-            episode.set_rewards(
-                new_data=reward.astype(np.float32), at_indices=slice(0, len(reward))
-            )
+            with warnings.catch_warnings():
+                # RLlib checks reward_space.contains(new_data[0]), a numpy scalar, which
+                # gymnasium's Box casts with a warning every call; the data is valid
+                warnings.filterwarnings("ignore", message=".*Casting input x to numpy array")
+                episode.set_rewards(
+                    new_data=reward.astype(np.float32), at_indices=slice(0, len(reward))
+                )
             intrinsic.extend(reward.tolist())
         if metrics is not None and total:
             metrics.log_value(("fen", "discriminator_accuracy"), correct / total, window=1)
