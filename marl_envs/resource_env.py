@@ -27,17 +27,16 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
-from pettingzoo import AECEnv, ParallelEnv
+from pettingzoo import AECEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
 from marl_envs.metrics import FairnessReport, fairness_report, utilities
+from marl_envs.parallel_base import ParallelEnvBase
 
 
-class ResourceEnv(ParallelEnv):
+class ResourceEnv(ParallelEnvBase):
     """Base class of the resource-sharing environments (parallel API)."""
 
-    metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
     #: the largest average per-step reward an agent can get when resources are shared (c)
     max_fair_utility: float = 1.0
     #: number of discrete actions (stay, x-1, x+1, y-1, y+1)
@@ -50,28 +49,16 @@ class ResourceEnv(ParallelEnv):
         max_cycles: int,
         render_mode: str | None,
     ) -> None:
-        if n_agents < 1:
-            raise ValueError(f"n_agents must be >= 1, got {n_agents}")
+        super().__init__(n_agents, render_mode)
         if max_cycles < 1:
             raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r} is not supported; "
-                f"allowed: {self.metadata['render_modes']} or None"
-            )
-        self.n_agents = n_agents
         self.max_cycles = max_cycles
-        self.render_mode = render_mode
-        self.possible_agents = [f"agent_{i}" for i in range(n_agents)]
-        self.agents: list[str] = []
         self._observation_space = observation_space
         self._action_space = spaces.Discrete(self.n_actions)
         self._observation_spaces = {a: observation_space for a in self.possible_agents}
         self._action_spaces = {a: self._action_space for a in self.possible_agents}
         self.observation_spaces = self._observation_spaces
         self.action_spaces = self._action_spaces
-        self._agent_set = frozenset(self.possible_agents)
-        self.np_random, _ = seeding.np_random(None)
         self.num_steps = 0
         self.reward_sums = np.zeros(n_agents)
         #: per-agent sums of the fairness utility (equal to ``reward_sums`` unless the
@@ -87,17 +74,11 @@ class ResourceEnv(ParallelEnv):
         self._check_agent(agent)
         return self._action_space
 
-    def _check_agent(self, agent: str) -> None:
-        if agent not in self._agent_set:
-            raise ValueError(f"unknown agent id {agent!r}; allowed: {self.possible_agents}")
-
     # --------------------------------------------------------------- protocol
     def reset(
         self, seed: int | None = None, options: dict | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
-        if seed is not None or not hasattr(self, "_seeded"):
-            self.np_random, _ = seeding.np_random(seed)
-            self._seeded = True
+        self._seed(seed)
         self.agents = list(self.possible_agents)
         self.num_steps = 0
         self.reward_sums[:] = 0.0
@@ -130,15 +111,8 @@ class ResourceEnv(ParallelEnv):
 
     def _validate_actions(self, actions: Mapping[str, Any]) -> np.ndarray:
         if actions.keys() != self._agent_set:
-            missing = [a for a in self.agents if a not in actions]
-            unknown = [a for a in actions if a not in self._agent_set]
-            if unknown:
-                raise ValueError(
-                    f"unknown agent id(s) {unknown} in actions; allowed: {self.possible_agents}"
-                )
-            raise ValueError(
-                f"missing action for agent(s) {missing}; every live agent must act "
-                f"(allowed actions: integers 0..{self.n_actions - 1})"
+            self._check_action_keys(
+                actions, self.possible_agents, f"integers 0..{self.n_actions - 1}"
             )
         values = [actions[agent] for agent in self.possible_agents]
         # fast path: plain Python / numpy integer scalars, all in range
@@ -148,21 +122,11 @@ class ResourceEnv(ParallelEnv):
             and max(values) < self.n_actions
         ):
             return np.array(values, dtype=np.int64)
-        out = np.empty(self.n_agents, dtype=np.int64)
-        for i, (agent, a) in enumerate(zip(self.possible_agents, values, strict=True)):
-            if isinstance(a, np.ndarray) and a.shape == ():
-                a = a.item()
-            if (
-                not isinstance(a, int | np.integer)
-                or isinstance(a, bool)
-                or not 0 <= a < self.n_actions
-            ):
-                raise ValueError(
-                    f"invalid action {a!r} for agent {agent!r}; "
-                    f"allowed: integers 0..{self.n_actions - 1} ({self._action_space})"
-                )
-            out[i] = a
-        return out
+        return np.array(
+            [self._check_action(agent, a, self.n_actions)
+             for agent, a in zip(self.possible_agents, values, strict=True)],
+            dtype=np.int64,
+        )
 
     def fairness_report(self) -> FairnessReport:
         """Utilities, CV, utilization, min/max utility of the episode so far."""
@@ -199,17 +163,6 @@ class ResourceEnv(ParallelEnv):
         """Whether the episode ended on its own (not by the step limit)."""
         return False
 
-    # --------------------------------------------------------------- render
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            return None
-        if self.render_mode == "ansi":
-            return self._render_ansi()
-        return self._render_rgb()
-
-    def close(self) -> None:
-        pass
-
     # ------------------------------------------------------- hooks (abstract)
     def _reset_state(self) -> None:
         raise NotImplementedError
@@ -221,12 +174,6 @@ class ResourceEnv(ParallelEnv):
         raise NotImplementedError
 
     def _infos(self) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def _render_ansi(self) -> str:
-        raise NotImplementedError
-
-    def _render_rgb(self) -> np.ndarray:
         raise NotImplementedError
 
 

@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
 
 from marl_envs.bandits.graph import CoordinationGraph
 from marl_envs.bandits.models import BanditModel
+from marl_envs.parallel_base import ParallelEnvBase
 
 _PALETTE = np.array(
     [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189]],
@@ -28,7 +27,7 @@ _PALETTE = np.array(
 )
 
 
-class BanditEnv(ParallelEnv):
+class BanditEnv(ParallelEnvBase):
     """A :class:`BanditModel` as a PettingZoo parallel env, one round per step."""
 
     metadata: dict[str, Any] = {
@@ -41,26 +40,16 @@ class BanditEnv(ParallelEnv):
     def __init__(self, model: BanditModel, horizon: int, render_mode: str | None) -> None:
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r} is not supported; "
-                f"allowed: {self.metadata['render_modes']} or None"
-            )
+        g = model.graph
+        super().__init__(g.n_agents, render_mode)
         self.model = model
         self.horizon = int(horizon)
-        self.render_mode = render_mode
-        g = model.graph
-        self.n_agents = g.n_agents
-        self.possible_agents = [f"agent_{i}" for i in range(g.n_agents)]
-        self.agents: list[str] = []
-        self._agent_set = frozenset(self.possible_agents)
         self._obs_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
         self._action_spaces = {
             a: spaces.Discrete(n) for a, n in zip(self.possible_agents, g.action_sizes, strict=True)
         }
         self.observation_spaces = {a: self._obs_space for a in self.possible_agents}
         self.action_spaces = self._action_spaces
-        self.np_random, _ = seeding.np_random(None)
         self.num_steps = 0
         self.cumulative_regret = 0.0
         self._last: dict[str, Any] | None = None
@@ -97,17 +86,11 @@ class BanditEnv(ParallelEnv):
         self._check_agent(agent)
         return self._action_spaces[agent]
 
-    def _check_agent(self, agent: str) -> None:
-        if agent not in self._agent_set:
-            raise ValueError(f"unknown agent id {agent!r}; allowed: {self.possible_agents}")
-
     # ----------------------------------------------------------- protocol
     def reset(
         self, seed: int | None = None, options: dict | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
-        if seed is not None or not hasattr(self, "_seeded"):
-            self.np_random, _ = seeding.np_random(seed)
-            self._seeded = True
+        self._seed(seed)
         self.agents = list(self.possible_agents)
         self.num_steps = 0
         self.cumulative_regret = 0.0
@@ -161,38 +144,15 @@ class BanditEnv(ParallelEnv):
         return out
 
     def _validate_actions(self, actions: Mapping[str, Any]) -> np.ndarray:
+        self._check_action_keys(actions, self.possible_agents)
         sizes = self.graph.action_sizes
-        unknown = [a for a in actions if a not in self._agent_set]
-        if unknown:
-            raise ValueError(
-                f"unknown agent id(s) {unknown} in actions; allowed: {self.possible_agents}"
-            )
-        missing = [a for a in self.possible_agents if a not in actions]
-        if missing:
-            raise ValueError(
-                f"missing action for agent(s) {missing}; every agent acts every round"
-            )
-        out = np.empty(self.n_agents, dtype=np.int64)
-        for i, agent in enumerate(self.possible_agents):
-            a = actions[agent]
-            if isinstance(a, np.ndarray) and a.shape == ():
-                a = a.item()
-            if not isinstance(a, int | np.integer) or isinstance(a, bool) or not 0 <= a < sizes[i]:
-                raise ValueError(
-                    f"invalid action {a!r} for agent {agent!r}; "
-                    f"allowed: integers 0..{sizes[i] - 1}"
-                )
-            out[i] = a
-        return out
+        return np.array(
+            [self._check_action(agent, actions[agent], n)
+             for agent, n in zip(self.possible_agents, sizes, strict=True)],
+            dtype=np.int64,
+        )
 
     # ------------------------------------------------------------- render
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            return None
-        if self.render_mode == "ansi":
-            return self._render_ansi()
-        return self._render_rgb()
-
     def _render_ansi(self) -> str:
         name = self.metadata["name"]
         if self._last is None:
@@ -222,6 +182,3 @@ class BanditEnv(ParallelEnv):
                 img[top:, e * px : (e + 1) * px - 1] = (90, 90, 90)
         img[px, :, :] = 40
         return img
-
-    def close(self) -> None:
-        pass
