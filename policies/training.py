@@ -358,8 +358,14 @@ def _module_for(mapping_fn: Any, agent_id: str) -> str:
         return mapping_fn(agent_id, None, worker=None)
 
 
-def greedy_actions(module: Any, obs_by_agent: Mapping[str, Any], mapping_fn: Any) -> dict:
-    """Greedy action of every agent in ``obs_by_agent`` (batched per module)."""
+def greedy_actions(
+    module: Any, obs_by_agent: Mapping[str, Any], mapping_fn: Any, rng: Any = None
+) -> dict:
+    """Greedy action of every agent in ``obs_by_agent`` (batched per module).
+
+    With ``rng`` (a ``numpy.random.Generator``), actions are instead sampled from the
+    categorical distribution of the module's action logits (the stochastic policy).
+    """
     import numpy as np
     import torch
     from ray.rllib.core.columns import Columns
@@ -377,7 +383,12 @@ def greedy_actions(module: Any, obs_by_agent: Mapping[str, Any], mapping_fn: Any
                 )
             obs = torch.as_tensor(np.stack([obs_by_agent[a] for a in agents]), dtype=torch.float32)
             out = module[module_id].forward_inference({Columns.OBS: obs})
-            if Columns.ACTIONS in out:
+            if rng is not None:
+                probs = torch.softmax(out[Columns.ACTION_DIST_INPUTS], dim=-1).cpu().numpy()
+                cumulative = probs.astype(np.float64).cumsum(axis=-1)
+                draws = rng.random((len(agents), 1)) * cumulative[:, -1:]
+                acts = torch.as_tensor((draws >= cumulative).sum(axis=-1))
+            elif Columns.ACTIONS in out:
                 acts = out[Columns.ACTIONS]
             else:
                 acts = torch.argmax(out[Columns.ACTION_DIST_INPUTS], dim=-1)
@@ -395,8 +406,12 @@ def evaluate_checkpoint(
     render: str | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     out: Any = None,
+    sample: bool = False,
 ) -> dict[str, Any]:
     """Greedy rollouts of a :func:`run_training` checkpoint; fairness figures averaged.
+
+    ``sample=True``: actions are sampled from the policies' action distributions
+    (seeded with ``seed``) instead of taken greedily.
 
     Rebuilds the env from the checkpoint's env_config (any registered factory) and
     maps agents to modules with the checkpoint config's ``policy_mapping_fn``.
@@ -406,6 +421,7 @@ def evaluate_checkpoint(
     """
     import sys
 
+    import numpy as np
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     from policies.rllib_env import build_parallel_env
@@ -434,6 +450,7 @@ def evaluate_checkpoint(
     out = out or sys.stdout
 
     par_env = build_parallel_env(env_config)
+    rng = np.random.default_rng(seed) if sample else None
     per_episode: list[dict[str, float]] = []
     try:
         for i in range(episodes):
@@ -442,11 +459,14 @@ def evaluate_checkpoint(
                 # only the agents that act next (a wrapper's obs may also hold the
                 # final observations of agents that just finished)
                 acting = {a: o for a, o in obs.items() if a in par_env.agents}
-                actions = greedy_actions(module, acting, mapping_fn)
+                actions = greedy_actions(module, acting, mapping_fn, rng)
                 obs, _, _, _, _ = par_env.step(actions)
                 if render and i == 0:
                     print(par_env.render(), file=out)
-            stats_fn = getattr(par_env.unwrapped, "episode_stats", None)
+            # a wrapper's episode_stats (e.g. FEN's controller figures) extends the env's
+            stats_fn = getattr(par_env, "episode_stats", None)
+            if not callable(stats_fn):
+                stats_fn = getattr(par_env.unwrapped, "episode_stats", None)
             if not callable(stats_fn):
                 raise ValueError(f"env {info.get('env')!r} has no episode_stats()")
             per_episode.append(dict(stats_fn()))
@@ -468,6 +488,7 @@ def evaluate_checkpoint(
         "average_utility": mean("average_utility"),
         "per_agent_utility": {a: mean(f"utility/{a}") for a in agents},
         "episodes": episodes,
+        "actions": "sampled" if sample else "greedy",
         "env": info.get("env"),
         "checkpoint": str(checkpoint),
         "per_episode": per_episode,
@@ -477,8 +498,8 @@ def evaluate_checkpoint(
 def format_evaluation(report: Mapping[str, Any]) -> str:
     """A plain-text table of :func:`evaluate_checkpoint`'s figures."""
     lines = [
-        f"env {report['env']}, {report['episodes']} greedy episode(s), checkpoint "
-        f"{report['checkpoint']}",
+        f"env {report['env']}, {report['episodes']} {report.get('actions', 'greedy')} "
+        f"episode(s), checkpoint {report['checkpoint']}",
         f"{'agent':<16}{'utility':>12}",
     ]
     lines += [f"{a:<16}{u:>12.5f}" for a, u in report["per_agent_utility"].items()]

@@ -172,3 +172,27 @@ def test_feature_scale_multiplies_the_relative_utility_in_observations_only():
     assert scaled.observation_space(sid).low[-2] == -10.0
     with pytest.raises(ValueError, match="feature_scale must be > 0"):
         _hier(feature_scale=0.0)
+
+
+def test_episode_stats_split_utilization_by_the_number_of_agents_on_subpolicy_0():
+    env = _hier(max_cycles=2 * T)
+    env.reset(seed=0)
+    agents = env.base.possible_agents
+    env.step({controller_id(a, 0): 0 for a in agents})  # everyone on sub-policy 0
+    for _ in range(T):  # nobody on the resource: agents stay in the corners
+        env.base._positions[:] = [[1, 1], [1, 5], [5, 1], [5, 5]]
+        env.base._occupied[:] = False
+        env.base._occupied[env.base._positions[:, 0], env.base._positions[:, 1]] = True
+        env.step({a: 0 for a in env.agents})
+    env.step({controller_id(a, 1): 1 for a in agents})  # everyone on sub-policy 1
+    env.base._positions[0] = env.base._resource  # agent_0 holds the resource
+    env.base._occupied[:] = False
+    env.base._occupied[env.base._positions[:, 0], env.base._positions[:, 1]] = True
+    for _ in range(T):
+        env.step({a: 0 for a in env.agents})
+    stats = env.episode_stats()
+    assert stats["controller/steps_with_4_on_sub0"] == 0.5
+    assert stats["controller/steps_with_0_on_sub0"] == 0.5
+    assert stats["controller/utilization_with_4_on_sub0"] == 0.0
+    assert stats["controller/utilization_with_0_on_sub0"] == 1.0
+    assert not any(k.startswith("controller/steps_with_2") for k in stats)

@@ -185,6 +185,9 @@ class FENHierarchyEnv(_UtilityWrapper):
         self._decisions: list[tuple[float, int]] = []
         self._rhat_sum = 0.0
         self._rhat_count = 0
+        # per number k of agents running sub-policy 0: steps, and utility earned / (n c)
+        self._steps_by_n_sub0 = np.zeros(base.n_agents + 1)
+        self._use_by_n_sub0 = np.zeros(base.n_agents + 1)
         self._closing_obs: dict[str, np.ndarray] = {}
         self._closing_rewards: dict[str, float] = {}
         self._closing_infos: dict[str, dict] = {}
@@ -224,6 +227,8 @@ class FENHierarchyEnv(_UtilityWrapper):
         self._decisions = []
         self._rhat_sum = 0.0
         self._rhat_count = 0
+        self._steps_by_n_sub0[:] = 0.0
+        self._use_by_n_sub0[:] = 0.0
         self.agents = [controller_id(a, 0) for a in self.base.possible_agents]
         aug = self._augment(self._base_obs)
         return dict(zip(self.agents, aug, strict=True)), {a: {} for a in self.agents}
@@ -271,7 +276,12 @@ class FENHierarchyEnv(_UtilityWrapper):
     def _base_step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         base_agents = self.base.possible_agents
         base_actions = {a: actions[sid] for a, sid in zip(base_agents, self.agents, strict=True)}
+        earned_before = float(self.base.utility_sums.sum())
         self._base_obs, env_rewards, terms, truncs, base_infos = self.base.step(base_actions)
+        n_sub0 = int(np.count_nonzero(self._z == 0))
+        self._steps_by_n_sub0[n_sub0] += 1
+        earned = float(self.base.utility_sums.sum()) - earned_before
+        self._use_by_n_sub0[n_sub0] += min(1.0, earned / (self.base.n_agents * self.c))
         u = self._update_utilities()
         aug = self._augment(self._base_obs)
         subs = self.agents
@@ -335,6 +345,14 @@ class FENHierarchyEnv(_UtilityWrapper):
                 sel = bins == b
                 if sel.any():
                     stats[f"controller/p_sub0/rel_utility_{name}"] = float(np.mean(z[sel] == 0))
+        # where utilization is lost: how often k agents run sub-policy 0, and the
+        # utilization of those steps
+        steps = self._steps_by_n_sub0
+        for k in np.flatnonzero(steps):
+            stats[f"controller/steps_with_{k}_on_sub0"] = float(steps[k] / steps.sum())
+            stats[f"controller/utilization_with_{k}_on_sub0"] = float(
+                self._use_by_n_sub0[k] / steps[k]
+            )
         return stats
 
 
