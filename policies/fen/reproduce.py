@@ -89,6 +89,8 @@ class ReproductionPlan:
     envs_per_runner: int = 4
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: FEN options beyond the paper's (``feature_scale``, ``controller_entropy``, ...)
+    fen_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for v in self.variants:
@@ -126,10 +128,11 @@ def run_one(plan: ReproductionPlan, variant: str, seed: int, command: str = "") 
     config = build_fen_config(
         plan.env, variant, seed=seed, num_env_runners=plan.num_env_runners,
         envs_per_runner=plan.envs_per_runner, env_kwargs=plan.env_kwargs,
-        overrides=plan.overrides,
+        overrides=plan.overrides, fen_options=plan.fen_options,
     )
     run_info = {"script": "reproduce_fen", "env": plan.env, "variant": variant, "seed": seed,
-                "env_kwargs": plan.env_kwargs, "overrides": plan.overrides}
+                "env_kwargs": plan.env_kwargs, "overrides": plan.overrides,
+                "fen_options": plan.fen_options}
     summary = run_training(
         config, iterations=plan.iterations - already, logdir=run_dir,
         checkpoint_every=10, resume=resume, run_info=run_info,
@@ -420,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from policies.cli import cli_errors, parse_env_kwargs
     from policies.config import parse_overrides
+    from policies.fen.train import add_fen_arguments, fen_options
 
     p = argparse.ArgumentParser(description="Reproduce the FEN paper's table on one env.")
     p.add_argument("--env", default="job_scheduling")
@@ -434,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results-dir", default="results")
     p.add_argument("--env-kwargs", default="{}", help="JSON dict of env keyword arguments")
     p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
+    add_fen_arguments(p)
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: rewrite the report from the finished runs in --runs-dir")
     args = p.parse_args(argv)
@@ -454,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
             envs_per_runner=args.envs_per_runner,
             env_kwargs=parse_env_kwargs(args.env_kwargs),
             overrides=parse_overrides(args.overrides),
+            fen_options=fen_options(args),
         )
         if args.report_only:
             table = write_report(plan, finished_runs(plan, refresh=True), Path(args.results_dir))

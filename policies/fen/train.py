@@ -25,6 +25,21 @@ from policies.fen.variants import DEFAULT_POLICY_MODE, POLICY_MODES, VARIANTS
 FEN_ENVS = tuple(DEFAULT_POLICY_MODE)
 
 
+def add_fen_arguments(p: argparse.ArgumentParser) -> None:
+    """The FEN options (T, M, gossip, intrinsic reward, controller input and entropy)."""
+    g = p.add_argument_group("FEN")
+    g.add_argument("--period", type=int, default=None, help="controller period T")
+    g.add_argument("--subpolicies", type=int, default=None, help="number of sub-policies M")
+    g.add_argument("--gossip-graph", default=None, help=f"fen_gossip graph: {list(GRAPHS)}")
+    g.add_argument("--gossip-rounds", type=int, default=None, help="fen_gossip rounds per step")
+    g.add_argument("--intrinsic-reward", default=None,
+                   help=f"sub-policies' reward: {list(REWARDS)} (default log_p)")
+    g.add_argument("--feature-scale", type=float, default=None,
+                   help="multiply (u_i - ubar)/ubar in the controller's observation (default 1)")
+    g.add_argument("--controller-entropy", type=float, default=None,
+                   help="entropy coefficient of the controllers (default: the common 0.03)")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Train FEN (or a fairness baseline) with RLlib.")
     p.add_argument("--env", default="job_scheduling", help=f"one of {list(FEN_ENVS)}")
@@ -32,16 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--policy-mode", default=None,
                    help=f"one of {list(POLICY_MODES)} (default: shared for job_scheduling and "
                         "matthew_effect, independent for manufacturing_plant)")
-    p.add_argument("--period", type=int, default=None, help="controller period T")
-    p.add_argument("--subpolicies", type=int, default=None, help="number of sub-policies M")
-    p.add_argument("--gossip-graph", default=None, help=f"fen_gossip graph: {list(GRAPHS)}")
-    p.add_argument("--gossip-rounds", type=int, default=None, help="fen_gossip rounds per step")
-    p.add_argument("--intrinsic-reward", default=None,
-                   help=f"sub-policies' reward: {list(REWARDS)} (default log_p)")
-    p.add_argument("--feature-scale", type=float, default=None,
-                   help="multiply (u_i - ubar)/ubar in the controller's observation (default 1)")
-    p.add_argument("--controller-entropy", type=float, default=None,
-                   help="entropy coefficient of the controllers (default: the common 0.03)")
+    add_fen_arguments(p)
     p.add_argument("--env-kwargs", default="{}",
                    help='JSON dict of environment keyword arguments, e.g. \'{"max_cycles": 200}\'')
     p.add_argument("--summary-json", default=None, help="write the final summary to this file")
