@@ -1,0 +1,389 @@
+"""Schedulers and learners on ``resource_allocation`` versus load (compare_schedulers.py).
+
+For every load, the heuristics of :mod:`policies.heuristics.schedulers` and the learners
+(A2C and PPO with one policy shared by the tenants, FEN's ``fen`` variant) are evaluated
+on the same seeded episodes (episode ``i`` resets with seed ``eval_seed + i``). Learners
+are trained per load with :func:`policies.config.build_config` /
+:func:`policies.fen.config.build_fen_config` and :func:`policies.training.run_training`,
+then evaluated with :func:`policies.training.evaluate_checkpoint` twice on the same
+episodes: sampling their actions from the trained stochastic policies (as DeepRM
+evaluates its policy; reported under the learner's name) and greedily (argmax, FEN's
+controller too; reported as ``<learner>_greedy``).
+
+Each trained learner's result is cached in ``runs_dir/<learner>_load<load>_it<iters>_s<seed>.json``
+(budget, training summary, evaluation); an existing file is reused, so the comparison
+resumes after an interruption and can be extended with more loads or learners.
+Checkpoints and TensorBoard files go to ``train_dir`` (``runs/``, not committed).
+
+Outputs: ``{scheduler: {load: {"slowdown", "cv", "utilization"}}}`` as JSON (load keys
+as strings, e.g. ``"0.3"``), a markdown report and a PNG plot of slowdown and CV
+versus load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import marl_envs
+from policies.heuristics.schedulers import SCHEDULERS, make_scheduler
+
+ENV = "resource_allocation"
+LEARNERS: tuple[str, ...] = ("a2c", "ppo", "fen")
+#: the figures of the JSON output, per scheduler and load
+JSON_METRICS = ("slowdown", "cv", "utilization")
+#: episode_stats key of each reported figure
+STAT_KEYS = {
+    "slowdown": "avg_slowdown",
+    "cv": "cv",
+    "utilization": "utilization",
+    "slowdown_completed": "avg_slowdown_completed",
+    "completed_jobs": "completed_jobs",
+    "unfinished_jobs": "unfinished_jobs",
+    "refused_requests": "refused_requests",
+    "empty_slot_choices": "empty_slot_choices",
+    "dominant_share_spread": "dominant_share_spread",
+}
+#: training settings of the learners (sampled agent steps per iteration etc.)
+A2C_OVERRIDES: dict[str, Any] = {"train_batch_size_per_learner": 8000, "lr": 1e-3}
+PPO_OVERRIDES: dict[str, Any] = {
+    "train_batch_size_per_learner": 8000, "minibatch_size": 1000, "num_epochs": 4, "lr": 5e-4,
+}
+FEN_OVERRIDES: dict[str, Any] = {}
+ENVS_PER_RUNNER = 4
+
+
+def load_key(load: float) -> str:
+    """The JSON key of a load: ``0.3 -> "0.3"``, ``1.0 -> "1.0"``."""
+    return repr(float(load))
+
+
+def parse_loads(text: str) -> list[float]:
+    """``"0.3,0.7"`` -> ``[0.3, 0.7]``; ValueError naming a bad item."""
+    loads = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise ValueError(f"--loads: {item!r} is not a number") from None
+        if not value > 0:
+            raise ValueError(f"--loads: every load must be > 0, got {value}")
+        loads.append(value)
+    if not loads:
+        raise ValueError("--loads needs at least one load")
+    return loads
+
+
+def summarize(per_episode: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Means over episodes of the figures of :data:`STAT_KEYS`."""
+    return {name: float(np.mean([s[key] for s in per_episode]))
+            for name, key in STAT_KEYS.items()}
+
+
+def evaluate_heuristic(name: str, env_kwargs: Mapping[str, Any], episodes: int,
+                       eval_seed: int) -> dict[str, float]:
+    """Run scheduler ``name`` on ``episodes`` seeded episodes; :func:`summarize` them."""
+    env = marl_envs.make(ENV, **env_kwargs)
+    per_episode = []
+    for i in range(episodes):
+        scheduler = make_scheduler(name)
+        obs, infos = env.reset(seed=eval_seed + i)
+        while env.agents:
+            obs, _, _, _, infos = env.step(scheduler.act(obs, infos))
+        per_episode.append(env.episode_stats())
+    return summarize(per_episode)
+
+
+def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
+           logdir: Path) -> dict[str, Any]:
+    """Train ``learner`` (Ray must be running); the run_training summary."""
+    from policies.training import run_training
+
+    if learner == "fen":
+        from policies.fen.config import build_fen_config
+
+        config = build_fen_config(ENV, "fen", policy_mode="shared", seed=seed,
+                                  num_env_runners=0, envs_per_runner=ENVS_PER_RUNNER,
+                                  env_kwargs=env_kwargs, overrides=FEN_OVERRIDES)
+        run_info = {"env": ENV, "variant": "fen", "algo": "ppo", "policy_mode": "shared",
+                    "factory": config.env_config["factory"], "env_config": config.env_config,
+                    "seed": seed}
+    else:
+        from policies.config import build_config
+
+        overrides = A2C_OVERRIDES if learner == "a2c" else PPO_OVERRIDES
+        config = build_config(ENV, learner, "shared", seed=seed, num_env_runners=0,
+                              envs_per_runner=ENVS_PER_RUNNER, overrides=overrides,
+                              env_kwargs=env_kwargs, sampler="vector")
+        run_info = {"env": ENV, "algo": learner, "policy_mode": "shared", "sampler": "vector",
+                    "env_config": config.env_config, "seed": seed}
+    summary = run_training(config, iterations=iterations, logdir=logdir, run_info=run_info,
+                           verbose=True)
+    summary.pop("result", None)
+    return summary
+
+
+def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
+                   iterations: int, seed: int, episodes: int, eval_seed: int,
+                   runs_dir: Path, train_dir: Path) -> dict[str, Any]:
+    """The cached (or freshly trained and evaluated) result of one learner at one load."""
+    from policies.training import evaluate_checkpoint
+
+    name = f"{learner}_load{load_key(load)}_it{iterations}_s{seed}"
+    path = runs_dir / f"{name}.json"
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if cached.get("episodes") == episodes and cached.get("eval_seed") == eval_seed:
+            print(f"[{learner} load {load}] cached: {path}", flush=True)
+            if "figures_sampled" not in cached and Path(cached["checkpoint"]).exists():
+                cached["figures_sampled"] = summarize(evaluate_checkpoint(
+                    cached["checkpoint"], episodes=episodes, seed=eval_seed, sample=True,
+                )["per_episode"])
+                path.write_text(json.dumps(cached, indent=2, sort_keys=True, default=str))
+            return cached
+    kwargs = {**env_kwargs, "load": load}
+    print(f"[{learner} load {load}] training {iterations} iterations", flush=True)
+    start = time.perf_counter()
+    summary = _train(learner, kwargs, iterations, seed, train_dir / name)
+    train_s = time.perf_counter() - start
+    evaluations = {
+        key: summarize(evaluate_checkpoint(summary["checkpoint"], episodes=episodes,
+                                           seed=eval_seed, sample=sample)["per_episode"])
+        for key, sample in (("figures", False), ("figures_sampled", True))
+    }
+    result = {
+        "learner": learner, "load": load, "iterations": iterations, "seed": seed,
+        "episodes": episodes, "eval_seed": eval_seed,
+        "env_kwargs": kwargs, "env_steps": summary["env_steps"], "train_wall_s": train_s,
+        "overrides": {"a2c": A2C_OVERRIDES, "ppo": PPO_OVERRIDES, "fen": FEN_OVERRIDES}[learner],
+        "checkpoint": summary["checkpoint"],
+        "training_final_metrics": summary["latest_metrics"],
+        **evaluations,
+    }
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
+    print(f"[{learner} load {load}] {result['figures']} ({train_s:.0f} s) -> {path}", flush=True)
+    return result
+
+
+def json_table(figures: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, Any]:
+    """``{scheduler: {load: {"slowdown", "cv", "utilization"}}}`` from full figures."""
+    return {s: {load: {m: float(f[m]) for m in JSON_METRICS} for load, f in by_load.items()}
+            for s, by_load in figures.items()}
+
+
+def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[str]:
+    """An honest statement of each of the issue's targets, with the measured numbers."""
+    heuristics = [s for s in figures if s in SCHEDULERS]
+    lines = []
+    for learner in ("a2c", "ppo"):
+        if learner not in figures:
+            lines.append(f"- {learner.upper()} at or below the best heuristic's slowdown at "
+                         "loads >= 0.7: not evaluated in this run.")
+            continue
+        parts, met_all = [], True
+        for load, f in figures[learner].items():
+            if float(load) < 0.7:
+                continue
+            best = min(heuristics, key=lambda s, lo=load: figures[s][lo]["slowdown"])
+            b = figures[best][load]["slowdown"]
+            met = f["slowdown"] <= b
+            met_all &= met
+            parts.append(f"load {load}: {f['slowdown']:.2f} vs {best} {b:.2f} "
+                         f"({'met' if met else 'missed'})")
+        verdict = "MET" if met_all and parts else "NOT MET"
+        lines.append(f"- {learner.upper()} at or below the best heuristic's average slowdown at "
+                     f"loads >= 0.7: **{verdict}** ({'; '.join(parts) or 'no load >= 0.7'}).")
+    if "fen" in figures and "drf" in figures:
+        parts, met_all = [], True
+        for load, f in figures["fen"].items():
+            d = figures["drf"][load]
+            comparable = f["slowdown"] <= 1.1 * d["slowdown"]
+            met = f["cv"] < d["cv"] and comparable
+            met_all &= met
+            parts.append(f"load {load}: CV {f['cv']:.3f} vs DRF {d['cv']:.3f}, slowdown "
+                         f"{f['slowdown']:.2f} vs {d['slowdown']:.2f} "
+                         f"({'met' if met else 'missed'})")
+        verdict = "MET" if met_all else "NOT MET"
+        lines.append("- FEN with a lower CV of tenant shares than DRF at comparable slowdown "
+                     f"(within 10% of DRF's): **{verdict}** ({'; '.join(parts)}).")
+    else:
+        lines.append("- FEN vs DRF: not evaluated in this run.")
+    return lines
+
+
+def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
+                    runs: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
+    """The report: the command, budgets, tables per load, and the targets."""
+    loads = sorted({lo for by_load in figures.values() for lo in by_load}, key=float)
+    out = [
+        "# Multi-tenant cluster resource allocation: schedulers and learners versus load",
+        "",
+        f"Command (wall time {meta['wall_s']:.0f} s for this invocation; cached learner runs "
+        "are reused, their training times are listed below):",
+        "",
+        "```bash",
+        meta["command"],
+        "```",
+        "",
+        f"Environment `resource_allocation_v0` with {json.dumps(meta['env_kwargs'])} "
+        "(defaults otherwise: 4 tenants, 2 resources of 20 units, 10 slots, backlog 60, "
+        "DeepRM's job distribution; see the module docstring for the load definition). "
+        f"Every scheduler runs the same {meta['episodes']} episodes (seeds "
+        f"{meta['eval_seed']}..{meta['eval_seed'] + meta['episodes'] - 1}); figures are means "
+        "over them. `slowdown` = average job slowdown over every job that spent a step in the "
+        "system (unfinished jobs with their slowdown so far, a lower bound; DeepRM's "
+        "completed-only average is `slowdown (done)`), `cv` = CV of the tenants' shares of "
+        "cluster resource-time, `utilization` = cluster utilisation, `left` = jobs unfinished "
+        "at the end, `spread` = time-averaged max - min of the tenants' dominant shares. "
+        "Where every scheduler starts jobs as they arrive (low load), all show the same CV: "
+        "it then only reflects the tenants' random arrivals.",
+        "",
+        "Learners: one policy shared by the tenants, trained per load from scratch with seed "
+        f"{meta['seed']}, evaluated with actions sampled from the trained stochastic "
+        "policy (rows `a2c`, `ppo`, `fen`, as DeepRM evaluates) and greedily (argmax; rows "
+        "`<learner>_greedy`, which can get stuck repeating a request that is refused or "
+        "names an empty slot). A2C/PPO: `build_config(..., "
+        f"sampler='vector')`, {meta['iterations']} iterations, overrides "
+        f"A2C {json.dumps(A2C_OVERRIDES)}, PPO {json.dumps(PPO_OVERRIDES)} "
+        "(batch sizes in agent steps). FEN: `build_fen_config(env, 'fen', policy_mode="
+        f"'shared')` with its defaults (T = 20), {meta['fen_iterations']} iterations of 4000 "
+        "env steps.",
+        "",
+    ]
+    for load in loads:
+        out += [f"## Load {load}", "",
+                "| scheduler | slowdown | slowdown (done) | CV | utilization | done | left "
+                "| spread |",
+                "|---|---|---|---|---|---|---|---|"]
+        for s, by_load in figures.items():
+            if load in by_load:
+                f = by_load[load]
+                out.append(
+                    f"| {s} | {f['slowdown']:.2f} | {f['slowdown_completed']:.2f} | "
+                    f"{f['cv']:.3f} | {f['utilization']:.3f} | {f['completed_jobs']:.1f} | "
+                    f"{f['unfinished_jobs']:.1f} | {f['dominant_share_spread']:.3f} |")
+        out.append("")
+    out += ["## Targets", "", *target_lines(figures), ""]
+    if runs:
+        total = sum(r["train_wall_s"] for r in runs)
+        out += ["## Learner runs", "",
+                f"Training took {total:.0f} s in all (2 shared CPU cores, `nice -n 10`). Sampled "
+                "steps: agent steps for A2C/PPO (vector sampler), env steps for FEN (each is "
+                f"{meta['n_agents']} agent steps).", "",
+                "| learner | load | iterations | sampled steps | training s |",
+                "|---|---|---|---|---|"]
+        out += [f"| {r['learner']} | {r['load']} | {r['iterations']} | {r['env_steps']} | "
+                f"{r['train_wall_s']:.0f} |" for r in runs]
+        out.append("")
+    out += [f"Plot: `{meta['plot']}`. JSON: `{meta['json']}`. Per-run JSONs: "
+            f"`{meta['runs_dir']}/`.", ""]
+    return "\n".join(out)
+
+
+def plot(figures: Mapping[str, Mapping[str, Mapping[str, float]]], path: Path) -> None:
+    """Slowdown and CV versus load, one line per scheduler/learner (sampled actions)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for s, by_load in figures.items():
+        if s.endswith("_greedy"):
+            continue
+        loads = sorted(by_load, key=float)
+        x = [float(lo) for lo in loads]
+        style = "-o" if s in SCHEDULERS else "--s"
+        axes[0].plot(x, [by_load[lo]["slowdown"] for lo in loads], style, label=s)
+        axes[1].plot(x, [by_load[lo]["cv"] for lo in loads], style, label=s)
+    axes[0].set(xlabel="load", ylabel="average slowdown", yscale="log",
+                title="average job slowdown")
+    axes[1].set(xlabel="load", ylabel="CV of tenant shares", title="fairness (lower is fairer)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Compare schedulers and learners on "
+                                "resource_allocation versus load.")
+    p.add_argument("--loads", default="0.3,0.7,1.1,1.5", help="comma-separated loads")
+    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per load")
+    p.add_argument("--eval-seed", type=int, default=10_000, help="seed of the first episode")
+    p.add_argument("--learners", default=",".join(LEARNERS),
+                   help=f"comma-separated subset of {list(LEARNERS)}, or 'none'")
+    p.add_argument("--iterations", type=int, default=40, help="A2C/PPO training iterations")
+    p.add_argument("--fen-iterations", type=int, default=15, help="FEN training iterations")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--max-cycles", type=int, default=200, help="episode length")
+    p.add_argument("--json", default="results/resource_allocation.json", metavar="FILE")
+    p.add_argument("--md", default="results/resource_allocation.md", metavar="FILE")
+    p.add_argument("--plot", default="results/resource_allocation.png", metavar="FILE")
+    p.add_argument("--runs-dir", default="results/resource_allocation_runs",
+                   help="per-run JSON cache of the learners")
+    p.add_argument("--train-dir", default="runs/resource_allocation",
+                   help="checkpoints and TensorBoard files of the learners")
+    return p.parse_args(argv)
+
+
+def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The whole comparison; writes the JSON, markdown and plot; returns the JSON table."""
+    start = time.perf_counter()
+    loads = parse_loads(args.loads)
+    learners = [] if args.learners == "none" else args.learners.split(",")
+    for learner in learners:
+        if learner not in LEARNERS:
+            raise ValueError(f"unknown learner {learner!r}; allowed: {list(LEARNERS)} or 'none'")
+    for flag, value in (("--episodes", args.episodes), ("--iterations", args.iterations),
+                        ("--fen-iterations", args.fen_iterations),
+                        ("--max-cycles", args.max_cycles)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    env_kwargs = {"max_cycles": args.max_cycles}
+    for load in loads:  # bad loads (too high for p <= 1) fail before any work
+        marl_envs.make(ENV, load=load, **env_kwargs)
+    figures: dict[str, dict[str, dict[str, float]]] = {}
+    for name in SCHEDULERS:
+        for load in loads:
+            figures.setdefault(name, {})[load_key(load)] = evaluate_heuristic(
+                name, {**env_kwargs, "load": load}, args.episodes, args.eval_seed)
+        print(f"[{name}] " + ", ".join(
+            f"load {lo}: slowdown {f['slowdown']:.2f} cv {f['cv']:.3f}"
+            for lo, f in figures[name].items()), flush=True)
+    runs = []
+    if learners:
+        from policies.training import init_ray
+
+        init_ray(None)
+        for learner in learners:
+            iterations = args.fen_iterations if learner == "fen" else args.iterations
+            for load in loads:
+                result = learner_result(
+                    learner, load, env_kwargs=env_kwargs, iterations=iterations,
+                    seed=args.seed, episodes=args.episodes, eval_seed=args.eval_seed,
+                    runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir))
+                runs.append(result)
+                figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
+                figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
+    table = json_table(figures)
+    for path in (args.json, args.md, args.plot):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(table, indent=2) + "\n")
+    plot(figures, Path(args.plot))
+    meta = {"command": command, "wall_s": time.perf_counter() - start, "env_kwargs": env_kwargs,
+            "episodes": args.episodes, "eval_seed": args.eval_seed, "seed": args.seed,
+            "iterations": args.iterations, "fen_iterations": args.fen_iterations,
+            "plot": args.plot, "json": args.json, "runs_dir": args.runs_dir,
+            "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}
+    Path(args.md).write_text(markdown_report(figures, runs, meta))
+    print("\n".join(target_lines(figures)))
+    print(f"wrote {args.json}, {args.md}, {args.plot}", flush=True)
+    return table
