@@ -5,7 +5,7 @@
 | Agents | ``n_agents`` tenants (default 4): ``agent_0`` .. ``agent_3``, each the scheduler of its own job queue |
 | Actions | ``Discrete(n_slots + 1)`` (default 11): 0 wait, ``k`` = start the job in visible slot ``k - 1`` |
 | Observation | ``obs_layout="flat"`` (default): ``Box(n_resources*horizon + n_resources + n_slots*(n_resources+3) + 1,)`` float32 in [0, 1] (93 by default), see *Observation*; ``obs_layout="image"``: DeepRM's image, flattened, ``Box(horizon*width,)`` |
-| Reward | ``-sum(1 / T_j)`` over the tenant's jobs in the system during the step (DeepRM): the return is minus the sum of its jobs' slowdowns |
+| Reward | ``-reward_scale * sum(1 / T_j)`` over the tenant's jobs in the system during the step (DeepRM; ``reward_scale`` default 1): the return is minus the sum of its jobs' slowdowns (times ``reward_scale``) |
 | Episode | ``max_cycles`` steps (default 200), then truncated |
 | c (max fair utility) | ``1 / n_agents``; utility = the tenant's share of cluster resource-time, so utilization = cluster utilisation |
 
@@ -159,6 +159,7 @@ class ResourceAllocationEnv(ResourceEnv):
         large_duration: tuple[int, int] = (10, 15),
         dominant_demand: tuple[int, int] = (5, 10),
         other_demand: tuple[int, int] = (1, 2),
+        reward_scale: float = 1.0,
         render_mode: str | None = None,
     ) -> None:
         for name, value, low in (("n_resources", n_resources, 1), ("capacity", capacity, 1),
@@ -177,6 +178,9 @@ class ResourceAllocationEnv(ResourceEnv):
         _check_range("other_demand", other_demand, 0, capacity)
         if not (isinstance(load, int | float) and math.isfinite(load) and load > 0):
             raise ValueError(f"load must be a finite number > 0, got {load!r}")
+        if not (isinstance(reward_scale, int | float) and math.isfinite(reward_scale)
+                and reward_scale > 0):
+            raise ValueError(f"reward_scale must be a finite number > 0, got {reward_scale!r}")
         per_job = expected_resource_time(n_resources, capacity, small_job_prob,
                                          tuple(small_duration), tuple(large_duration),
                                          tuple(dominant_demand), tuple(other_demand))
@@ -197,6 +201,9 @@ class ResourceAllocationEnv(ResourceEnv):
         self.horizon = int(horizon)
         self.obs_layout = obs_layout
         self.load = float(load)
+        # learners fit values far better at returns of tens than of thousands (Adam moves a
+        # value head by ~lr per update): the metrics never depend on it
+        self.reward_scale = float(reward_scale)
         self.arrival_rate = float(rate)
         self.small_job_prob = float(small_job_prob)
         self.small_duration = tuple(int(v) for v in small_duration)
@@ -317,7 +324,7 @@ class ResourceAllocationEnv(ResourceEnv):
                                   t + duration))
             self._slot_filled[i, k] = False
             self._outcome[i] = 1
-        rewards = -self._inv_duration.copy()
+        rewards = -self.reward_scale * self._inv_duration
         self._share_gain = (self._alloc / self.capacity).mean(axis=1)
         dominant = self.dominant_shares()
         self._dominant_sum += dominant

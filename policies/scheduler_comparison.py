@@ -131,11 +131,16 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
 
 def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                    iterations: int, seed: int, episodes: int, eval_seed: int,
-                   runs_dir: Path, train_dir: Path) -> dict[str, Any]:
-    """The cached (or freshly trained and evaluated) result of one learner at one load."""
+                   runs_dir: Path, train_dir: Path, reward_scale: float = 1.0) -> dict[str, Any]:
+    """The cached (or freshly trained and evaluated) result of one learner at one load.
+
+    ``reward_scale`` multiplies the rewards the learner trains on (the env's kwarg); the
+    evaluation figures do not depend on it.
+    """
     from policies.training import evaluate_checkpoint
 
-    name = f"{learner}_load{load_key(load)}_it{iterations}_s{seed}"
+    scale_tag = "" if reward_scale == 1.0 else f"_rs{reward_scale:g}"
+    name = f"{learner}_load{load_key(load)}_it{iterations}_s{seed}{scale_tag}"
     path = runs_dir / f"{name}.json"
     if path.is_file():
         cached = json.loads(path.read_text())
@@ -147,7 +152,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                 )["per_episode"])
                 path.write_text(json.dumps(cached, indent=2, sort_keys=True, default=str))
             return cached
-    kwargs = {**env_kwargs, "load": load}
+    kwargs = {**env_kwargs, "load": load, "reward_scale": reward_scale}
     print(f"[{learner} load {load}] training {iterations} iterations", flush=True)
     start = time.perf_counter()
     summary = _train(learner, kwargs, iterations, seed, train_dir / name)
@@ -254,7 +259,9 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         f"A2C {json.dumps(A2C_OVERRIDES)}, PPO {json.dumps(PPO_OVERRIDES)} "
         "(batch sizes in agent steps). FEN: `build_fen_config(env, 'fen', policy_mode="
         f"'shared')` with its defaults (T = 20), {meta['fen_iterations']} iterations of 4000 "
-        "env steps.",
+        f"env steps. Learners train on rewards scaled by {meta.get('reward_scale', 1.0):g} "
+        "(env kwarg `reward_scale`; at scale 1 the high-load returns are in the thousands and "
+        "PPO's value function explained none of their variance).",
         "",
     ]
     for load in loads:
@@ -323,6 +330,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=40, help="A2C/PPO training iterations")
     p.add_argument("--fen-iterations", type=int, default=15, help="FEN training iterations")
     p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--reward-scale", type=float, default=0.02,
+                   help="scale of the rewards the learners train on (the slowdown terms sum "
+                        "to returns in the thousands at high load, which a value head "
+                        "cannot fit; 0.02 brings them to tens)")
     p.add_argument("--max-cycles", type=int, default=200, help="episode length")
     p.add_argument("--json", default="results/resource_allocation.json", metavar="FILE")
     p.add_argument("--md", default="results/resource_allocation.md", metavar="FILE")
@@ -347,6 +358,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                         ("--max-cycles", args.max_cycles)):
         if value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
+    if not args.reward_scale > 0:
+        raise ValueError(f"--reward-scale must be > 0, got {args.reward_scale}")
     env_kwargs = {"max_cycles": args.max_cycles}
     for load in loads:  # bad loads (too high for p <= 1) fail before any work
         marl_envs.make(ENV, load=load, **env_kwargs)
@@ -369,7 +382,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 result = learner_result(
                     learner, load, env_kwargs=env_kwargs, iterations=iterations,
                     seed=args.seed, episodes=args.episodes, eval_seed=args.eval_seed,
-                    runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir))
+                    runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir),
+                    reward_scale=args.reward_scale)
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
@@ -381,7 +395,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     meta = {"command": command, "wall_s": time.perf_counter() - start, "env_kwargs": env_kwargs,
             "episodes": args.episodes, "eval_seed": args.eval_seed, "seed": args.seed,
             "iterations": args.iterations, "fen_iterations": args.fen_iterations,
-            "plot": args.plot, "json": args.json, "runs_dir": args.runs_dir,
+            "reward_scale": args.reward_scale, "plot": args.plot, "json": args.json,
+            "runs_dir": args.runs_dir,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}
     Path(args.md).write_text(markdown_report(figures, runs, meta))
     print("\n".join(target_lines(figures)))

@@ -114,6 +114,7 @@ def test_same_seed_same_episode() -> None:
     ({"small_duration": (3, 1)}, r"small_duration must be a pair"),
     ({"capacity": 0}, r"capacity must be an integer >= 1"),
     ({"max_cycles": 0}, r"max_cycles must be >= 1"),
+    ({"reward_scale": 0.0}, r"reward_scale must be a finite number > 0"),
 ])
 def test_bad_config(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -200,6 +201,20 @@ def test_slowdown_reward_values_on_a_hand_made_case() -> None:
     env2.enqueue(1, [5, 1], 4, 0)
     _, rewards, *_ = env2.step(acts(env2))
     assert rewards["agent_1"] == pytest.approx(-0.75)
+
+
+def test_reward_scale_scales_rewards_not_metrics() -> None:
+    envs = [quiet_env(), quiet_env(reward_scale=0.02)]
+    totals = []
+    for env in envs:
+        env.enqueue(0, [5, 1], 2, 0)
+        total = 0.0
+        for action in (WAIT, 1, WAIT, WAIT):
+            _, rewards, *_ = env.step(acts(env, agent_0=action))
+            total += rewards["agent_0"]
+        totals.append(total)
+    assert totals[1] == pytest.approx(0.02 * totals[0]) and totals[0] == pytest.approx(-1.5)
+    assert envs[0].episode_stats() == envs[1].episode_stats()
 
 
 def test_refusal_when_it_does_not_fit() -> None:
