@@ -23,8 +23,10 @@ from marl_envs import (
     chain0101_v0,
     gem_mining_v0,
     job_scheduling_v0,
+    live_recommendation_v0,
     manufacturing_plant_v0,
     matthew_effect_v0,
+    resource_allocation_v0,
     wind_farm_v0,
 )
 
@@ -35,6 +37,8 @@ _MODULES: dict[str, ModuleType] = {
     "chain0101": chain0101_v0,
     "gem_mining": gem_mining_v0,
     "wind_farm": wind_farm_v0,
+    "resource_allocation": resource_allocation_v0,
+    "live_recommendation": live_recommendation_v0,
 }
 
 #: short names of every registered environment

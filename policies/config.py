@@ -48,6 +48,24 @@ SHARED_MODULE_ID = "shared"
 DEFAULT_HIDDENS: list[int] = [64, 64]
 
 
+#: config fields set for one (env, algorithm) before ``--set`` overrides.
+#: live_recommendation's agents are user sessions that come and go; RLlib's episode
+#: replay buffer fails to concatenate cut chunks of such episodes (KeyError in
+#: MultiAgentEpisode._copy_hanging), so DQN samples whole episodes (~70 env steps,
+#: ~1000 agent steps each) and makes training_intensity / 64 = 32 updates per episode;
+#: the step counters below are env steps.
+ENV_ALGO_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("live_recommendation", "dqn"): {
+        "batch_mode": "complete_episodes",
+        "rollout_fragment_length": 1,
+        "training_intensity": 2048,
+        "num_steps_sampled_before_learning_starts": 200,
+        "target_network_update_freq": 100,
+        "epsilon": [(0, 1.0), (10_000, 0.05)],
+    },
+}
+
+
 def map_agent_to_own_module(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
     """Independent learners: every agent id is its own module id."""
     return agent_id
@@ -176,6 +194,7 @@ def build_config(
     apply_run_settings(
         config, seed=seed, num_env_runners=num_env_runners, envs_per_runner=envs_per_runner
     )
+    config.update_from_dict(ENV_ALGO_DEFAULTS.get((env, algo), {}))
     if overrides:
         apply_overrides(config, overrides)
     return config

@@ -1,0 +1,68 @@
+#!/usr/bin/env python
+"""Evaluate DQN checkpoints and the baselines on live_recommendation (same seeded episodes).
+
+    python scripts/evaluate_recommenders.py \
+        --checkpoint results/live_recommendation_runs/dqn/checkpoints/iter_000040 \
+        [--fair-checkpoint results/live_recommendation_runs/dqn_fair/checkpoints/iter_000030] \
+        --episodes 10 --seed 10000 [--json results/live_recommendation.json] \
+        [--md results/live_recommendation.md] [--png results/live_recommendation.png]
+
+Baselines: random, popular, repeat (user's most-watched live streamer), oracle. Writes
+the JSON ``{recommender: {metric: value}}`` (metrics watch_time_per_user,
+acceptance_rate, invalid_rate, hr10, ndcg10, exposure_gini, active_streamers and more),
+the markdown table and a plot; see :mod:`policies.recommender_evaluation` for the
+metric definitions. Bad input: one line on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from policies.cli import cli_errors, parse_env_kwargs  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", default=None, help="DQN checkpoint (row 'dqn')")
+    p.add_argument("--fair-checkpoint", default=None,
+                   help="DQN checkpoint trained with exposure_fairness (row 'dqn_fair')")
+    p.add_argument("--episodes", type=int, default=10, help="episodes (default 10)")
+    p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode")
+    p.add_argument("--env-kwargs", default="{}", help="JSON dict of env kwargs")
+    p.add_argument("--json", default="results/live_recommendation.json", metavar="FILE",
+                   help="metrics JSON (default results/live_recommendation.json)")
+    p.add_argument("--md", default="results/live_recommendation.md",
+                   help="markdown report ('' for none)")
+    p.add_argument("--png", default="results/live_recommendation.png", help="plot ('' for none)")
+    p.add_argument("--notes", default="", help="text added to the markdown report")
+    args = p.parse_args(argv)
+    command = shlex.join(["python", "scripts/evaluate_recommenders.py",
+                          *(argv if argv is not None else sys.argv[1:])])
+    with cli_errors():
+        if args.episodes < 1:
+            raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+        env_kwargs = parse_env_kwargs(args.env_kwargs)
+        from policies.recommender_evaluation import main_evaluation, markdown_table
+
+        results = main_evaluation(
+            checkpoint=args.checkpoint, fair_checkpoint=args.fair_checkpoint,
+            episodes=args.episodes, seed=args.seed, env_kwargs=env_kwargs,
+            json_path=args.json, md_path=args.md or None, png_path=args.png or None,
+            command=command, notes=args.notes,
+        )
+    print(markdown_table(results))
+    print(f"wrote {args.json}" + (f", {args.md}" if args.md else "")
+          + (f", {args.png}" if args.png else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

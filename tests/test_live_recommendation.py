@@ -1,0 +1,378 @@
+"""live_recommendation: PettingZoo API, dynamics, data tools, baselines, evaluation, DQN."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
+
+import marl_envs
+from marl_envs.live_recommendation import LiveRecEnv, gini, parse_session_id
+from marl_envs.live_recommendation.data import (
+    export_sessions,
+    fit_env_params,
+    load_liverec_csv,
+)
+from marl_envs.live_recommendation_v0 import parallel_env
+from policies.heuristics.recommenders import (
+    MostPopularLive,
+    Oracle,
+    RandomLive,
+    RepeatLive,
+    live_from_obs,
+    recommend,
+)
+from policies.recommender_evaluation import METRICS, baselines, evaluate_recommenders, rank_of
+
+EVAL_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "evaluate_recommenders.py"
+SMALL = {"n_users": 10, "n_streamers": 12, "days": 1}
+#: PettingZoo warns when sessions that never happened are not terminated at the end
+_NEVER_ONLINE = "No agents present but not all possible_agents are terminated or truncated"
+
+
+def _pz_warnings(record: list) -> list[str]:
+    return [str(w.message) for w in record if "pettingzoo" in w.filename
+            and str(w.message) != _NEVER_ONLINE]
+
+
+def _first_live_agent(env: LiveRecEnv) -> tuple[str, np.ndarray]:
+    env.reset(seed=0)
+    return env.agents[0], env.live_mask()
+
+
+def _random_live_actions(env: LiveRecEnv, rng: np.random.Generator) -> dict[str, int]:
+    live = np.flatnonzero(env.live_mask())
+    return {a: int(rng.choice(live)) for a in env.agents}
+
+
+# ------------------------------------------------------------------ PettingZoo
+@pytest.mark.parametrize("mask", [False, True])
+def test_parallel_api(mask: bool) -> None:
+    env = marl_envs.make("live_recommendation", action_mask=mask, **SMALL)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        parallel_api_test(env, num_cycles=1000)
+    assert _pz_warnings(record) == []
+
+
+def test_aec_api() -> None:
+    from marl_envs.live_recommendation_v0 import env as aec_env
+
+    api_test(aec_env(**SMALL), num_cycles=200)
+
+
+def test_parallel_seed() -> None:
+    parallel_seed_test(lambda: parallel_env(**SMALL), num_cycles=300)
+
+
+def test_render_modes_and_bad_input() -> None:
+    env = parallel_env(render_mode="ansi", **SMALL)
+    env.reset(seed=0)
+    env.step(dict.fromkeys(env.agents, 0))
+    text = env.render()
+    assert isinstance(text, str) and "step" in text and "\n" in text
+    rgb = parallel_env(render_mode="rgb_array", **SMALL)
+    rgb.reset(seed=0)
+    img = rgb.render()
+    assert img.ndim == 3 and min(img.shape[:2]) >= 64
+    assert parallel_env(**SMALL).render() is None
+    with pytest.raises(ValueError, match="render_mode='human' is not supported"):
+        parallel_env(render_mode="human")
+    with pytest.raises(TypeError, match="unknown keyword argument.*allowed"):
+        parallel_env(n_user=3)
+    with pytest.raises(ValueError, match="unknown preset"):
+        parallel_env(preset="huge")
+    env = parallel_env(**SMALL)
+    env.reset(seed=0)
+    agent = env.agents[0]
+    with pytest.raises(ValueError, match="invalid action.*allowed: integers 0..11"):
+        env.step({**dict.fromkeys(env.agents, 0), agent: 12})
+    with pytest.raises(ValueError, match="missing"):
+        env.step({})
+    with pytest.raises(ValueError, match="unknown agent id"):
+        env.observation_space("user_99/s0")
+
+
+def test_sizes_presets_and_spaces() -> None:
+    env = LiveRecEnv()
+    assert (env.n_users, env.n_streamers, env.days) == (100, 100, 1)
+    large = LiveRecEnv(preset="large", n_users=50)
+    assert (large.n_users, large.n_streamers, large.days) == (50, 500, 7)
+    env = LiveRecEnv(action_mask=True, **SMALL)
+    obs, _ = env.reset(seed=1)
+    o = obs[env.agents[0]]
+    assert o["action_mask"].dtype == np.int8 and o["observation"].shape == (4 + 36 + 10,)
+    assert env.observation_space(env.agents[0]).contains(o)
+    assert np.array_equal(o["action_mask"] > 0, env.live_mask())
+
+
+# ------------------------------------------------------------------- dynamics
+def test_only_live_streamers_valid_invalid_counted_with_zero_reward() -> None:
+    env = LiveRecEnv(**SMALL)
+    agent, live = _first_live_agent(env)
+    offline = int(np.flatnonzero(~live)[0])
+    acts = {a: int(np.flatnonzero(live)[0]) for a in env.agents}
+    acts[agent] = offline
+    _, rewards, _, _, _ = env.step(acts)
+    assert rewards[agent] == 0.0
+    assert env.invalid == 1 and env.episode_stats()["invalid_rate"] == 1 / len(acts)
+    assert env.exposure[offline] == 0
+
+
+def test_acceptance_probability_is_the_logit_formula() -> None:
+    env = LiveRecEnv(**SMALL, beta_pref=2.0, beta_quality=1.0, beta_repeat=0.5,
+                     beta_audience=0.25, outside_utility=0.7)
+    agent, live = _first_live_agent(env)
+    u, i = parse_session_id(agent)[0], int(np.flatnonzero(live)[0])
+    env.match[u, i], env.quality[i], env.counts[u, i], env.viewers[i] = 0.3, -0.2, 0.0, 3
+    # env.match holds <p_u, e_i> / sqrt(n_topics)
+    v = 2.0 * 0.3 + 1.0 * -0.2 + 0.5 * 0 + 0.25 * math.log(4)
+    expected = math.exp(v) / (math.exp(v) + math.exp(0.7))
+    assert env.choice_probability(agent, i) == pytest.approx(expected, rel=1e-12)
+    # repeat bonus and audience (herding) raise the probability
+    env.counts[u, i] = 2.0
+    with_repeat = env.choice_probability(agent, i)
+    assert with_repeat > expected
+    env.viewers[i] = 30
+    assert env.choice_probability(agent, i) > with_repeat
+    assert env.choice_probability(agent, int(np.flatnonzero(~live)[0])) == 0.0
+
+
+def test_accepted_reward_is_watch_minutes_plus_like() -> None:
+    env = LiveRecEnv(**SMALL, outside_utility=-50.0, like_threshold=50.0)  # always accept
+    agent, live = _first_live_agent(env)
+    i = int(np.flatnonzero(live)[0])
+    p = env.choice_probability(agent, i)
+    _, rewards, _, _, _ = env.step(dict.fromkeys(env.agents, i))
+    assert rewards[agent] == pytest.approx(10 * p)  # never liked: like_threshold is huge
+    assert env.viewers[i] == len(rewards)
+
+
+def test_reward_range_and_stats() -> None:
+    env = LiveRecEnv(**SMALL, like_bonus=3.0)
+    rng = np.random.default_rng(0)
+    env.reset(seed=3)
+    seen = []
+    while env.agents:
+        acts = {a: int(rng.integers(12)) for a in env.agents}
+        _, rewards, _, _, _ = env.step(acts)
+        seen += [rewards[a] for a in acts]
+    assert min(seen) >= 0 and max(seen) <= 13.0 and max(seen) > 0
+    stats = env.episode_stats()
+    for key in ("watch_time_per_user", "acceptance_rate", "invalid_rate", "exposure_gini",
+                "exposure_cv", "active_streamers", "hr1", "cv"):
+        assert isinstance(stats[key], float), key
+    assert 0 < stats["invalid_rate"] < 1 and stats["active_streamers"] <= 12
+
+
+def test_low_exposure_streamer_leaves_after_patience() -> None:
+    env = LiveRecEnv(n_users=30, n_streamers=20, patience=3, min_exposure=1)
+    env.reset(seed=0)
+    remaining = env.scheduled[env.slot:].sum(axis=0) * env.live_mask()
+    victim = int(np.argmax(remaining))
+    live_slots = 0
+    while env.agents and env.active[victim]:
+        live = np.flatnonzero(env.live_mask())
+        others = [int(i) for i in live if i != victim]
+        live_slots += int(victim in live)
+        # another live streamer, else an offline one (invalid): never the victim
+        target = others[0] if others else int(np.flatnonzero(~env.live_mask())[0])
+        env.step(dict.fromkeys(env.agents, target))
+    assert not env.active[victim] and live_slots == 3 and env.departed_at[victim] >= 0
+    assert not env.live_mask()[victim]
+
+
+def test_herding_audience_feeds_utility_of_everyone() -> None:
+    env = LiveRecEnv(n_users=20, n_streamers=30, outside_utility=-50.0)
+    env.reset(seed=0)
+    while env.live_mask().sum() < 2:
+        env.step(dict.fromkeys(env.agents, int(np.flatnonzero(env.live_mask())[0])))
+    env.viewers[:] = 0
+    live = np.flatnonzero(env.live_mask())
+    i, j = int(live[0]), int(live[1])
+    # the agent whose session lasts longest watches j; everybody else watches i
+    stays = max(env.agents, key=lambda a: env.session_stop[parse_session_id(a)])
+    before = env.true_utilities(stays)[i]
+    env.step({**dict.fromkeys(env.agents, i), stays: j})
+    assert stays in env.agents and env.viewers[i] == len(env.last_rewards) - 1
+    gain = env.true_utilities(stays)[i] - before
+    assert gain == pytest.approx(env.beta_audience * math.log1p(env.viewers[i]))
+
+
+def test_fairness_bonus_only_for_under_exposed_streamers() -> None:
+    env = LiveRecEnv(**SMALL, exposure_fairness=4.0, outside_utility=50.0)  # never accept
+    agent, live = _first_live_agent(env)
+    i = int(np.flatnonzero(live)[0])
+    _, rewards, _, _, _ = env.step(dict.fromkeys(env.agents, i))
+    assert rewards[agent] == pytest.approx(4.0)  # nobody exposed yet: full deficit
+    assert env.episode_stats()["fairness_bonus_per_rec"] == pytest.approx(4.0)
+
+
+def test_a_closing_agent_keeps_the_episode_running() -> None:
+    env = LiveRecEnv(n_users=3, n_streamers=8, days=2)
+    env.reset(seed=0)
+    closings = 0
+    while env.agents:
+        acting = list(env.agents)
+        closing = [a for a in acting if a == env._closing]
+        recs_before = env.recommendations
+        _, rewards, terms, _, infos = env.step(dict.fromkeys(acting, 0))
+        # the closing agent's action is ignored: no recommendation, reward 0, then done
+        assert env.recommendations - recs_before == len(acting) - len(closing)
+        for a in closing:
+            closings += 1
+            assert rewards[a] == 0.0 and terms[a]
+        if env.agents:  # some agent that acted this step is still running
+            assert set(env.agents) & set(acting)
+            assert all(infos[a].get("closing") for a in env.agents if a == env._closing)
+    assert closings > 0
+
+
+def test_organic_choice_info_and_gini() -> None:
+    env = LiveRecEnv(**SMALL)
+    _, infos = env.reset(seed=0)
+    live = env.live_mask()
+    for a in env.agents:
+        c = infos[a]["organic_choice"]
+        assert c == -1 or live[c]
+    assert gini(np.ones(5)) == 0.0 and gini(np.array([0, 0, 0, 1.0])) == pytest.approx(0.75)
+
+
+# ---------------------------------------------------------------------- data
+def test_loader_reports_every_malformed_row_with_line_numbers(tmp_path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("user,stream_id,streamer,start,stop\n"
+                    "1,10,5,100,104\n"
+                    "2,10,5\n"
+                    "3,10,5,abc,104\n"
+                    "4,10,5,110,110\n"
+                    "5,11,6,3.5,9\n")
+    with pytest.raises(ValueError) as e:
+        load_liverec_csv(path)
+    msg = str(e.value)
+    assert "4 malformed row(s)" in msg
+    assert "line 3: expected 5 columns" in msg
+    assert "line 4: start='abc'" in msg
+    assert "line 5: stop (110) <= start (110)" in msg
+    assert "line 6: start='3.5'" in msg
+    with pytest.raises(ValueError, match="no such file"):
+        load_liverec_csv(tmp_path / "missing.csv")
+
+
+def test_export_load_fit_round_trip_recovers_schedules(tmp_path) -> None:
+    kw = {"n_users": 200, "n_streamers": 15, "days": 7, "schedule_jitter": 0,
+          "min_exposure": 0, "outside_utility": -50.0}
+    env = LiveRecEnv(**kw)
+    env.reset(seed=0)
+    while env.agents:
+        live = np.flatnonzero(env.live_mask())
+        env.step({a: int(live[j % len(live)]) for j, a in enumerate(env.agents)})
+    n = export_sessions(env, tmp_path / "sim.csv")
+    sessions = load_liverec_csv(tmp_path / "sim.csv")
+    assert len(sessions) == n > 0
+    params = fit_env_params(sessions)
+    ids = [int(s) for s in params["streamer_ids"]]
+    assert np.array_equal(params["days"], env.stream_days[ids])
+    # users are online 10:00 to ~22:30: the fitted span lies inside the true one, and
+    # starts on time for streamers watched from their first slot
+    assert np.all(params["start"] >= env.stream_start[ids])
+    assert np.all(params["start"] + params["duration"] <= env.stream_end[ids])
+    assert np.mean(params["start"] == env.stream_start[ids]) >= 0.8
+    fitted = LiveRecEnv(fitted=params)
+    assert fitted.n_streamers == len(ids) and fitted.initial_counts.sum() > 0
+
+
+# ----------------------------------------------------------------- baselines
+def test_baselines_on_a_hand_made_state() -> None:
+    env = LiveRecEnv(n_users=20, n_streamers=40)
+    env.reset(seed=0)
+    while env.live_mask().sum() < 3:
+        env.step(dict.fromkeys(env.agents, 0))
+    agent, live = env.agents[0], env.live_mask()
+    u = parse_session_id(agent)[0]
+    lv = np.flatnonzero(live)
+    assert len(lv) >= 3
+    off = int(np.flatnonzero(~live)[0])
+    env.viewers[:] = 0
+    env.viewers[[lv[1], off]] = [4, 9]
+    env.counts[u] = 0
+    env.counts[u, [lv[2], off]] = [5, 50]
+    obs = env.observe(agent)
+
+    def pick(rec):
+        return recommend(rec.scores(env, {agent: obs})[agent], live_from_obs(env, obs))
+
+    assert pick(MostPopularLive(0)) == lv[1]
+    assert pick(RepeatLive(0)) == lv[2]
+    assert live[pick(RandomLive(0))]
+    assert pick(Oracle(0)) == lv[np.argmax(env.true_utilities(agent)[lv])]
+    assert rank_of(np.arange(40.0), live, int(lv[-1])) == 1
+
+
+# ---------------------------------------------------------------- evaluation
+def test_evaluation_json_schema(tmp_path) -> None:
+    from policies.recommender_evaluation import write_report
+
+    results = evaluate_recommenders(baselines(0), SMALL, episodes=1, seed=5)
+    assert set(results) == {"random", "popular", "repeat", "oracle"}
+    for metrics in results.values():
+        assert set(METRICS) <= set(metrics)
+        assert all(isinstance(v, float) for v in metrics.values())
+    assert results["oracle"]["watch_time_per_user"] >= results["random"]["watch_time_per_user"]
+    write_report(results, json_path=tmp_path / "r.json", md_path=tmp_path / "r.md",
+                 png_path=tmp_path / "r.png", env_kwargs=SMALL, episodes=1, seed=5,
+                 command="cmd", wall_time_s=1.0)
+    assert json.loads((tmp_path / "r.json").read_text()) == results
+    assert "HR@10" in (tmp_path / "r.md").read_text() and (tmp_path / "r.png").stat().st_size
+
+
+# --------------------------------------------------------------- RLlib smoke
+def test_dqn_one_iteration_and_evaluation_script(tmp_path, capsys) -> None:
+    import ray
+
+    from policies.config import build_config
+    from policies.training import init_ray, run_training
+
+    tiny = {"n_users": 6, "n_streamers": 8}
+    init_ray(None, num_cpus=2)
+    try:
+        config = build_config(
+            "live_recommendation", "dqn", "shared", seed=0, num_env_runners=0,
+            envs_per_runner=1, env_kwargs=tiny,
+            overrides={"train_batch_size_per_learner": 16, "training_intensity": 16,
+                       "num_steps_sampled_before_learning_starts": 0,
+                       "min_sample_timesteps_per_iteration": 10, "dueling": True,
+                       "model_config.fcnet_hiddens": [16]})
+        info = {"env": "live_recommendation", "algo": "dqn", "policy_mode": "shared",
+                "command": "train.py --env live_recommendation --algo dqn"}
+        summary = run_training(config, iterations=1, logdir=tmp_path / "run",
+                               run_info=info, verbose=False)
+    finally:
+        ray.shutdown()
+    assert summary["metrics"]["fairness/active_streamers"] <= 8
+    spec = importlib.util.spec_from_file_location("evaluate_recommenders", EVAL_SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    main = script.main
+    out = tmp_path / "eval.json"
+    args = ["--checkpoint", summary["checkpoint"], "--episodes", "1", "--json", str(out),
+            "--md", str(tmp_path / "eval.md"), "--png", "", "--env-kwargs", json.dumps(tiny)]
+    assert main(args) == 0
+    results = json.loads(out.read_text())
+    assert {"dqn", "dqn_unmasked", "repeat"} <= set(results)
+    assert set(METRICS) <= set(results["dqn"]) and results["dqn"]["invalid_rate"] == 0.0
+    other = tmp_path / "other_env_checkpoint"
+    other.mkdir()
+    (other / "run_info.json").write_text(json.dumps({"env": "job_scheduling", "algo": "dqn"}))
+    for bad in (["--checkpoint", str(tmp_path / "nope")], ["--checkpoint", str(other)],
+                ["--checkpoint", summary["checkpoint"], "--env-kwargs", '{"n_users": 7}']):
+        with pytest.raises(SystemExit) as e:
+            main([*bad, "--json", str(out), "--md", "", "--png", ""])
+        assert e.value.code == 2
+    assert "error:" in capsys.readouterr().err
