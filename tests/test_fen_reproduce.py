@@ -42,3 +42,22 @@ def test_plan_validation(tmp_path):
         ReproductionPlan("job_scheduling", ["fen"], [], 1, tmp_path)
     plan = ReproductionPlan("job_scheduling", ["fen"], [3], 1, tmp_path)
     assert plan.run_dir("fen", 3) == tmp_path / "job_scheduling" / "fen" / "seed3"
+
+
+def test_utilization_breakdown_averages_the_controller_figures_over_seeds():
+    from policies.fen.reproduce import utilization_breakdown
+
+    def final(variant, share0, use1):
+        return {"variant": variant, "controller": {
+            "controller/steps_with_0_on_sub0": share0,
+            "controller/utilization_with_0_on_sub0": 0.1,
+            "controller/steps_with_1_on_sub0": 1 - share0,
+            "controller/utilization_with_1_on_sub0": use1,
+        }}
+
+    md = utilization_breakdown([final("fen", 0.2, 0.6), final("fen", 0.4, 0.8),
+                                {"variant": "independent", "controller": {}}])
+    assert "| fen | 0 | 0.30 | 0.10 | 2 |" in md
+    assert "| fen | 1 | 0.70 | 0.70 | 2 |" in md
+    assert "independent" not in md
+    assert utilization_breakdown([{"variant": "avg", "controller": {}}]) == ""

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.fen.variants import VARIANTS, check_variant
+from policies.fen.variants import HIERARCHICAL_VARIANTS, VARIANTS, check_variant
 
 METRICS = ("utilization", "cv", "min_utility", "max_utility")
 PLANT_METRICS = (*METRICS, "products")
@@ -358,6 +358,37 @@ def random_policy_figures(env: str, env_kwargs: dict[str, Any], episodes: int = 
                 "std": float(np.std([r[m] for r in rows])), "seeds": episodes} for m in names}
 
 
+def utilization_breakdown(finals: Sequence[dict[str, Any]]) -> str:
+    """Markdown: per hierarchical variant and k, the share of steps with k agents on
+    sub-policy 1 and the utilization of those steps (mean over seeds); '' if none."""
+    rows = []
+    for variant in HIERARCHICAL_VARIANTS:
+        runs = [f["controller"] for f in finals
+                if f["variant"] == variant and f.get("controller")]
+        ks = sorted({int(key.split("_")[2]) for c in runs for key in c
+                     if key.startswith("controller/steps_with_")})
+        for k in ks:
+            share = [c.get(f"controller/steps_with_{k}_on_sub0", 0.0) for c in runs]
+            use = [c[f"controller/utilization_with_{k}_on_sub0"] for c in runs
+                   if f"controller/utilization_with_{k}_on_sub0" in c]
+            rows.append(f"| {variant} | {k} | {np.mean(share):.2f} | "
+                        f"{np.mean(use):.2f} | {len(runs)} |")
+    if not rows:
+        return ""
+    return "\n".join([
+        "## Where utilization goes",
+        "",
+        "Share of steps on which k agents run sub-policy 1 (the one trained on the "
+        "environment reward) and the utilization of those steps, mean over seeds "
+        "(training episodes, last iteration):",
+        "",
+        "| variant | k on sub-policy 1 | share of steps | utilization | seeds |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ])
+
+
 def write_report(plan: ReproductionPlan, finals: Sequence[dict[str, Any]],
                  results_dir: Path) -> dict[str, Any]:
     """Write the table (md + json) and plots for the runs finished so far."""
@@ -400,6 +431,7 @@ short-budget numbers measure early learning, not converged policies.
 Learning curves: `{curves.name}`.
 {"Controller behaviour: `" + behaviour.name + "`." if has_behaviour else ""}
 
+{utilization_breakdown(finals)}
 ## Runs
 
 | variant | seed | iterations | env steps | wall time (min) |
