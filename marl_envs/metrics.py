@@ -85,6 +85,19 @@ class FairnessReport:
             "steps": self.steps,
         }
 
+    def scalars(self) -> dict[str, float]:
+        """Flat scalars for loggers: utilization, cv, average/min/max utility and
+        ``utility/<agent>`` for every agent."""
+        stats = {
+            "utilization": self.utilization,
+            "cv": self.cv,
+            "average_utility": self.average_utility,
+            "min_utility": self.min_utility,
+            "max_utility": self.max_utility,
+        }
+        stats.update({f"utility/{a}": u for a, u in self.per_agent_utility.items()})
+        return stats
+
 
 def fairness_report(
     agents: Sequence[str], utility: np.ndarray, max_fair_utility: float, steps: int

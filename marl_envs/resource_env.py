@@ -139,15 +139,7 @@ class ResourceEnv(ParallelEnvBase):
 
     def episode_stats(self) -> dict[str, float]:
         """Flat scalar figures of the episode so far, for loggers (fairness + env extras)."""
-        report = self.fairness_report()
-        stats = {
-            "utilization": report.utilization,
-            "cv": report.cv,
-            "average_utility": report.average_utility,
-            "min_utility": report.min_utility,
-            "max_utility": report.max_utility,
-        }
-        stats.update({f"utility/{a}": u for a, u in report.per_agent_utility.items()})
+        stats = self.fairness_report().scalars()
         stats.update(self._extra_stats())
         return stats
 

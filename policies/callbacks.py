@@ -71,16 +71,7 @@ def _stats_from_returns(
 ) -> dict[str, float]:
     agents = sorted(returns)
     u = utilities([returns[a] for a in agents], steps)
-    report = fairness_report(agents, u, max_fair_utility, steps)
-    stats = {
-        "utilization": report.utilization,
-        "cv": report.cv,
-        "average_utility": report.average_utility,
-        "min_utility": report.min_utility,
-        "max_utility": report.max_utility,
-    }
-    stats.update({f"utility/{a}": x for a, x in report.per_agent_utility.items()})
-    return stats
+    return fairness_report(agents, u, max_fair_utility, steps).scalars()
 
 
 class FairnessCallbacks(RLlibCallback):

@@ -126,3 +126,14 @@ def test_tracker_agrees_with_env_bookkeeping() -> None:
         _, rewards, *_ = env.step(acts)
         tracker.update(rewards)
     assert tracker.report() == env.fairness_report()
+
+
+def test_report_scalars_are_flat_and_name_every_agent():
+    from marl_envs.metrics import fairness_report
+
+    report = fairness_report(["a", "b"], np.array([0.2, 0.6]), 0.5, 10)
+    assert report.scalars() == {
+        "utilization": report.utilization, "cv": report.cv,
+        "average_utility": report.average_utility, "min_utility": 0.2, "max_utility": 0.6,
+        "utility/a": 0.2, "utility/b": 0.6,
+    }

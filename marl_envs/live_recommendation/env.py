@@ -576,7 +576,6 @@ class LiveRecEnv(ParallelEnv):
         slots = max(self.processed_slots, 1)
         names = [f"streamer_{i}" for i in range(self.n_streamers)]
         report = fairness_report(names, self.exposure / slots, 1.0, slots)
-        mean_exp = self.exposure.mean()
         stats = {
             "watch_time_per_user": float(self.watch_minutes.mean()),
             "acceptance_rate": self.accepted / recs,
@@ -585,16 +584,13 @@ class LiveRecEnv(ParallelEnv):
             "recommendations": float(self.recommendations),
             "hr1": self.organic_hits / max(self.organic_events, 1),
             "exposure_gini": gini(self.exposure),
-            "exposure_cv": float(self.exposure.std(ddof=1) / mean_exp) if mean_exp > 0 else 0.0,
+            "exposure_cv": report.cv,  # CV is scale-free: exposure per slot or in total
             "active_streamers": float(self.active.sum()),
             "active_fraction": float(self.active.mean()),
             "fairness_bonus_per_rec": self.bonus_total / recs,
-            "cv": report.cv,
-            "average_utility": report.average_utility,
-            "min_utility": report.min_utility,
-            "max_utility": report.max_utility,
+            **report.scalars(),
         }
-        stats.update({f"utility/{a}": x for a, x in report.per_agent_utility.items()})
+        del stats["utilization"]  # exposure has no capacity to be a fraction of
         return stats
 
     # ----------------------------------------------------------------- render
