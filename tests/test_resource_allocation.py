@@ -399,6 +399,8 @@ def test_comparison_heuristics_only_writes_the_json_schema(tmp_path: Any) -> Non
     assert (tmp_path / "ra.png").stat().st_size > 0
     with pytest.raises(ValueError, match="largest load"):
         run(parse_args(["--loads", "5", "--learners", "none"]), "test")
+    with pytest.raises(ValueError, match="--reward-scale must be > 0, got 0.0"):
+        run(parse_args(["--reward-scale", "0", "--learners", "none"]), "test")
 
 
 def test_a2c_one_iteration_and_greedy_evaluation(tmp_path: Any) -> None:
