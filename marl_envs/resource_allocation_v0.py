@@ -6,6 +6,7 @@
 | Actions | ``Discrete(n_slots + 1)`` (default 11): 0 wait, ``k`` = start the job in visible slot ``k - 1`` |
 | Observation | ``obs_layout="flat"`` (default): ``Box(n_resources*horizon + n_resources + n_slots*(n_resources+3) + 1,)`` float32 in [0, 1] (93 by default), see *Observation*; ``obs_layout="image"``: DeepRM's image, flattened, ``Box(horizon*width,)`` |
 | Reward | ``-reward_scale * sum(1 / T_j)`` over the tenant's jobs in the system during the step (DeepRM; ``reward_scale`` default 1): the return is minus the sum of its jobs' slowdowns (times ``reward_scale``) |
+| Action mask | ``action_mask=True``: observations are ``{"observation": <above>, "action_mask": int8 (n_slots + 1,)}`` (PettingZoo's convention): 1 for wait and for every visible job that fits the free units now; masked actions stay legal (a refusal or a no-op, as below) |
 | Episode | ``max_cycles`` steps (default 200), then truncated |
 | c (max fair utility) | ``1 / n_agents``; utility = the tenant's share of cluster resource-time, so utilization = cluster utilisation |
 
@@ -160,6 +161,7 @@ class ResourceAllocationEnv(ResourceEnv):
         dominant_demand: tuple[int, int] = (5, 10),
         other_demand: tuple[int, int] = (1, 2),
         reward_scale: float = 1.0,
+        action_mask: bool = False,
         render_mode: str | None = None,
     ) -> None:
         for name, value, low in (("n_resources", n_resources, 1), ("capacity", capacity, 1),
@@ -216,7 +218,7 @@ class ResourceAllocationEnv(ResourceEnv):
         self.image_width = d * capacity * (1 + m) + math.ceil(backlog_size / horizon)
         dim = self.flat_dim if obs_layout == "flat" else horizon * self.image_width
         space = spaces.Box(0.0, 1.0, shape=(dim,), dtype=np.float32)
-        super().__init__(n_agents, space, max_cycles, render_mode)
+        super().__init__(n_agents, space, max_cycles, render_mode, action_mask)
         self.max_fair_utility = 1.0 / n_agents
         self._init_state()
 
@@ -386,6 +388,14 @@ class ResourceAllocationEnv(ResourceEnv):
         backlog = np.array([len(b) for b in self._backlog], dtype=np.float32)
         obs[:, -1] = backlog / self.backlog_size if self.backlog_size else 0.0
         return obs
+
+    def _action_masks(self) -> np.ndarray:
+        """Wait, and every visible job that fits the free units now (it may still be
+        refused when another tenant's request is handled first)."""
+        fits = self._slot_filled & np.all(self._slot_demand <= self.free_capacity, axis=-1)
+        masks = np.ones((self.n_agents, self.n_actions), dtype=np.int8)
+        masks[:, 1:] = fits
+        return masks
 
     def _image_observations(self) -> np.ndarray:
         n, d, h, m, c = self.n_agents, self.n_resources, self.horizon, self.n_slots, self.capacity

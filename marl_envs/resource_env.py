@@ -9,6 +9,10 @@ the bookkeeping every env needs exactly once:
                                 shape ``(n_agents,)``; return the reward array
 * ``_observations()``           float32 array of shape ``(n_agents, obs_dim)``
 * ``_infos()``                  list of per-agent info dicts
+* ``_action_masks()``           optional: int8 array ``(n_agents, n_actions)``, 1 = the
+                                action is useful now; an env that implements it accepts
+                                ``action_mask=True`` and then observes PettingZoo's
+                                ``{"observation": ..., "action_mask": ...}`` dicts
 * ``_utility_gains(rewards)``   optional: each agent's utility earned this step
                                 (default: its reward; override when the fairness
                                 utility is not the reward, e.g. a resource share)
@@ -48,11 +52,23 @@ class ResourceEnv(ParallelEnvBase):
         observation_space: spaces.Box,
         max_cycles: int,
         render_mode: str | None,
+        action_mask: bool = False,
     ) -> None:
         super().__init__(n_agents, render_mode)
         if max_cycles < 1:
             raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
+        if not isinstance(action_mask, bool):
+            raise ValueError(f"action_mask must be True or False, got {action_mask!r}")
+        if action_mask and type(self)._action_masks is ResourceEnv._action_masks:
+            raise ValueError(f"{type(self).__name__} has no action mask; action_mask=True "
+                             "is not supported")
         self.max_cycles = max_cycles
+        self.use_action_mask = action_mask
+        if action_mask:
+            observation_space = spaces.Dict({
+                "observation": observation_space,
+                "action_mask": spaces.Box(0, 1, shape=(self.n_actions,), dtype=np.int8),
+            })
         self._observation_space = observation_space
         self._action_space = spaces.Discrete(self.n_actions)
         self._observation_spaces = {a: observation_space for a in self.possible_agents}
@@ -66,7 +82,7 @@ class ResourceEnv(ParallelEnvBase):
         self.utility_sums = np.zeros(n_agents)
 
     # ------------------------------------------------------------------ spaces
-    def observation_space(self, agent: str) -> spaces.Box:
+    def observation_space(self, agent: str) -> spaces.Space:
         self._check_agent(agent)
         return self._observation_space
 
@@ -84,8 +100,7 @@ class ResourceEnv(ParallelEnvBase):
         self.reward_sums[:] = 0.0
         self.utility_sums[:] = 0.0
         self._reset_state()
-        obs = self._observations()
-        return dict(zip(self.agents, obs, strict=True)), dict(
+        return dict(zip(self.agents, self._observed(), strict=True)), dict(
             zip(self.agents, self._infos(), strict=True)
         )
 
@@ -100,7 +115,7 @@ class ResourceEnv(ParallelEnvBase):
         terminated = self._terminated()
         truncated = not terminated and self.num_steps >= self.max_cycles
         agents = self.agents
-        obs = dict(zip(agents, self._observations(), strict=True))
+        obs = dict(zip(agents, self._observed(), strict=True))
         reward_dict = dict(zip(agents, rewards.tolist(), strict=True))
         terms = dict.fromkeys(agents, terminated)
         truncs = dict.fromkeys(agents, truncated)
@@ -108,6 +123,15 @@ class ResourceEnv(ParallelEnvBase):
         if terminated or truncated:
             self.agents = []
         return obs, reward_dict, terms, truncs, infos
+
+    def _observed(self) -> Any:
+        """Per-agent observations: the ``_observations()`` rows, with their action masks
+        when ``action_mask=True``."""
+        obs = self._observations()
+        if not self.use_action_mask:
+            return obs
+        return [{"observation": o, "action_mask": m}
+                for o, m in zip(obs, self._action_masks(), strict=True)]
 
     def _validate_actions(self, actions: Mapping[str, Any]) -> np.ndarray:
         if actions.keys() != self._agent_set:
@@ -166,6 +190,9 @@ class ResourceEnv(ParallelEnvBase):
         raise NotImplementedError
 
     def _infos(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _action_masks(self) -> np.ndarray:
         raise NotImplementedError
 
 

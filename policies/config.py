@@ -31,6 +31,7 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 from policies.a2c import A2CConfig
+from policies.action_masking import masked_module_class
 from policies.callbacks import FairnessCallbacks
 from policies.cli import (  # noqa: F401  (re-exported: the names live in the light cli module)
     ALGOS,
@@ -174,10 +175,12 @@ def build_config(
 
     config = _base_config(algo)
     _discrete_actions_as_is(config, list(info["action_spaces"].values()))
+    module_class = _module_class(algo, list(info["observation_spaces"].values()))
     if sampler == "vector":
         return _vector_config(
-            config, env_config, len(agents), seed=seed, num_env_runners=num_env_runners,
-            envs_per_runner=envs_per_runner, overrides=overrides,
+            config, env_config, len(agents), module_class, seed=seed,
+            num_env_runners=num_env_runners, envs_per_runner=envs_per_runner,
+            overrides=overrides,
         )
     config.environment(env=PettingZooMultiAgentEnv, env_config=env_config)
     config.rl_module(model_config={"fcnet_hiddens": list(DEFAULT_HIDDENS)})
@@ -189,7 +192,9 @@ def build_config(
         mapping = map_agent_to_shared_module
     config.multi_agent(policies=set(module_ids), policy_mapping_fn=mapping)
     config.rl_module(
-        rl_module_spec=MultiRLModuleSpec(rl_module_specs={m: RLModuleSpec() for m in module_ids})
+        rl_module_spec=MultiRLModuleSpec(rl_module_specs={
+            m: RLModuleSpec(module_class=module_class) for m in module_ids
+        })
     )
     apply_run_settings(
         config, seed=seed, num_env_runners=num_env_runners, envs_per_runner=envs_per_runner
@@ -207,10 +212,20 @@ def _discrete_actions_as_is(config: AlgorithmConfig, action_spaces: list) -> Non
         config.environment(normalize_actions=False, clip_actions=False)
 
 
+def _module_class(algo: str, observation_spaces: list) -> type | None:
+    """None (RLlib's default module), or the masked module of
+    :mod:`policies.action_masking` when the env observes an action mask."""
+    classes = {masked_module_class(algo, space) for space in observation_spaces}
+    if len(classes) > 1:
+        raise ValueError("either every agent or none observes an action mask")
+    return classes.pop()
+
+
 def _vector_config(
     config: AlgorithmConfig,
     env_config: dict[str, Any],
     n_agents: int,
+    module_class: type | None,
     *,
     seed: int,
     num_env_runners: int,
@@ -222,7 +237,8 @@ def _vector_config(
         raise ValueError(f"envs_per_runner must be an integer >= 1, got {envs_per_runner!r}")
     config.environment(env=PettingZooAgentVectorEnv, env_config=env_config)
     config.rl_module(
-        rl_module_spec=RLModuleSpec(), model_config={"fcnet_hiddens": list(DEFAULT_HIDDENS)}
+        rl_module_spec=RLModuleSpec(module_class=module_class),
+        model_config={"fcnet_hiddens": list(DEFAULT_HIDDENS)},
     )
     config.training(train_batch_size_per_learner=config.train_batch_size_per_learner * n_agents)
     apply_run_settings(

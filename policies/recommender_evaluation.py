@@ -24,9 +24,11 @@ Metrics (``{recommender: {metric: value}}``):
   before; ``events``, ``events_repeat`` count them.
 
 DQN scores are the module's Q-values; it serves the best live streamer (``dqn``,
-masked, as every baseline) and, as a second row, its unmasked greedy action
-(``<name>_unmasked``: what the trained policy does without the live mask, hence
-invalid recommendations).
+masked, as every baseline). A DQN trained without the env's action mask also gets a
+second row with its unmasked greedy action (``<name>_unmasked``: what the trained
+policy does without the live mask, hence invalid recommendations); one trained with
+``action_mask=True`` (:class:`policies.action_masking.MaskedDQNTorchRLModule`) masks
+its own Q-values, so both rows would be the same.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ METRICS: tuple[str, ...] = (
 )
 TOP_K = 10
 #: env kwargs that do not change the world or the observation (reward shaping, render)
-_NEUTRAL_KWARGS = ("exposure_fairness", "render_mode")
+_NEUTRAL_KWARGS = ("exposure_fairness", "render_mode", "action_mask")
 
 
 def rank_of(scores: np.ndarray, live: np.ndarray, item: int) -> int:
@@ -89,6 +91,8 @@ class DQNRecommender(Recommender):
         for sub in self.module.values():
             sub.eval()
         self.name = name
+        #: trained with ``action_mask=True``: the module masks its own Q-values
+        self.mask_in_module = bool(self.env_kwargs.get("action_mask"))
         self.masked = masked
         self.checkpoint = str(checkpoint)
         self.command = info.get("command", "")
@@ -106,10 +110,12 @@ class DQNRecommender(Recommender):
         with torch.no_grad():
             for module_id, agents in groups.items():
                 flat = [env.observation_parts(obs_by_agent[a]) for a in agents]
-                batch = np.stack([np.concatenate(list(p.values())).astype(np.float32)
-                                  for p in flat])
-                q = self.module[module_id].compute_q_values(
-                    {Columns.OBS: torch.as_tensor(batch)})["qf_preds"]
+                obs: Any = torch.as_tensor(np.stack(
+                    [np.concatenate(list(p.values())).astype(np.float32) for p in flat]))
+                if self.mask_in_module:
+                    obs = {"observation": obs, "action_mask": torch.as_tensor(
+                        np.stack([p["live"] for p in flat]).astype(np.int8))}
+                q = self.module[module_id].compute_q_values({Columns.OBS: obs})["qf_preds"]
                 for a, row in zip(agents, q.cpu().numpy(), strict=True):
                     out[a] = row.astype(np.float64)
         return out
@@ -192,14 +198,15 @@ def evaluate_recommenders(
     episodes: int = 5,
     seed: int = 10_000,
 ) -> dict[str, dict[str, float]]:
-    """``{name: metrics}`` for every recommender (DQN ones also unmasked)."""
+    """``{name: metrics}`` for every recommender (DQN ones trained without the action mask
+    also unmasked)."""
     env_kwargs = dict(env_kwargs or {})
     out: dict[str, dict[str, float]] = {}
     for rec in recommenders:
         if isinstance(rec, DQNRecommender):
             check_same_world(rec.env_kwargs, env_kwargs, rec.checkpoint)
         out[rec.name] = run_episodes(rec, env_kwargs, episodes=episodes, seed=seed)
-        if isinstance(rec, DQNRecommender):
+        if isinstance(rec, DQNRecommender) and not rec.mask_in_module:
             out[f"{rec.name}_unmasked"] = run_episodes(
                 rec, env_kwargs, episodes=episodes, seed=seed, masked=False)
     return out

@@ -36,6 +36,8 @@ from policies.heuristics.schedulers import SCHEDULERS, make_scheduler
 
 ENV = "resource_allocation"
 LEARNERS: tuple[str, ...] = ("a2c", "ppo", "fen")
+#: learners that can train on the env's action mask (FEN's modules take no mask)
+MASKED_LEARNERS: tuple[str, ...] = ("a2c", "ppo")
 #: the figures of the JSON output, per scheduler and load
 JSON_METRICS = ("slowdown", "cv", "utilization")
 #: episode_stats key of each reported figure
@@ -131,16 +133,23 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
 
 def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                    iterations: int, seed: int, episodes: int, eval_seed: int,
-                   runs_dir: Path, train_dir: Path, reward_scale: float = 1.0) -> dict[str, Any]:
+                   runs_dir: Path, train_dir: Path, reward_scale: float = 1.0,
+                   action_mask: bool = False) -> dict[str, Any]:
     """The cached (or freshly trained and evaluated) result of one learner at one load.
 
     ``reward_scale`` multiplies the rewards the learner trains on (the env's kwarg); the
-    evaluation figures do not depend on it.
+    evaluation figures do not depend on it. ``action_mask`` (A2C/PPO only): the learner
+    observes the env's action mask and never picks an empty slot or a job that does not
+    fit now (:mod:`policies.action_masking`); the env's dynamics are the same.
     """
     from policies.training import evaluate_checkpoint
 
+    if action_mask and learner not in MASKED_LEARNERS:
+        raise ValueError(f"action_mask is supported for {list(MASKED_LEARNERS)}, "
+                         f"not {learner!r}")
     scale_tag = "" if reward_scale == 1.0 else f"_rs{reward_scale:g}"
-    name = f"{learner}_load{load_key(load)}_it{iterations}_s{seed}{scale_tag}"
+    mask_tag = "_mask" if action_mask else ""
+    name = f"{learner}_load{load_key(load)}_it{iterations}_s{seed}{scale_tag}{mask_tag}"
     path = runs_dir / f"{name}.json"
     if path.is_file():
         cached = json.loads(path.read_text())
@@ -153,6 +162,8 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                 path.write_text(json.dumps(cached, indent=2, sort_keys=True, default=str))
             return cached
     kwargs = {**env_kwargs, "load": load, "reward_scale": reward_scale}
+    if action_mask:
+        kwargs["action_mask"] = True
     print(f"[{learner} load {load}] training {iterations} iterations", flush=True)
     start = time.perf_counter()
     summary = _train(learner, kwargs, iterations, seed, train_dir / name)
@@ -264,6 +275,15 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "PPO's value function explained none of their variance).",
         "",
     ]
+    if meta.get("action_mask"):
+        out[-1:] = [
+            "A2C and PPO observe the env's action mask (`action_mask=True`: wait and the "
+            "visible jobs that fit the free units now; `policies/action_masking.py` sets the "
+            "other actions' logits to the float minimum), so they never choose an empty slot "
+            "or a job that cannot start; a request can still be refused when another "
+            "tenant's request is handled first. FEN trains without the mask.",
+            "",
+        ]
     for load in loads:
         out += [f"## Load {load}", "",
                 "| scheduler | slowdown | slowdown (done) | CV | utilization | done | left "
@@ -334,6 +354,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="scale of the rewards the learners train on (the slowdown terms sum "
                         "to returns in the thousands at high load, which a value head "
                         "cannot fit; 0.02 brings them to tens)")
+    p.add_argument("--action-mask", action="store_true",
+                   help="A2C/PPO observe the env's action mask (wait and the jobs that fit "
+                        "now); FEN trains without it")
     p.add_argument("--max-cycles", type=int, default=200, help="episode length")
     p.add_argument("--json", default="results/resource_allocation.json", metavar="FILE")
     p.add_argument("--md", default="results/resource_allocation.md", metavar="FILE")
@@ -383,7 +406,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     learner, load, env_kwargs=env_kwargs, iterations=iterations,
                     seed=args.seed, episodes=args.episodes, eval_seed=args.eval_seed,
                     runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir),
-                    reward_scale=args.reward_scale)
+                    reward_scale=args.reward_scale,
+                    action_mask=args.action_mask and learner in MASKED_LEARNERS)
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
@@ -395,7 +419,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     meta = {"command": command, "wall_s": time.perf_counter() - start, "env_kwargs": env_kwargs,
             "episodes": args.episodes, "eval_seed": args.eval_seed, "seed": args.seed,
             "iterations": args.iterations, "fen_iterations": args.fen_iterations,
-            "reward_scale": args.reward_scale, "plot": args.plot, "json": args.json,
+            "reward_scale": args.reward_scale, "action_mask": args.action_mask,
+            "plot": args.plot, "json": args.json,
             "runs_dir": args.runs_dir,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}
     Path(args.md).write_text(markdown_report(figures, runs, meta))

@@ -42,7 +42,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector.utils import batch_space
+from gymnasium.vector.utils import batch_space, create_empty_array
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.callbacks.utils import make_callback
 from ray.rllib.connectors.module_to_env.unbatch_to_individual_items import (
@@ -114,7 +114,8 @@ class PettingZooAgentVectorEnv(gym.vector.VectorEnv):
         )
         self._seeded = False
         self._needs_reset = np.zeros(self.copies, dtype=bool)
-        self._obs = np.zeros((num_envs, *obs_space.shape), dtype=obs_space.dtype)
+        # an array, or a dict of arrays for Dict spaces (e.g. action-mask observations)
+        self._obs = create_empty_array(obs_space, num_envs, fn=np.zeros)
 
     # ------------------------------------------------------------------ helpers
     def _put_obs(self, i: int, obs: Mapping[str, Any]) -> None:
@@ -126,7 +127,7 @@ class PettingZooAgentVectorEnv(gym.vector.VectorEnv):
             )
         base = i * self.n_agents
         for j, a in enumerate(self.possible_agents):
-            self._obs[base + j] = obs[a]
+            _write_row(self._obs, base + j, obs[a])
 
     def _reset_copy(self, i: int, seed: int | None, options: dict | None) -> None:
         obs, _ = self.envs[i].reset(seed=seed, options=options)
@@ -154,7 +155,7 @@ class PettingZooAgentVectorEnv(gym.vector.VectorEnv):
             self._seeded = True
         for i in range(self.copies):
             self._reset_copy(i, seeds[i], options)
-        return self._obs.copy(), [{} for _ in range(self.num_envs)]
+        return _copy_batch(self._obs), [{} for _ in range(self.num_envs)]
 
     def step(self, actions: Any):
         actions = np.asarray(actions).reshape(self.copies, self.n_agents, *np.shape(actions)[1:])
@@ -199,7 +200,7 @@ class PettingZooAgentVectorEnv(gym.vector.VectorEnv):
                     self._put_obs(i, obs)
             else:
                 self._put_obs(i, obs)
-        return self._obs.copy(), rewards, terms, truncs, infos
+        return _copy_batch(self._obs), rewards, terms, truncs, infos
 
     def render(self) -> Any:
         return self.envs[0].render()
@@ -207,6 +208,21 @@ class PettingZooAgentVectorEnv(gym.vector.VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         for env in getattr(self, "envs", []):  # [] when __init__ failed
             env.close()
+
+
+def _write_row(batch: Any, row: int, value: Any) -> None:
+    """``batch[row] = value`` for an array or a (nested) dict of arrays."""
+    if isinstance(batch, dict):
+        for key, sub in batch.items():
+            _write_row(sub, row, value[key])
+    else:
+        batch[row] = value
+
+
+def _copy_batch(batch: Any) -> Any:
+    if isinstance(batch, dict):
+        return {key: _copy_batch(sub) for key, sub in batch.items()}
+    return batch.copy()
 
 
 def _unbatch(column: Any) -> list:

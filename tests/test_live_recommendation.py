@@ -333,13 +333,14 @@ def test_evaluation_json_schema(tmp_path) -> None:
 
 
 # --------------------------------------------------------------- RLlib smoke
-def test_dqn_one_iteration_and_evaluation_script(tmp_path, capsys) -> None:
+@pytest.mark.parametrize("action_mask", [False, True])
+def test_dqn_one_iteration_and_evaluation_script(tmp_path, capsys, action_mask) -> None:
     import ray
 
     from policies.config import build_config
     from policies.training import init_ray, run_training
 
-    tiny = {"n_users": 6, "n_streamers": 8}
+    tiny = {"n_users": 6, "n_streamers": 8, **({"action_mask": True} if action_mask else {})}
     init_ray(None, num_cpus=2)
     try:
         config = build_config(
@@ -365,8 +366,12 @@ def test_dqn_one_iteration_and_evaluation_script(tmp_path, capsys) -> None:
             "--md", str(tmp_path / "eval.md"), "--png", "", "--env-kwargs", json.dumps(tiny)]
     assert main(args) == 0
     results = json.loads(out.read_text())
-    assert {"dqn", "dqn_unmasked", "repeat"} <= set(results)
+    assert {"dqn", "repeat"} <= set(results)
+    # a module trained on the action mask masks its own Q-values: no unmasked row
+    assert ("dqn_unmasked" in results) is not action_mask
     assert set(METRICS) <= set(results["dqn"]) and results["dqn"]["invalid_rate"] == 0.0
+    if action_mask:  # epsilon-greedy exploration only drew live streamers
+        assert summary["metrics"]["fairness/invalid_rate"] == 0.0
     other = tmp_path / "other_env_checkpoint"
     other.mkdir()
     (other / "run_info.json").write_text(json.dumps({"env": "job_scheduling", "algo": "dqn"}))
