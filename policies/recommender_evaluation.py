@@ -356,12 +356,24 @@ def main_evaluation(
     png_path: str | None,
     command: str,
     notes: str = "",
+    extra_checkpoints: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """What ``scripts/evaluate_recommenders.py`` does (bad input -> ValueError)."""
+    """What ``scripts/evaluate_recommenders.py`` does (bad input -> ValueError).
+
+    ``extra_checkpoints``: more DQN checkpoints as ``{row name: path}`` (e.g. an earlier
+    training setup, for comparison on the same episodes).
+    """
     start = time.perf_counter()
     recs: list[Recommender] = baselines(seed)
     training: dict[str, str] = {}
-    for path, name in ((checkpoint, "dqn"), (fair_checkpoint, "dqn_fair")):
+    extra = dict(extra_checkpoints or {})
+    taken = {r.name for r in recs} | {"dqn", "dqn_fair"}
+    for name in extra:
+        if name in taken or not name or name.endswith("_unmasked"):
+            raise ValueError(f"extra checkpoint name {name!r} is taken or invalid; not allowed: "
+                             f"{sorted(taken)} or names ending in '_unmasked'")
+    for path, name in ((checkpoint, "dqn"), (fair_checkpoint, "dqn_fair"),
+                       *((p, n) for n, p in extra.items())):
         if path is None:
             continue
         if not Path(path).exists():

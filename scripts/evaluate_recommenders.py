@@ -4,6 +4,7 @@
     python scripts/evaluate_recommenders.py \
         --checkpoint results/live_recommendation_runs/dqn/checkpoints/iter_000040 \
         [--fair-checkpoint results/live_recommendation_runs/dqn_fair/checkpoints/iter_000030] \
+        [--extra-checkpoint NAME=PATH ...] \
         --episodes 10 --seed 10000 [--json results/live_recommendation.json] \
         [--md results/live_recommendation.md] [--png results/live_recommendation.png]
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default=None, help="DQN checkpoint (row 'dqn')")
     p.add_argument("--fair-checkpoint", default=None,
                    help="DQN checkpoint trained with exposure_fairness (row 'dqn_fair')")
+    p.add_argument("--extra-checkpoint", action="append", default=[], metavar="NAME=PATH",
+                   help="another DQN checkpoint as row NAME (repeatable)")
     p.add_argument("--episodes", type=int, default=10, help="episodes (default 10)")
     p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode")
     p.add_argument("--env-kwargs", default="{}", help="JSON dict of env kwargs")
@@ -50,13 +53,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.episodes < 1:
             raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
         env_kwargs = parse_env_kwargs(args.env_kwargs)
+        extra: dict[str, str] = {}
+        for item in args.extra_checkpoint:
+            name, sep, path = item.partition("=")
+            if not sep or not name or not path:
+                raise ValueError(f"--extra-checkpoint must be NAME=PATH, got {item!r}")
+            extra[name] = path
         from policies.recommender_evaluation import main_evaluation, markdown_table
 
         results = main_evaluation(
             checkpoint=args.checkpoint, fair_checkpoint=args.fair_checkpoint,
             episodes=args.episodes, seed=args.seed, env_kwargs=env_kwargs,
             json_path=args.json, md_path=args.md or None, png_path=args.png or None,
-            command=command, notes=args.notes,
+            command=command, notes=args.notes, extra_checkpoints=extra,
         )
     print(markdown_table(results))
     print(f"wrote {args.json}" + (f", {args.md}" if args.md else "")

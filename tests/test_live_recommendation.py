@@ -363,10 +363,12 @@ def test_dqn_one_iteration_and_evaluation_script(tmp_path, capsys, action_mask) 
     main = script.main
     out = tmp_path / "eval.json"
     args = ["--checkpoint", summary["checkpoint"], "--episodes", "1", "--json", str(out),
-            "--md", str(tmp_path / "eval.md"), "--png", "", "--env-kwargs", json.dumps(tiny)]
+            "--md", str(tmp_path / "eval.md"), "--png", "", "--env-kwargs", json.dumps(tiny),
+            "--extra-checkpoint", f"again={summary['checkpoint']}"]
     assert main(args) == 0
     results = json.loads(out.read_text())
-    assert {"dqn", "repeat"} <= set(results)
+    assert {"dqn", "repeat", "again"} <= set(results)
+    assert results["again"]["watch_time_per_user"] == results["dqn"]["watch_time_per_user"]
     # a module trained on the action mask masks its own Q-values: no unmasked row
     assert ("dqn_unmasked" in results) is not action_mask
     assert set(METRICS) <= set(results["dqn"]) and results["dqn"]["invalid_rate"] == 0.0
@@ -376,7 +378,9 @@ def test_dqn_one_iteration_and_evaluation_script(tmp_path, capsys, action_mask) 
     other.mkdir()
     (other / "run_info.json").write_text(json.dumps({"env": "job_scheduling", "algo": "dqn"}))
     for bad in (["--checkpoint", str(tmp_path / "nope")], ["--checkpoint", str(other)],
-                ["--checkpoint", summary["checkpoint"], "--env-kwargs", '{"n_users": 7}']):
+                ["--checkpoint", summary["checkpoint"], "--env-kwargs", '{"n_users": 7}'],
+                ["--extra-checkpoint", f"repeat={summary['checkpoint']}"],
+                ["--extra-checkpoint", "no-path"]):
         with pytest.raises(SystemExit) as e:
             main([*bad, "--json", str(out), "--md", "", "--png", ""])
         assert e.value.code == 2
