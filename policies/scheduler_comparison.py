@@ -36,8 +36,6 @@ from policies.heuristics.schedulers import SCHEDULERS, make_scheduler
 
 ENV = "resource_allocation"
 LEARNERS: tuple[str, ...] = ("a2c", "ppo", "fen")
-#: learners that can train on the env's action mask (FEN's modules take no mask)
-MASKED_LEARNERS: tuple[str, ...] = ("a2c", "ppo")
 #: the figures of the JSON output, per scheduler and load
 JSON_METRICS = ("slowdown", "cv", "utilization")
 #: episode_stats key of each reported figure
@@ -138,15 +136,13 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     """The cached (or freshly trained and evaluated) result of one learner at one load.
 
     ``reward_scale`` multiplies the rewards the learner trains on (the env's kwarg); the
-    evaluation figures do not depend on it. ``action_mask`` (A2C/PPO only): the learner
-    observes the env's action mask and never picks an empty slot or a job that does not
-    fit now (:mod:`policies.action_masking`); the env's dynamics are the same.
+    evaluation figures do not depend on it. ``action_mask``: the learner (FEN: its
+    sub-policies) observes the env's action mask and never picks an empty slot or a job
+    that does not fit now (:mod:`policies.action_masking`); the env's dynamics are the
+    same.
     """
     from policies.training import evaluate_checkpoint
 
-    if action_mask and learner not in MASKED_LEARNERS:
-        raise ValueError(f"action_mask is supported for {list(MASKED_LEARNERS)}, "
-                         f"not {learner!r}")
     scale_tag = "" if reward_scale == 1.0 else f"_rs{reward_scale:g}"
     mask_tag = "_mask" if action_mask else ""
     name = f"{learner}_load{load_key(load)}_it{iterations}_s{seed}{scale_tag}{mask_tag}"
@@ -277,11 +273,12 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
     ]
     if meta.get("action_mask"):
         out[-1:] = [
-            "A2C and PPO observe the env's action mask (`action_mask=True`: wait and the "
+            "The learners observe the env's action mask (`action_mask=True`: wait and the "
             "visible jobs that fit the free units now; `policies/action_masking.py` sets the "
-            "other actions' logits to the float minimum), so they never choose an empty slot "
+            "other actions' logits to the float minimum; for FEN in its sub-policies, its "
+            "controllers choose sub-policies unmasked), so they never choose an empty slot "
             "or a job that cannot start; a request can still be refused when another "
-            "tenant's request is handled first. FEN trains without the mask.",
+            "tenant's request is handled first.",
             "",
         ]
     for load in loads:
@@ -355,8 +352,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "to returns in the thousands at high load, which a value head "
                         "cannot fit; 0.02 brings them to tens)")
     p.add_argument("--action-mask", action="store_true",
-                   help="A2C/PPO observe the env's action mask (wait and the jobs that fit "
-                        "now); FEN trains without it")
+                   help="learners observe the env's action mask (wait and the jobs that fit "
+                        "now) and never choose anything else (FEN: its sub-policies)")
     p.add_argument("--max-cycles", type=int, default=200, help="episode length")
     p.add_argument("--json", default="results/resource_allocation.json", metavar="FILE")
     p.add_argument("--md", default="results/resource_allocation.md", metavar="FILE")
@@ -407,7 +404,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     seed=args.seed, episodes=args.episodes, eval_seed=args.eval_seed,
                     runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir),
                     reward_scale=args.reward_scale,
-                    action_mask=args.action_mask and learner in MASKED_LEARNERS)
+                    action_mask=args.action_mask)
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]

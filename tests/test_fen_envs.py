@@ -196,3 +196,21 @@ def test_episode_stats_split_utilization_by_the_number_of_agents_on_subpolicy_0(
     assert stats["controller/utilization_with_4_on_sub0"] == 0.0
     assert stats["controller/utilization_with_0_on_sub0"] == 1.0
     assert not any(k.startswith("controller/steps_with_2") for k in stats)
+
+
+def test_masked_base_env_gives_acting_agents_the_mask_and_controllers_none():
+    base = marl_envs.make("resource_allocation", max_cycles=12, action_mask=True, load=1.1)
+    env = FENHierarchyEnv(base, period=T)
+    obs, _ = env.reset(seed=0)
+    ctrl = controller_id("agent_0", 0)
+    assert env.observation_space(ctrl).contains(obs[ctrl]) and not isinstance(obs[ctrl], dict)
+    obs, *_ = env.step({controller_id(a, 0): 1 for a in env.base.possible_agents})
+    sub = subpolicy_id("agent_0", 0, 1)
+    assert env.observation_space(sub).contains(obs[sub])
+    base_mask = env.base._action_masks()[0]
+    assert obs[sub]["action_mask"].tolist() == base_mask.tolist()
+    np.testing.assert_array_equal(obs[sub]["observation"][:-2], env.base._observations()[0])
+    flat = FairEfficientRewardEnv(
+        marl_envs.make("resource_allocation", max_cycles=12, action_mask=True))
+    obs, _ = flat.reset(seed=0)
+    assert flat.observation_space("agent_0").contains(obs["agent_0"])

@@ -163,3 +163,22 @@ def test_train_fen_cli_rejects_bad_input_with_exit_code_2(argv, message, capsys)
         main(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_fen_sub_policies_obey_an_action_mask(local_ray):
+    from policies.action_masking import MaskedPPOTorchRLModule
+
+    config = build_fen_config(
+        "resource_allocation", "fen", seed=0, num_env_runners=0, envs_per_runner=2,
+        env_kwargs={"max_cycles": 30, "action_mask": True, "load": 1.1},
+        fen_options={"period": 10}, overrides=TINY)
+    specs = config.rl_module_spec.rl_module_specs
+    assert specs["sub1"].module_class is MaskedPPOTorchRLModule
+    assert specs["ctrl"].module_class is not MaskedPPOTorchRLModule  # picks sub-policies
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+    finally:
+        algo.stop()
+    assert result["env_runners"]["fairness/empty_slot_choices"] == 0
+    assert result["learners"]["fen"]["intrinsic_reward"] <= 0.0

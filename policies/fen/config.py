@@ -19,6 +19,7 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 import marl_envs
+from policies.action_masking import masked_module_class
 from policies.config import apply_overrides, apply_run_settings
 from policies.fen.discriminator import DiscriminatorReward
 from policies.fen.variants import (
@@ -143,6 +144,8 @@ def _module_spec(probe: Any, module_id: str, base_agents: list[str], env: str) -
             hidden = 256
         obs_space, act_space = probe.observation_space(probe_id), probe.action_space(probe_id)
     return RLModuleSpec(
+        # sub-policies (and flat policies) of an env with action_mask=True obey the mask
+        module_class=masked_module_class("ppo", obs_space),
         observation_space=obs_space,
         action_space=act_space,
         model_config={"fcnet_hiddens": [hidden, hidden], "fcnet_activation": "relu",

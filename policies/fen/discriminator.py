@@ -63,7 +63,10 @@ class DiscriminatorReward(ConnectorV2):
             if parsed is None or len(episode) == 0:
                 continue
             ctrl_id, z = parsed
-            next_obs = np.asarray(episode.get_observations(slice(1, None)), dtype=np.float32)
+            next_obs = episode.get_observations(slice(1, None))
+            if isinstance(next_obs, dict):  # action-mask observations: the controller's part
+                next_obs = next_obs["observation"]
+            next_obs = np.asarray(next_obs, dtype=np.float32)
             log_p = controller_log_probs(rl_module[ctrl_id], next_obs)
             correct += int(np.sum(np.argmax(log_p, axis=1) == z))
             total += len(log_p)

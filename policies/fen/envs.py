@@ -81,6 +81,8 @@ class AverageUtility:
 
 def _augmented_space(base: ResourceEnv, feature_scale: float) -> spaces.Box:
     space = base.observation_space(base.possible_agents[0])
+    if base.use_action_mask:
+        space = space["observation"]
     n = base.n_agents
     rel_high = feature_scale * max(n - 1.0, 1.0)
     low = np.concatenate([space.low, np.array([-feature_scale, 0.0], dtype=np.float32)])
@@ -113,6 +115,16 @@ class _UtilityWrapper(ParallelEnv):
         self._augmented_space = _augmented_space(base, feature_scale)
         self._features = np.zeros((base.n_agents, 2), dtype=np.float32)
         self._ubar = np.zeros(base.n_agents)
+        #: a base env with ``action_mask=True``: acting agents observe
+        #: ``{"observation": <augmented>, "action_mask": <base mask>}`` (controllers, which
+        #: choose sub-policies, observe the augmented observation alone)
+        self._masked = bool(base.use_action_mask)
+        self._acting_space: spaces.Space = self._augmented_space
+        if self._masked:
+            self._acting_space = spaces.Dict({
+                "observation": self._augmented_space,
+                "action_mask": base.observation_space(base.possible_agents[0])["action_mask"],
+            })
 
     @property
     def unwrapped(self) -> ResourceEnv:
@@ -135,9 +147,19 @@ class _UtilityWrapper(ParallelEnv):
         self._features = controller_features(u, self._ubar, self.c)
         return u
 
-    def _augment(self, base_obs: dict[str, np.ndarray]) -> np.ndarray:
-        stacked = np.stack([base_obs[a] for a in self.base.possible_agents])
-        return np.concatenate([stacked, self._features * self._feature_scale], axis=1)
+    def _augment(self, base_obs: dict[str, Any]) -> np.ndarray:
+        rows = [base_obs[a] for a in self.base.possible_agents]
+        if self._masked:
+            rows = [row["observation"] for row in rows]
+        return np.concatenate([np.stack(rows), self._features * self._feature_scale], axis=1)
+
+    def _acting(self, base_obs: dict[str, Any], aug: np.ndarray) -> list[Any]:
+        """Per base agent, the observation of the agent acting in the base env: ``aug``'s
+        row, with the base env's action mask when it has one."""
+        if not self._masked:
+            return list(aug)
+        return [{"observation": row, "action_mask": base_obs[a]["action_mask"]}
+                for a, row in zip(self.base.possible_agents, aug, strict=True)]
 
     def render(self) -> Any:
         return self.base.render()
@@ -192,9 +214,8 @@ class FENHierarchyEnv(_UtilityWrapper):
         self._closing_rewards: dict[str, float] = {}
         self._closing_infos: dict[str, dict] = {}
 
-    def observation_space(self, agent: str) -> spaces.Box:
-        self._parse(agent)
-        return self._augmented_space
+    def observation_space(self, agent: str) -> spaces.Space:
+        return self._augmented_space if self._parse(agent)[1] == "ctrl" else self._acting_space
 
     def action_space(self, agent: str) -> spaces.Discrete:
         return self._ctrl_action_space if self._parse(agent)[1] == "ctrl" else \
@@ -262,7 +283,7 @@ class FENHierarchyEnv(_UtilityWrapper):
             self._decisions.append((float(rel[i]), int(z)))
         self.agents = [subpolicy_id(a, k, int(self._z[i])) for i, a in enumerate(base_agents)]
         aug = self._augment(self._base_obs)
-        obs = dict(zip(self.agents, aug, strict=True))
+        obs = dict(zip(self.agents, self._acting(self._base_obs, aug), strict=True))
         rewards = dict.fromkeys(self.agents, 0.0)
         terminated = dict.fromkeys(self.agents, False)
         infos: dict[str, dict] = {a: {} for a in self.agents}
@@ -285,7 +306,7 @@ class FENHierarchyEnv(_UtilityWrapper):
         u = self._update_utilities()
         aug = self._augment(self._base_obs)
         subs = self.agents
-        obs = dict(zip(subs, aug, strict=True))
+        obs = dict(zip(subs, self._acting(self._base_obs, aug), strict=True))
         rewards = {
             sid: (env_rewards[a] if self._z[i] == 0 else 0.0)
             for i, (a, sid) in enumerate(zip(base_agents, subs, strict=True))
@@ -374,9 +395,9 @@ class FairEfficientRewardEnv(_UtilityWrapper):
         self.metadata = {**self.metadata, "name": f"fen_flat({base.metadata['name']})"}
         self._rhat_sum = 0.0
 
-    def observation_space(self, agent: str) -> spaces.Box:
+    def observation_space(self, agent: str) -> spaces.Space:
         self.base._check_agent(agent)
-        return self._augmented_space
+        return self._acting_space
 
     def action_space(self, agent: str) -> spaces.Discrete:
         return self.base.action_space(agent)
@@ -385,7 +406,8 @@ class FairEfficientRewardEnv(_UtilityWrapper):
         obs = self._reset_base(seed)
         self._rhat_sum = 0.0
         self.agents = list(self.base.agents)
-        return dict(zip(self.agents, self._augment(obs), strict=True)), {a: {} for a in self.agents}
+        acting = self._acting(obs, self._augment(obs))
+        return dict(zip(self.agents, acting, strict=True)), {a: {} for a in self.agents}
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         obs, _, terms, truncs, infos = self.base.step(actions)
@@ -394,7 +416,8 @@ class FairEfficientRewardEnv(_UtilityWrapper):
         self._rhat_sum += float(rhat.mean())
         self.agents = list(self.base.agents)
         rewards = dict(zip(self.base.possible_agents, rhat.tolist(), strict=True))
-        return dict(zip(obs, self._augment(obs), strict=True)), rewards, terms, truncs, infos
+        acting = self._acting(obs, self._augment(obs))
+        return dict(zip(obs, acting, strict=True)), rewards, terms, truncs, infos
 
     def episode_stats(self) -> dict[str, float]:
         stats = self.base.episode_stats()
