@@ -4,7 +4,7 @@
     python scripts/evaluate_recommenders.py \
         --checkpoint results/live_recommendation_runs/dqn/checkpoints/iter_000040 \
         [--fair-checkpoint results/live_recommendation_runs/dqn_fair/checkpoints/iter_000030] \
-        [--extra-checkpoint NAME=PATH ...] \
+        [--extra-checkpoint NAME=PATH ...] [--rerank-betas 2,5,10] \
         --episodes 10 --seed 10000 [--json results/live_recommendation.json] \
         [--md results/live_recommendation.md] [--png results/live_recommendation.png]
 
@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="DQN checkpoint trained with exposure_fairness (row 'dqn_fair')")
     p.add_argument("--extra-checkpoint", action="append", default=[], metavar="NAME=PATH",
                    help="another DQN checkpoint as row NAME (repeatable)")
+    p.add_argument("--rerank-betas", default="", metavar="B1,B2,...",
+                   help="rows dqn_viability<B>: the --checkpoint DQN's Q-values plus B times "
+                        "each live streamer's shortfall below the departure threshold "
+                        "(fairness-aware re-ranking, see ViabilityRerank)")
     p.add_argument("--episodes", type=int, default=10, help="episodes (default 10)")
     p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode")
     p.add_argument("--env-kwargs", default="{}", help="JSON dict of env kwargs")
@@ -59,13 +63,20 @@ def main(argv: list[str] | None = None) -> int:
             if not sep or not name or not path:
                 raise ValueError(f"--extra-checkpoint must be NAME=PATH, got {item!r}")
             extra[name] = path
+        betas: list[float] = []
+        for text in filter(None, args.rerank_betas.split(",")):
+            try:
+                betas.append(float(text))
+            except ValueError:
+                raise ValueError(f"--rerank-betas must be comma-separated numbers, got "
+                                 f"{text!r}") from None
         from policies.recommender_evaluation import main_evaluation, markdown_table
 
         results = main_evaluation(
             checkpoint=args.checkpoint, fair_checkpoint=args.fair_checkpoint,
             episodes=args.episodes, seed=args.seed, env_kwargs=env_kwargs,
             json_path=args.json, md_path=args.md or None, png_path=args.png or None,
-            command=command, notes=args.notes, extra_checkpoints=extra,
+            command=command, notes=args.notes, extra_checkpoints=extra, rerank_betas=betas,
         )
     print(markdown_table(results))
     print(f"wrote {args.json}" + (f", {args.md}" if args.md else "")

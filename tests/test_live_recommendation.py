@@ -332,6 +332,49 @@ def test_evaluation_json_schema(tmp_path) -> None:
     assert "HR@10" in (tmp_path / "r.md").read_text() and (tmp_path / "r.png").stat().st_size
 
 
+def test_lasting_exposure_predicts_departures() -> None:
+    env = parallel_env(**SMALL)
+    obs, _ = env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    departures = 0
+    while env.agents:
+        live = env.live_mask()
+        lasting = env.lasting_exposure()
+        assert (lasting <= env.recent_exposure()).all()
+        could_leave = live & env.active & (env.live_slots + 1 >= env.patience)
+        actions = {a: int(rng.integers(env.n_streamers)) for a in env.agents}
+        shown = np.bincount([k for a, k in actions.items() if live[k] and a != env._closing],
+                            minlength=env.n_streamers)
+        before = env.active.copy()
+        env.step(actions)
+        left = before & ~env.active
+        departures += int(left.sum())
+        np.testing.assert_array_equal(left, could_leave & (lasting + shown < env.min_exposure))
+    assert departures > 0
+
+
+class _FavouriteStreamer:
+    """Q-values that always prefer the lowest-numbered live streamer (a stand-in DQN)."""
+
+    name = "fav"
+
+    def scores(self, env, obs_by_agent):
+        return {a: -np.arange(env.n_streamers, dtype=float) for a in obs_by_agent}
+
+
+def test_viability_rerank_keeps_streamers_that_would_leave() -> None:
+    from policies.recommender_evaluation import ViabilityRerank, run_episodes
+
+    kwargs = {**SMALL, "n_users": 30, "n_streamers": 20}
+    base = run_episodes(_FavouriteStreamer(), kwargs, episodes=1, seed=2)
+    rerank = ViabilityRerank(_FavouriteStreamer(), beta=100.0)
+    assert rerank.name == "fav_viability100"
+    kept = run_episodes(rerank, kwargs, episodes=1, seed=2)
+    assert kept["active_streamers"] > base["active_streamers"] + 3  # 18 vs 13 of 20
+    with pytest.raises(ValueError, match="beta must be > 0, got 0"):
+        ViabilityRerank(_FavouriteStreamer(), beta=0)
+
+
 # --------------------------------------------------------------- RLlib smoke
 @pytest.mark.parametrize("action_mask", [False, True])
 def test_dqn_one_iteration_and_evaluation_script(tmp_path, capsys, action_mask) -> None:

@@ -403,6 +403,30 @@ class LiveRecEnv(ParallelEnv):
         return [session_id(int(u), int(self.session_at[self.slot, u])) for u in users]
 
     # -------------------------------------------------------------- dynamics
+    def exposure_deficits(self) -> np.ndarray:
+        """Per streamer, ``max(0, 1 - e_i / max(mean_e, min_exposure))``: ``e_i`` its
+        recommendations over its last ``patience`` live slots, ``mean_e`` their mean over
+        the live streamers (the factor of the fairness-aware reward)."""
+        recent = self.recent_exposure().astype(np.float64)
+        live = self.live_mask()
+        mean = recent[live].mean() if live.any() else 0.0
+        return np.maximum(0.0, 1.0 - recent / max(mean, self.min_exposure, 1e-9))
+
+    def recent_exposure(self) -> np.ndarray:
+        """Per streamer, recommendations received over its last ``patience`` live slots."""
+        return self.window.sum(axis=1)
+
+    def lasting_exposure(self) -> np.ndarray:
+        """Per streamer, the part of :meth:`recent_exposure` that still counts after the
+        current slot (a live streamer's oldest window slot drops out when the slot is
+        processed). A live streamer leaves after this slot when this plus the
+        recommendations it gets now is below ``min_exposure`` (once live ``patience``
+        slots)."""
+        lasting = self.window.sum(axis=1)
+        live = np.flatnonzero(self.live_mask())
+        lasting[live] -= self.window[live, self.live_slots[live] % self.patience]
+        return lasting
+
     def live_mask(self) -> np.ndarray:
         """Streamers live at the current slot (scheduled and still on the platform)."""
         t = min(self.slot, self.max_slots - 1)
@@ -455,9 +479,7 @@ class LiveRecEnv(ParallelEnv):
         minutes = np.where(accept, MINUTES_PER_SLOT * p_accept, 0.0)
         rewards = minutes + self.like_bonus * like
         if self.exposure_fairness > 0:
-            recent = self.window.sum(axis=1).astype(np.float64)
-            mean = recent[live].mean() if live.any() else 0.0
-            deficit = np.maximum(0.0, 1.0 - recent[recs] / max(mean, self.min_exposure, 1e-9))
+            deficit = self.exposure_deficits()[recs]
             bonus = np.where(valid, self.exposure_fairness * deficit, 0.0)
             self.bonus_total += float(bonus.sum())
             rewards = rewards + bonus
