@@ -69,14 +69,23 @@ def split_batch(batch: dict[str, Any]) -> tuple[dict[str, Any], torch.Tensor]:
     return inner, mask
 
 
-class MaskedDQNTorchRLModule(DefaultDQNTorchRLModule):
-    """RLlib's default DQN module with ``-inf`` Q-values on forbidden actions."""
+class _MaskedSpace:
+    """Builds the module's networks on the ``observation`` part of the masked space and
+    keeps the masked space as ``observation_space`` (checkpoints rebuild from it)."""
 
     def __init__(self, *, observation_space: gym.Space | None = None, **kwargs: Any) -> None:
         self._masked_observation_space = observation_space
         super().__init__(
             observation_space=_inner_space(observation_space, type(self).__name__), **kwargs
         )
+
+    def setup(self) -> None:
+        super().setup()
+        self.observation_space = self._masked_observation_space
+
+
+class MaskedDQNTorchRLModule(_MaskedSpace, DefaultDQNTorchRLModule):
+    """RLlib's default DQN module with ``-inf`` Q-values on forbidden actions."""
 
     def setup(self) -> None:
         super().setup()
@@ -85,8 +94,6 @@ class MaskedDQNTorchRLModule(DefaultDQNTorchRLModule):
                 f"{type(self).__name__} masks expected Q-values; distributional DQN "
                 f"(num_atoms={self.num_atoms}) is not supported, use num_atoms=1"
             )
-        # checkpoints rebuild the module from this space: keep the masked one
-        self.observation_space = self._masked_observation_space
 
     def _qf_forward_helper(self, batch: dict[str, Any], encoder: Any, head: Any) -> dict:
         inner, mask = split_batch(batch)
@@ -95,19 +102,9 @@ class MaskedDQNTorchRLModule(DefaultDQNTorchRLModule):
         return out
 
 
-class MaskedPPOTorchRLModule(DefaultPPOTorchRLModule):
+class MaskedPPOTorchRLModule(_MaskedSpace, DefaultPPOTorchRLModule):
     """RLlib's default PPO module (also A2C's) with forbidden actions' logits at the
     float minimum."""
-
-    def __init__(self, *, observation_space: gym.Space | None = None, **kwargs: Any) -> None:
-        self._masked_observation_space = observation_space
-        super().__init__(
-            observation_space=_inner_space(observation_space, type(self).__name__), **kwargs
-        )
-
-    def setup(self) -> None:
-        super().setup()
-        self.observation_space = self._masked_observation_space
 
     def _masked(self, outs: dict[str, Any], mask: torch.Tensor) -> dict[str, Any]:
         logits = outs[Columns.ACTION_DIST_INPUTS]
