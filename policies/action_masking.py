@@ -5,16 +5,19 @@ An env with an action mask observes ``Dict(observation=<Box>, action_mask=Box(0,
 their networks on the ``observation`` part only and apply the mask to their outputs:
 
 * :class:`MaskedDQNTorchRLModule` - Q-values of forbidden actions are ``-inf`` in every
-  forward pass (RLlib's DQN already treats ``-inf`` Q-values as unavailable: its
-  epsilon-greedy draws random actions among the finite ones and its learner zeroes
-  ``-inf`` after the gathers), so greedy and random actions are always allowed and the
-  TD target maxes over the *next* state's allowed actions only.
+  forward pass (RLlib's DQN learner zeroes ``-inf`` after its gathers, before the
+  terminal mask), so greedy actions are always allowed and the TD target maxes over the
+  *next* state's allowed actions only; epsilon-greedy draws its random actions uniformly
+  among the allowed ones. With a dueling head the advantages are centred over all
+  outputs before masking (a fixed baseline; RLlib's default does the same).
 * :class:`MaskedPPOTorchRLModule` - the logits of forbidden actions are set to the
   float minimum in every forward pass, so PPO (and :mod:`policies.a2c`, which uses the
   PPO module) never samples them and their probability does not enter the entropy.
 
 A row whose mask forbids every action is left unmasked (the env then has to handle the
-action, e.g. as a counted no-op) instead of producing NaNs.
+action, e.g. as a counted no-op) instead of producing NaNs; for a DQN target that means
+bootstrapping from untrained outputs, so envs should not end an episode on such a row
+(neither env here does).
 
 :func:`masked_module_class` picks the class for an algorithm and an observation space;
 :func:`policies.config.build_config` uses it, so ``scripts/train.py`` trains masked
@@ -94,6 +97,19 @@ class MaskedDQNTorchRLModule(_MaskedSpace, DefaultDQNTorchRLModule):
                 f"{type(self).__name__} masks expected Q-values; distributional DQN "
                 f"(num_atoms={self.num_atoms}) is not supported, use num_atoms=1"
             )
+
+    def _forward_exploration(self, batch: dict[str, Any], t: int) -> dict[str, Any]:
+        _, mask = split_batch(batch)
+        q = self.compute_q_values(batch)
+        greedy = torch.argmax(q[QF_PREDS], dim=-1)
+        self.epsilon_schedule.update(t)
+        epsilon = self.epsilon_schedule.get_current_value()
+        uniform = torch.multinomial(mask.float(), num_samples=1).squeeze(-1)
+        explore = torch.rand(greedy.shape, device=greedy.device) < epsilon
+        out = {Columns.ACTIONS: torch.where(explore, uniform, greedy)}
+        if Columns.STATE_OUT in q:
+            out[Columns.STATE_OUT] = q[Columns.STATE_OUT]
+        return out
 
     def _qf_forward_helper(self, batch: dict[str, Any], encoder: Any, head: Any) -> dict:
         inner, mask = split_batch(batch)

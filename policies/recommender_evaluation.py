@@ -64,12 +64,9 @@ def rank_of(scores: np.ndarray, live: np.ndarray, item: int) -> int:
 
 
 class DQNRecommender(Recommender):
-    """Q-values of a DQN checkpoint of ``scripts/train.py`` as scores (Ray imported lazily).
+    """Q-values of a DQN checkpoint of ``scripts/train.py`` as scores (Ray imported lazily)."""
 
-    ``masked=False`` makes :func:`run_episodes` serve the raw greedy action.
-    """
-
-    def __init__(self, checkpoint: str | Path, name: str = "dqn", masked: bool = True) -> None:
+    def __init__(self, checkpoint: str | Path, name: str = "dqn") -> None:
         super().__init__(0)
         from policies.training import load_checkpoint_config, read_run_info
 
@@ -91,9 +88,11 @@ class DQNRecommender(Recommender):
         for sub in self.module.values():
             sub.eval()
         self.name = name
+        from policies.action_masking import is_masked_space
+
         #: trained with ``action_mask=True``: the module masks its own Q-values
-        self.mask_in_module = bool(self.env_kwargs.get("action_mask"))
-        self.masked = masked
+        self.mask_in_module = any(is_masked_space(sub.observation_space)
+                                  for sub in self.module.values())
         self.checkpoint = str(checkpoint)
         self.command = info.get("command", "")
 
@@ -101,6 +100,7 @@ class DQNRecommender(Recommender):
         import torch
         from ray.rllib.core.columns import Columns
 
+        from policies.action_masking import MASK_KEY, OBS_KEY
         from policies.training import _module_for
 
         out: dict[str, np.ndarray] = {}
@@ -113,7 +113,7 @@ class DQNRecommender(Recommender):
                 obs: Any = torch.as_tensor(np.stack(
                     [np.concatenate(list(p.values())).astype(np.float32) for p in flat]))
                 if self.mask_in_module:
-                    obs = {"observation": obs, "action_mask": torch.as_tensor(
+                    obs = {OBS_KEY: obs, MASK_KEY: torch.as_tensor(
                         np.stack([p["live"] for p in flat]).astype(np.int8))}
                 q = self.module[module_id].compute_q_values({Columns.OBS: obs})["qf_preds"]
                 for a, row in zip(agents, q.cpu().numpy(), strict=True):
@@ -135,8 +135,8 @@ class ViabilityRerank(Recommender):
 
     def __init__(self, dqn: DQNRecommender, beta: float) -> None:
         super().__init__(0)
-        if not beta > 0:
-            raise ValueError(f"re-ranking beta must be > 0, got {beta!r}")
+        if not (math.isfinite(beta) and beta > 0):
+            raise ValueError(f"re-ranking beta must be a finite number > 0, got {beta!r}")
         self.dqn = dqn
         self.beta = float(beta)
         self.name = f"{dqn.name}_viability{self.beta:g}"
@@ -151,7 +151,8 @@ class ViabilityRerank(Recommender):
         for agent, q in q_values.items():
             shortfall = np.maximum(0.0, 1.0 - exposure / env.min_exposure)
             out[agent] = q + self.beta * shortfall
-            exposure[recommend(out[agent], live)] += 1.0
+            if agent != env.closing_agent:  # its recommendation is never shown
+                exposure[recommend(out[agent], live)] += 1.0
         return out
 
 
@@ -409,11 +410,15 @@ def main_evaluation(
     recs: list[Recommender] = baselines(seed)
     training: dict[str, str] = {}
     extra = dict(extra_checkpoints or {})
-    taken = {r.name for r in recs} | {"dqn", "dqn_fair"}
+    if len(set(map(float, rerank_betas))) != len(rerank_betas):
+        raise ValueError(f"re-ranking betas must differ, got {list(rerank_betas)}")
+    taken = ({r.name for r in recs} | {"dqn", "dqn_fair"}
+             | {f"dqn_viability{float(b):g}" for b in rerank_betas})
     for name in extra:
-        if name in taken or not name or name.endswith("_unmasked"):
+        if name in taken or not name or name.endswith("_unmasked") or "_viability" in name:
             raise ValueError(f"extra checkpoint name {name!r} is taken or invalid; not allowed: "
-                             f"{sorted(taken)} or names ending in '_unmasked'")
+                             f"{sorted(taken)}, names ending in '_unmasked' or holding "
+                             "'_viability' (the report's row kinds)")
     for path, name in ((checkpoint, "dqn"), (fair_checkpoint, "dqn_fair"),
                        *((p, n) for n, p in extra.items())):
         if path is None:

@@ -92,10 +92,18 @@ def test_masked_dqn_never_picks_or_bootstraps_a_forbidden_action() -> None:
     greedy = module.forward_inference(batch())[Columns.ACTIONS]
     assert greedy[0].item() in (1, 3) and greedy[1].item() == 0
     allowed = {0: {1, 3}, 1: {0}}
+    b = batch()
     for t in range(50):  # epsilon 1: every action is a uniform random one
-        actions = module.forward_exploration(batch(), t=t)[Columns.ACTIONS]
+        actions = module.forward_exploration(b, t=t)[Columns.ACTIONS]
         for row, ok in allowed.items():
             assert actions[row].item() in ok
+    # an allowed action whose Q-value is exactly 0 is still drawn at random
+    with torch.no_grad():
+        for p in module.parameters():
+            p.zero_()
+    b = batch()  # (batch() reseeds torch)
+    drawn = {module.forward_exploration(b, t=0)[Columns.ACTIONS][0].item() for _ in range(30)}
+    assert drawn == {1, 3}
     train = module.forward_train({**batch(), Columns.NEXT_OBS: batch()[Columns.OBS]})
     assert torch.isinf(train["qf_target_next_preds"][0, 0])
 

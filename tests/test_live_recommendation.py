@@ -371,8 +371,9 @@ def test_viability_rerank_keeps_streamers_that_would_leave() -> None:
     assert rerank.name == "fav_viability100"
     kept = run_episodes(rerank, kwargs, episodes=1, seed=2)
     assert kept["active_streamers"] > base["active_streamers"] + 3  # 18 vs 13 of 20
-    with pytest.raises(ValueError, match="beta must be > 0, got 0"):
-        ViabilityRerank(_FavouriteStreamer(), beta=0)
+    for bad in (0, float("inf")):
+        with pytest.raises(ValueError, match=f"beta must be a finite number > 0, got {bad}"):
+            ViabilityRerank(_FavouriteStreamer(), beta=bad)
 
 
 # --------------------------------------------------------------- RLlib smoke

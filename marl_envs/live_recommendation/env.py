@@ -412,6 +412,12 @@ class LiveRecEnv(ParallelEnv):
         mean = recent[live].mean() if live.any() else 0.0
         return np.maximum(0.0, 1.0 - recent / max(mean, self.min_exposure, 1e-9))
 
+    @property
+    def closing_agent(self) -> str | None:
+        """The agent kept one extra step after every session ended (its action is
+        ignored; see the module docstring), or None."""
+        return self._closing
+
     def recent_exposure(self) -> np.ndarray:
         """Per streamer, recommendations received over its last ``patience`` live slots."""
         return self.window.sum(axis=1)

@@ -24,6 +24,7 @@ import torch
 from ray.rllib.connectors.connector_v2 import ConnectorV2
 from ray.rllib.core.columns import Columns
 
+from policies.action_masking import OBS_KEY
 from policies.fen.variants import parse_sub_module_id
 
 REWARDS = ("log_p", "p")
@@ -65,7 +66,7 @@ class DiscriminatorReward(ConnectorV2):
             ctrl_id, z = parsed
             next_obs = episode.get_observations(slice(1, None))
             if isinstance(next_obs, dict):  # action-mask observations: the controller's part
-                next_obs = next_obs["observation"]
+                next_obs = next_obs[OBS_KEY]
             next_obs = np.asarray(next_obs, dtype=np.float32)
             log_p = controller_log_probs(rl_module[ctrl_id], next_obs)
             correct += int(np.sum(np.argmax(log_p, axis=1) == z))

@@ -203,7 +203,7 @@ class FENHierarchyEnv(_UtilityWrapper):
         self.agents: list[str] = []
         self._z = np.zeros(base.n_agents, dtype=np.int64)
         self._period_index = 0
-        self._base_obs: dict[str, np.ndarray] = {}
+        self._base_obs: dict[str, Any] = {}
         self._decisions: list[tuple[float, int]] = []
         self._rhat_sum = 0.0
         self._rhat_count = 0
