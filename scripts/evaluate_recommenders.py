@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="markdown report ('' for none)")
     p.add_argument("--png", default="results/live_recommendation.png", help="plot ('' for none)")
     p.add_argument("--notes", default="", help="text added to the markdown report")
+    p.add_argument("--notes-file", default=None, metavar="FILE",
+                   help="read that text from FILE (keeps the recorded command short)")
     args = p.parse_args(argv)
     command = shlex.join(["python", "scripts/evaluate_recommenders.py",
                           *(argv if argv is not None else sys.argv[1:])])
@@ -57,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.episodes < 1:
             raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
         env_kwargs = parse_env_kwargs(args.env_kwargs)
+        notes = args.notes
+        if args.notes_file is not None:
+            if not Path(args.notes_file).is_file():
+                raise ValueError(f"--notes-file {args.notes_file!r} does not exist")
+            notes = "\n\n".join(filter(None, [notes, Path(args.notes_file).read_text().strip()]))
         extra: dict[str, str] = {}
         for item in args.extra_checkpoint:
             name, sep, path = item.partition("=")
@@ -76,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint=args.checkpoint, fair_checkpoint=args.fair_checkpoint,
             episodes=args.episodes, seed=args.seed, env_kwargs=env_kwargs,
             json_path=args.json, md_path=args.md or None, png_path=args.png or None,
-            command=command, notes=args.notes, extra_checkpoints=extra, rerank_betas=betas,
+            command=command, notes=notes, extra_checkpoints=extra, rerank_betas=betas,
         )
     print(markdown_table(results))
     print(f"wrote {args.json}" + (f", {args.md}" if args.md else "")
