@@ -406,15 +406,19 @@ def test_dqn_one_iteration_and_evaluation_script(tmp_path, capsys, action_mask) 
     spec.loader.exec_module(script)
     main = script.main
     out = tmp_path / "eval.json"
+    notes = tmp_path / "notes.md"
+    notes.write_text("hand-written assessment\n")
     args = ["--checkpoint", summary["checkpoint"], "--episodes", "1", "--json", str(out),
             "--md", str(tmp_path / "eval.md"), "--png", "", "--env-kwargs", json.dumps(tiny),
-            "--extra-checkpoint", f"again={summary['checkpoint']}"]
+            "--extra-checkpoint", f"again={summary['checkpoint']}",
+            "--notes-file", str(notes)]
     assert main(args) == 0
     results = json.loads(out.read_text())
     assert {"dqn", "repeat", "again"} <= set(results)
     assert results["again"]["watch_time_per_user"] == results["dqn"]["watch_time_per_user"]
     # a module trained on the action mask masks its own Q-values: no unmasked row
     assert ("dqn_unmasked" in results) is not action_mask
+    assert "hand-written assessment" in (tmp_path / "eval.md").read_text()
     assert set(METRICS) <= set(results["dqn"]) and results["dqn"]["invalid_rate"] == 0.0
     if action_mask:  # epsilon-greedy exploration only drew live streamers
         assert summary["metrics"]["fairness/invalid_rate"] == 0.0
@@ -424,7 +428,8 @@ def test_dqn_one_iteration_and_evaluation_script(tmp_path, capsys, action_mask) 
     for bad in (["--checkpoint", str(tmp_path / "nope")], ["--checkpoint", str(other)],
                 ["--checkpoint", summary["checkpoint"], "--env-kwargs", '{"n_users": 7}'],
                 ["--extra-checkpoint", f"repeat={summary['checkpoint']}"],
-                ["--extra-checkpoint", "no-path"]):
+                ["--extra-checkpoint", "no-path"],
+                ["--notes-file", str(tmp_path / "no_notes.md")]):
         with pytest.raises(SystemExit) as e:
             main([*bad, "--json", str(out), "--md", "", "--png", ""])
         assert e.value.code == 2
