@@ -389,6 +389,15 @@ class ResourceAllocationEnv(ResourceEnv):
         obs[:, -1] = backlog / self.backlog_size if self.backlog_size else 0.0
         return obs
 
+    def slot_layout(self) -> dict[str, int]:
+        """Where the job slots sit in a flat observation: ``start`` (index of the first
+        slot feature), ``n_slots`` and ``slot_dim`` features per slot (for policies that
+        score every slot with one network, e.g. ``policies.slot_scoring``)."""
+        if self.obs_layout != "flat":
+            raise ValueError(f"slot_layout() needs obs_layout='flat', not {self.obs_layout!r}")
+        d = self.n_resources
+        return {"start": d * self.horizon + d, "n_slots": self.n_slots, "slot_dim": d + 3}
+
     def _action_masks(self) -> np.ndarray:
         """Wait, and every visible job that fits the free units now (it may still be
         refused when another tenant's request is handled first)."""

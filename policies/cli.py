@@ -22,6 +22,9 @@ import marl_envs
 
 ALGOS: tuple[str, ...] = ("ppo", "dqn", "a2c")
 POLICY_MODES: tuple[str, ...] = ("independent", "shared")
+#: policy networks of ``build_config(..., model=...)`` / ``scripts/train.py --model``: RLlib's
+#: default MLP, or :mod:`policies.slot_scoring` (PPO/A2C on envs with ``slot_layout()``)
+MODELS: tuple[str, ...] = ("mlp", "slot_scoring")
 #: the FEN paper's environments (every one has episode_stats / max_fair_utility)
 FEN_ENVS: tuple[str, ...] = ("job_scheduling", "matthew_effect", "manufacturing_plant")
 #: the environments train.py trains on: per-step PettingZoo episodes with episode_stats

@@ -36,6 +36,7 @@ from policies.callbacks import FairnessCallbacks
 from policies.cli import (  # noqa: F401  (re-exported: the names live in the light cli module)
     ALGOS,
     FEN_ENVS,
+    MODELS,
     POLICY_MODES,
     check_choice,
     check_env,
@@ -146,6 +147,7 @@ def build_config(
     overrides: Mapping[str, Any] | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     sampler: str = "multi_agent",
+    model: str = "mlp",
 ) -> AlgorithmConfig:
     """The AlgorithmConfig of one training run (validated names, overrides applied last).
 
@@ -159,6 +161,7 @@ def build_config(
     check_choice("algorithm", algo, ALGOS)
     check_choice("policy mode", policy_mode, POLICY_MODES)
     check_choice("sampler", sampler, SAMPLERS)
+    check_choice("model", model, MODELS)
     if sampler == "vector":
         if policy_mode != "shared":
             raise ValueError(
@@ -176,14 +179,18 @@ def build_config(
     config = _base_config(algo)
     _discrete_actions_as_is(config, list(info["action_spaces"].values()))
     module_class = _module_class(algo, list(info["observation_spaces"].values()))
+    model_config: dict[str, Any] = {"fcnet_hiddens": list(DEFAULT_HIDDENS)}
+    if model == "slot_scoring":
+        module_class = _slot_scoring(algo, env, info)
+        model_config["slot_layout"] = dict(info["slot_layout"])
     if sampler == "vector":
         return _vector_config(
-            config, env_config, len(agents), module_class, seed=seed,
+            config, env_config, len(agents), module_class, model_config, seed=seed,
             num_env_runners=num_env_runners, envs_per_runner=envs_per_runner,
             overrides=overrides,
         )
     config.environment(env=PettingZooMultiAgentEnv, env_config=env_config)
-    config.rl_module(model_config={"fcnet_hiddens": list(DEFAULT_HIDDENS)})
+    config.rl_module(model_config=model_config)
     if policy_mode == "independent":
         module_ids = list(agents)
         mapping = map_agent_to_own_module
@@ -212,6 +219,18 @@ def _discrete_actions_as_is(config: AlgorithmConfig, action_spaces: list) -> Non
         config.environment(normalize_actions=False, clip_actions=False)
 
 
+def _slot_scoring(algo: str, env: str, info: Mapping[str, Any]) -> type:
+    """:class:`policies.slot_scoring.SlotScoringTorchRLModule`, if ``algo`` and ``env`` allow."""
+    if algo not in ("ppo", "a2c"):
+        raise ValueError(f"model 'slot_scoring' is a policy for ppo and a2c, not {algo!r}")
+    if info.get("slot_layout") is None:
+        raise ValueError(f"model 'slot_scoring' needs an env with job slots (slot_layout()); "
+                         f"{env!r} has none")
+    from policies.slot_scoring import SlotScoringTorchRLModule
+
+    return SlotScoringTorchRLModule
+
+
 def _module_class(algo: str, observation_spaces: list) -> type | None:
     """None (RLlib's default module), or the masked module of
     :mod:`policies.action_masking` when the env observes an action mask."""
@@ -226,6 +245,7 @@ def _vector_config(
     env_config: dict[str, Any],
     n_agents: int,
     module_class: type | None,
+    model_config: dict[str, Any],
     *,
     seed: int,
     num_env_runners: int,
@@ -237,8 +257,7 @@ def _vector_config(
         raise ValueError(f"envs_per_runner must be an integer >= 1, got {envs_per_runner!r}")
     config.environment(env=PettingZooAgentVectorEnv, env_config=env_config)
     config.rl_module(
-        rl_module_spec=RLModuleSpec(module_class=module_class),
-        model_config={"fcnet_hiddens": list(DEFAULT_HIDDENS)},
+        rl_module_spec=RLModuleSpec(module_class=module_class), model_config=model_config,
     )
     config.training(train_batch_size_per_learner=config.train_batch_size_per_learner * n_agents)
     apply_run_settings(

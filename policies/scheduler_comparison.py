@@ -101,7 +101,7 @@ def evaluate_heuristic(name: str, env_kwargs: Mapping[str, Any], episodes: int,
 
 
 def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
-           logdir: Path) -> dict[str, Any]:
+           logdir: Path, model: str = "mlp") -> dict[str, Any]:
     """Train ``learner`` (Ray must be running); the run_training summary."""
     from policies.training import run_training
 
@@ -120,9 +120,9 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
         overrides = A2C_OVERRIDES if learner == "a2c" else PPO_OVERRIDES
         config = build_config(ENV, learner, "shared", seed=seed, num_env_runners=0,
                               envs_per_runner=ENVS_PER_RUNNER, overrides=overrides,
-                              env_kwargs=env_kwargs, sampler="vector")
+                              env_kwargs=env_kwargs, sampler="vector", model=model)
         run_info = {"env": ENV, "algo": learner, "policy_mode": "shared", "sampler": "vector",
-                    "env_config": config.env_config, "seed": seed}
+                    "model": model, "env_config": config.env_config, "seed": seed}
     summary = run_training(config, iterations=iterations, logdir=logdir, run_info=run_info,
                            verbose=True)
     summary.pop("result", None)
@@ -132,20 +132,26 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
 def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                    iterations: int, seed: int, episodes: int, eval_seed: int,
                    runs_dir: Path, train_dir: Path, reward_scale: float = 1.0,
-                   action_mask: bool = False) -> dict[str, Any]:
+                   action_mask: bool = False, model: str = "mlp") -> dict[str, Any]:
     """The cached (or freshly trained and evaluated) result of one learner at one load.
 
     ``reward_scale`` multiplies the rewards the learner trains on (the env's kwarg); the
     evaluation figures do not depend on it. ``action_mask``: the learner (FEN: its
     sub-policies) observes the env's action mask and never picks an empty slot or a job
     that does not fit now (:mod:`policies.action_masking`); the env's dynamics are the
-    same.
+    same. ``model`` (A2C/PPO; FEN keeps its own networks): ``mlp`` or ``slot_scoring``
+    (:mod:`policies.slot_scoring`).
     """
     from policies.training import evaluate_checkpoint
 
+    if learner == "fen":
+        model = "mlp"
+
     scale_tag = "" if reward_scale == 1.0 else f"_rs{reward_scale:g}"
     mask_tag = "_mask" if action_mask else ""
-    name = f"{learner}_load{load_key(load)}_it{iterations}_s{seed}{scale_tag}{mask_tag}"
+    model_tag = "" if model == "mlp" else f"_{model}"
+    name = (f"{learner}_load{load_key(load)}_it{iterations}_s{seed}{scale_tag}{mask_tag}"
+            f"{model_tag}")
     path = runs_dir / f"{name}.json"
     if path.is_file():
         cached = json.loads(path.read_text())
@@ -162,7 +168,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
         kwargs["action_mask"] = True
     print(f"[{learner} load {load}] training {iterations} iterations", flush=True)
     start = time.perf_counter()
-    summary = _train(learner, kwargs, iterations, seed, train_dir / name)
+    summary = _train(learner, kwargs, iterations, seed, train_dir / name, model)
     train_s = time.perf_counter() - start
     evaluations = {
         key: summarize(evaluate_checkpoint(summary["checkpoint"], episodes=episodes,
@@ -172,7 +178,8 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     result = {
         "learner": learner, "load": load, "iterations": iterations, "seed": seed,
         "episodes": episodes, "eval_seed": eval_seed,
-        "env_kwargs": kwargs, "env_steps": summary["env_steps"], "train_wall_s": train_s,
+        "env_kwargs": kwargs, "model": model, "env_steps": summary["env_steps"],
+        "train_wall_s": train_s,
         "overrides": {"a2c": A2C_OVERRIDES, "ppo": PPO_OVERRIDES, "fen": FEN_OVERRIDES}[learner],
         "checkpoint": summary["checkpoint"],
         "training_final_metrics": summary["latest_metrics"],
@@ -271,6 +278,15 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "PPO's value function explained none of their variance).",
         "",
     ]
+    if meta.get("model", "mlp") != "mlp":
+        out[-1:] = [
+            f"A2C and PPO use the `{meta['model']}` policy network "
+            "(`policies/slot_scoring.py`: one MLP scores every visible job from its features "
+            "and a context of the cluster occupancy, own allocation and backlog; the wait "
+            "logit comes from the context; the value function is an MLP over the whole "
+            "observation).",
+            "",
+        ]
     if meta.get("action_mask"):
         out[-1:] = [
             "The learners observe the env's action mask (`action_mask=True`: wait and the "
@@ -354,6 +370,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--action-mask", action="store_true",
                    help="learners observe the env's action mask (wait and the jobs that fit "
                         "now) and never choose anything else (FEN: its sub-policies)")
+    p.add_argument("--model", default="mlp",
+                   help="A2C/PPO policy network: mlp (RLlib's default) or slot_scoring (one "
+                        "network scores every job slot, policies/slot_scoring.py)")
     p.add_argument("--max-cycles", type=int, default=200, help="episode length")
     p.add_argument("--json", default="results/resource_allocation.json", metavar="FILE")
     p.add_argument("--md", default="results/resource_allocation.md", metavar="FILE")
@@ -373,6 +392,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     for learner in learners:
         if learner not in LEARNERS:
             raise ValueError(f"unknown learner {learner!r}; allowed: {list(LEARNERS)} or 'none'")
+    from policies.cli import MODELS, check_choice
+
+    check_choice("model", args.model, MODELS)
     for flag, value in (("--episodes", args.episodes), ("--iterations", args.iterations),
                         ("--fen-iterations", args.fen_iterations),
                         ("--max-cycles", args.max_cycles)):
@@ -404,7 +426,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     seed=args.seed, episodes=args.episodes, eval_seed=args.eval_seed,
                     runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir),
                     reward_scale=args.reward_scale,
-                    action_mask=args.action_mask)
+                    action_mask=args.action_mask, model=args.model)
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
@@ -417,6 +439,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "episodes": args.episodes, "eval_seed": args.eval_seed, "seed": args.seed,
             "iterations": args.iterations, "fen_iterations": args.fen_iterations,
             "reward_scale": args.reward_scale, "action_mask": args.action_mask,
+            "model": args.model,
             "plot": args.plot, "json": args.json,
             "runs_dir": args.runs_dir,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}

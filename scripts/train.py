@@ -28,6 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from policies.cli import (  # noqa: E402  (light: no Ray import before the checks)
     ALGOS,
+    MODELS,
     POLICY_MODES,
     TRAIN_ENVS,
     add_run_arguments,
@@ -55,6 +56,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="multi_agent (default): RLlib's MultiAgentEnvRunner; vector: agents of the env "
         "copies as one single-agent vector, one shared module (--policy-mode shared, ppo/a2c)",
     )
+    p.add_argument(
+        "--model", default="mlp",
+        help="mlp (default): RLlib's MLP; slot_scoring: one network scores every job slot "
+        "(ppo/a2c on resource_allocation, policies/slot_scoring.py)",
+    )
     p.add_argument("--summary-json", default=None, help="write the final summary to this file")
     add_run_arguments(p)
     return p.parse_args(argv)
@@ -67,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         check_choice("algorithm", args.algo, ALGOS)
         check_choice("policy mode", args.policy_mode, POLICY_MODES)
         check_choice("sampler", args.sampler, SAMPLERS)
+        check_choice("model", args.model, MODELS)
         if args.sampler == "vector" and args.policy_mode != "shared":
             raise ValueError("--sampler vector needs --policy-mode shared")
         run = run_settings(args)
@@ -87,14 +94,15 @@ def main(argv: list[str] | None = None) -> int:
             args.env, args.algo, args.policy_mode,
             seed=run["seed"], num_env_runners=run["num_env_runners"],
             envs_per_runner=run["envs_per_runner"], overrides=run["overrides"],
-            env_kwargs=env_kwargs, sampler=args.sampler,
+            env_kwargs=env_kwargs, sampler=args.sampler, model=args.model,
         )
         from policies.training import init_ray, run_training
 
         init_ray(run["address"])
         run_info = {
             "env": args.env, "algo": args.algo, "policy_mode": args.policy_mode,
-            "sampler": args.sampler, "factory": "plain", "env_config": config.env_config,
+            "sampler": args.sampler, "model": args.model, "factory": "plain",
+            "env_config": config.env_config,
             "seed": run["seed"],
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         }
