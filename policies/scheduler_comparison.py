@@ -237,6 +237,38 @@ def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]]) -> li
     return lines
 
 
+def run_variant(result: Mapping[str, Any]) -> str:
+    """A cached run's training setup in words: learner, reward scale, mask, model, budget."""
+    kwargs = result.get("env_kwargs", {})
+    parts = [result["learner"], f"{result['iterations']} it",
+             f"reward scale {kwargs.get('reward_scale', 1.0):g}"]
+    if kwargs.get("action_mask"):
+        parts.append("action mask")
+    if result.get("model", "mlp") != "mlp":
+        parts.append(result["model"])
+    return ", ".join(parts)
+
+
+def variant_table(runs_dir: Path, episodes: int, eval_seed: int) -> list[str]:
+    """Markdown rows: sampled-action slowdown per load of every cached learner run in
+    ``runs_dir`` evaluated on the same episodes (every training setup tried, side by side)."""
+    by_variant: dict[str, dict[str, float]] = {}
+    for path in sorted(Path(runs_dir).glob("*.json")):
+        result = json.loads(path.read_text())
+        if result.get("episodes") != episodes or result.get("eval_seed") != eval_seed:
+            continue
+        figures = result.get("figures_sampled") or result["figures"]
+        by_variant.setdefault(run_variant(result), {})[load_key(result["load"])] = (
+            figures["slowdown"])
+    loads = sorted({lo for v in by_variant.values() for lo in v}, key=float)
+    rows = ["| learner setup | " + " | ".join(f"load {lo}" for lo in loads) + " |",
+            "|---|" + "---|" * len(loads)]
+    for variant, by_load in by_variant.items():
+        rows.append(f"| {variant} | " + " | ".join(
+            f"{by_load[lo]:.2f}" if lo in by_load else "-" for lo in loads) + " |")
+    return rows
+
+
 def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
                     runs: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
     """The report: the command, budgets, tables per load, and the targets."""
@@ -322,6 +354,11 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         out += [f"| {r['learner']} | {r['load']} | {r['iterations']} | {r['env_steps']} | "
                 f"{r['train_wall_s']:.0f} |" for r in runs]
         out.append("")
+    out += ["## Every cached learner run", "",
+            "Average slowdown (sampled actions, the same episodes) of every training setup "
+            f"cached in `{meta['runs_dir']}/`, including those of earlier invocations with "
+            "other flags (their commands are in `results/resource_allocation_logs/`):", "",
+            *variant_table(Path(meta["runs_dir"]), meta["episodes"], meta["eval_seed"]), ""]
     out += [f"Plot: `{meta['plot']}`. JSON: `{meta['json']}`. Per-run JSONs: "
             f"`{meta['runs_dir']}/`.", ""]
     return "\n".join(out)

@@ -427,3 +427,23 @@ def test_a2c_one_iteration_and_greedy_evaluation(tmp_path: Any) -> None:
         assert sampled[0]["per_episode"] == sampled[1]["per_episode"]  # seeded
     finally:
         ray.shutdown()
+
+
+def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:
+    from policies.scheduler_comparison import variant_table
+
+    def cached(name: str, load: float, slowdown: float, episodes: int = 10, **extra: Any) -> None:
+        result = {"learner": "ppo", "iterations": 5, "load": load, "episodes": episodes,
+                  "eval_seed": 1, "env_kwargs": {"reward_scale": 0.02, **extra},
+                  "figures_sampled": {"slowdown": slowdown}, "model": "mlp"}
+        (tmp_path / f"{name}.json").write_text(json.dumps(result))
+
+    cached("a", 0.7, 2.5)
+    cached("b", 1.1, 6.0)
+    cached("c", 0.7, 2.2, action_mask=True)
+    cached("d", 0.7, 9.9, episodes=3)  # other evaluation episodes: left out
+    rows = variant_table(tmp_path, episodes=10, eval_seed=1)
+    assert rows[0] == "| learner setup | load 0.7 | load 1.1 |"
+    assert "| ppo, 5 it, reward scale 0.02 | 2.50 | 6.00 |" in rows
+    assert "| ppo, 5 it, reward scale 0.02, action mask | 2.20 | - |" in rows
+    assert len(rows) == 4
