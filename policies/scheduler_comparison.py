@@ -110,7 +110,8 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
 
         config = build_fen_config(ENV, "fen", policy_mode="shared", seed=seed,
                                   num_env_runners=0, envs_per_runner=ENVS_PER_RUNNER,
-                                  env_kwargs=env_kwargs, overrides=FEN_OVERRIDES)
+                                  env_kwargs=env_kwargs, overrides=FEN_OVERRIDES,
+                                  fen_options={"model": model})
         run_info = {"env": ENV, "variant": "fen", "algo": "ppo", "policy_mode": "shared",
                     "factory": config.env_config["factory"], "env_config": config.env_config,
                     "seed": seed}
@@ -139,13 +140,10 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     evaluation figures do not depend on it. ``action_mask``: the learner (FEN: its
     sub-policies) observes the env's action mask and never picks an empty slot or a job
     that does not fit now (:mod:`policies.action_masking`); the env's dynamics are the
-    same. ``model`` (A2C/PPO; FEN keeps its own networks): ``mlp`` or ``slot_scoring``
-    (:mod:`policies.slot_scoring`).
+    same. ``model``: ``mlp`` or ``slot_scoring`` (:mod:`policies.slot_scoring`; for FEN
+    its sub-policies, the controllers keep their MLP).
     """
     from policies.training import evaluate_checkpoint
-
-    if learner == "fen":
-        model = "mlp"
 
     scale_tag = "" if reward_scale == 1.0 else f"_rs{reward_scale:g}"
     mask_tag = "_mask" if action_mask else ""
@@ -312,7 +310,7 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
     ]
     if meta.get("model", "mlp") != "mlp":
         out[-1:] = [
-            f"A2C and PPO use the `{meta['model']}` policy network "
+            f"A2C, PPO and FEN's sub-policies use the `{meta['model']}` policy network "
             "(`policies/slot_scoring.py`: one MLP scores every visible job from its features "
             "and a context of the cluster occupancy, own allocation and backlog; the wait "
             "logit comes from the context; the value function is an MLP over the whole "
@@ -408,8 +406,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="learners observe the env's action mask (wait and the jobs that fit "
                         "now) and never choose anything else (FEN: its sub-policies)")
     p.add_argument("--model", default="mlp",
-                   help="A2C/PPO policy network: mlp (RLlib's default) or slot_scoring (one "
-                        "network scores every job slot, policies/slot_scoring.py)")
+                   help="policy network of A2C/PPO and FEN's sub-policies: mlp (RLlib's "
+                        "default) or slot_scoring (one network scores every job slot, "
+                        "policies/slot_scoring.py)")
     p.add_argument("--max-cycles", type=int, default=200, help="episode length")
     p.add_argument("--json", default="results/resource_allocation.json", metavar="FILE")
     p.add_argument("--md", default="results/resource_allocation.md", metavar="FILE")

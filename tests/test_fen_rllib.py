@@ -165,16 +165,20 @@ def test_train_fen_cli_rejects_bad_input_with_exit_code_2(argv, message, capsys)
     assert message in capsys.readouterr().err
 
 
-def test_fen_sub_policies_obey_an_action_mask(local_ray):
+@pytest.mark.parametrize("model", ["mlp", "slot_scoring"])
+def test_fen_sub_policies_obey_an_action_mask(local_ray, model):
     from policies.action_masking import MaskedPPOTorchRLModule
+    from policies.slot_scoring import SlotScoringTorchRLModule
 
     config = build_fen_config(
         "resource_allocation", "fen", seed=0, num_env_runners=0, envs_per_runner=2,
         env_kwargs={"max_cycles": 30, "action_mask": True, "load": 1.1},
-        fen_options={"period": 10}, overrides=TINY)
+        fen_options={"period": 10, "model": model}, overrides=TINY)
     specs = config.rl_module_spec.rl_module_specs
-    assert specs["sub1"].module_class is MaskedPPOTorchRLModule
-    assert specs["ctrl"].module_class is not MaskedPPOTorchRLModule  # picks sub-policies
+    expected = MaskedPPOTorchRLModule if model == "mlp" else SlotScoringTorchRLModule
+    assert specs["sub1"].module_class is expected
+    assert specs["ctrl"].module_class not in (MaskedPPOTorchRLModule,  # picks sub-policies
+                                              SlotScoringTorchRLModule)
     algo = config.build_algo()
     try:
         result = algo.train()
@@ -182,3 +186,10 @@ def test_fen_sub_policies_obey_an_action_mask(local_ray):
         algo.stop()
     assert result["env_runners"]["fairness/empty_slot_choices"] == 0
     assert result["learners"]["fen"]["intrinsic_reward"] <= 0.0
+
+
+def test_slot_scoring_needs_job_slots_and_a_known_model():
+    with pytest.raises(ValueError, match="'job_scheduling' has none"):
+        build_fen_config("job_scheduling", "fen", fen_options={"model": "slot_scoring"})
+    with pytest.raises(ValueError, match="unknown model 'cnn'"):
+        build_fen_config("resource_allocation", "fen", fen_options={"model": "cnn"})

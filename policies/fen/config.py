@@ -20,6 +20,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
 import marl_envs
 from policies.action_masking import masked_module_class
+from policies.cli import MODELS, check_choice
 from policies.config import apply_overrides, apply_run_settings
 from policies.fen.discriminator import DiscriminatorReward
 from policies.fen.variants import (
@@ -74,7 +75,8 @@ def build_fen_config(
             ``gossip_rounds``, ``intrinsic_reward`` (``log_p`` or ``p``), ``feature_scale``
             (multiplies ``(u_i - ubar)/ubar`` in observations; default 1) and
             ``controller_entropy`` (the controllers' entropy coefficient; default: the
-            common 0.03).
+            common 0.03) and ``model`` (the acting modules' network: ``mlp`` or
+            ``slot_scoring``, see :mod:`policies.slot_scoring`).
         overrides: AlgorithmConfig fields to set last (``--set key=value``).
     """
     check_variant(variant)
@@ -84,6 +86,7 @@ def build_fen_config(
     fen_options = dict(fen_options or {})
     intrinsic = fen_options.pop("intrinsic_reward", "log_p")
     controller_entropy = fen_options.pop("controller_entropy", None)
+    model = check_choice("model", fen_options.pop("model", "mlp"), MODELS)
     env_config = {
         "factory": FACTORY,
         "factory_module": FACTORY_MODULE,
@@ -96,6 +99,13 @@ def build_fen_config(
     base_agents = list(marl_envs.make(env, **env_config["env_kwargs"]).possible_agents)
     n_sub = getattr(probe, "n_subpolicies", 0)
     mids = module_ids(variant, policy_mode, base_agents, n_sub)
+    slot_layout = None
+    if model == "slot_scoring":
+        base = marl_envs.make(env, **env_config["env_kwargs"])
+        if not callable(getattr(base, "slot_layout", None)):
+            raise ValueError(f"model 'slot_scoring' needs an env with job slots "
+                             f"(slot_layout()); {env!r} has none")
+        slot_layout = base.slot_layout()
 
     config = (
         PPOConfig()
@@ -107,7 +117,8 @@ def build_fen_config(
             policies_to_train=list(mids),
         )
         .rl_module(rl_module_spec=MultiRLModuleSpec(
-            rl_module_specs={mid: _module_spec(probe, mid, base_agents, env) for mid in mids}
+            rl_module_specs={mid: _module_spec(probe, mid, base_agents, env, slot_layout)
+                             for mid in mids}
         ))
     )
     if variant in HIERARCHICAL_VARIANTS:
@@ -128,8 +139,11 @@ def build_fen_config(
     return apply_overrides(config, overrides or {})
 
 
-def _module_spec(probe: Any, module_id: str, base_agents: list[str], env: str) -> RLModuleSpec:
-    """Spaces and network size of one module."""
+def _module_spec(probe: Any, module_id: str, base_agents: list[str], env: str,
+                 slot_layout: dict[str, int] | None = None) -> RLModuleSpec:
+    """Spaces and network of one module (``slot_layout``: the acting modules score job
+    slots with :class:`policies.slot_scoring.SlotScoringTorchRLModule`)."""
+    acting = True
     if module_id == "shared" or module_id in base_agents:
         agent = base_agents[0] if module_id == "shared" else module_id
         obs_space, act_space = probe.observation_space(agent), probe.action_space(agent)
@@ -137,17 +151,25 @@ def _module_spec(probe: Any, module_id: str, base_agents: list[str], env: str) -
     else:
         agent = base_agents[0]
         if parse_sub_module_id(module_id) is None:  # a controller
+            acting = False
             probe_id = f"{agent}/ctrl/0"
             hidden = 256 if env == "manufacturing_plant" else 128
         else:
             probe_id = f"{agent}/sub/0/0"
             hidden = 256
         obs_space, act_space = probe.observation_space(probe_id), probe.action_space(probe_id)
+    model_config: dict[str, Any] = {"fcnet_hiddens": [hidden, hidden],
+                                    "fcnet_activation": "relu", "vf_share_layers": False}
+    # sub-policies (and flat policies) of an env with action_mask=True obey the mask
+    module_class = masked_module_class("ppo", obs_space)
+    if acting and slot_layout is not None:
+        from policies.slot_scoring import SlotScoringTorchRLModule
+
+        module_class = SlotScoringTorchRLModule  # masks too
+        model_config["slot_layout"] = dict(slot_layout)
     return RLModuleSpec(
-        # sub-policies (and flat policies) of an env with action_mask=True obey the mask
-        module_class=masked_module_class("ppo", obs_space),
+        module_class=module_class,
         observation_space=obs_space,
         action_space=act_space,
-        model_config={"fcnet_hiddens": [hidden, hidden], "fcnet_activation": "relu",
-                      "vf_share_layers": False},
+        model_config=model_config,
     )

@@ -17,7 +17,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from policies.cli import add_run_arguments, cli_errors, parse_env_kwargs, run_settings
+from policies.cli import (
+    MODELS,
+    add_run_arguments,
+    check_choice,
+    cli_errors,
+    parse_env_kwargs,
+    run_settings,
+)
 from policies.fen.discriminator import REWARDS
 from policies.fen.gossip import GRAPHS
 from policies.fen.variants import DEFAULT_POLICY_MODE, POLICY_MODES, VARIANTS
@@ -38,6 +45,9 @@ def add_fen_arguments(p: argparse.ArgumentParser) -> None:
                    help="multiply (u_i - ubar)/ubar in the controller's observation (default 1)")
     g.add_argument("--controller-entropy", type=float, default=None,
                    help="entropy coefficient of the controllers (default: the common 0.03)")
+    g.add_argument("--model", default=None,
+                   help="network of the sub-policies (and flat policies): mlp (default) or "
+                        "slot_scoring (envs with job slots, policies/slot_scoring.py)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,6 +81,8 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--feature-scale must be > 0, got {args.feature_scale}")
     if args.controller_entropy is not None and args.controller_entropy < 0:
         raise ValueError(f"--controller-entropy must be >= 0, got {args.controller_entropy}")
+    if args.model is not None:
+        check_choice("--model", args.model, MODELS)
     given = {
         "period": args.period,
         "n_subpolicies": args.subpolicies,
@@ -79,6 +91,7 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
         "intrinsic_reward": args.intrinsic_reward,
         "feature_scale": args.feature_scale,
         "controller_entropy": args.controller_entropy,
+        "model": args.model,
     }
     return {k: v for k, v in given.items() if v is not None}
 
