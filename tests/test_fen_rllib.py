@@ -152,6 +152,8 @@ def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, cap
         (["--policy-mode", "mixed"], "unknown --policy-mode 'mixed'"),
         (["--feature-scale", "0"], "--feature-scale must be > 0"),
         (["--controller-entropy", "-1"], "--controller-entropy must be >= 0"),
+        (["--model", "cnn"], "unknown --model 'cnn'"),
+        (["--model", "slot_scoring"], "'job_scheduling' has none"),
         (["--set", "no_such_field=1"], "no_such_field"),
         (["--resume", "/nonexistent/checkpoint"], "does not exist"),
     ],
