@@ -313,7 +313,7 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "",
     ]
     if meta.get("model", "mlp") != "mlp":
-        out[-1:] = [
+        out += [
             f"A2C, PPO and FEN's sub-policies use the `{meta['model']}` policy network "
             "(`policies/slot_scoring.py`: one MLP scores every visible job from its features "
             "and a context of the cluster occupancy, own allocation and backlog; the wait "
@@ -322,7 +322,7 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             "",
         ]
     if meta.get("action_mask"):
-        out[-1:] = [
+        out += [
             "The learners observe the env's action mask (`action_mask=True`: wait and the "
             "visible jobs that fit the free units now; `policies/action_masking.py` sets the "
             "other actions' logits to the float minimum; for FEN in its sub-policies, its "
@@ -348,7 +348,7 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
     if runs:
         total = sum(r["train_wall_s"] for r in runs)
         out += ["## Learner runs", "",
-                f"Training took {total:.0f} s in all (2 shared CPU cores, `nice -n 10`). Sampled "
+                f"Training took {total:.0f} s in all (2 CPU cores shared with other runs). Sampled "
                 "steps: agent steps for A2C/PPO (vector sampler), env steps for FEN (each is "
                 f"{meta['n_agents']} agent steps).", "",
                 "| learner | load | iterations | sampled steps | training s |",
