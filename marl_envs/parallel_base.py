@@ -1,7 +1,7 @@
 """What every parallel environment of this package does the same way.
 
-:class:`ParallelEnvBase` holds the agent ids, the render mode and the seeded
-generator, and gives one implementation of the checks PettingZoo clients hit
+:class:`ParallelEnvBase` holds the agent ids (``agent_i`` or given ones), the render
+mode and the seeded generator, and gives one implementation of the checks PettingZoo clients hit
 first: unknown agent ids, missing or unknown keys in an action dict, actions
 outside ``Discrete(n)`` (each a ``ValueError`` naming the value and what is
 allowed), seeding in ``reset`` and the ``render`` dispatch to ``_render_ansi`` /
@@ -10,7 +10,7 @@ allowed), seeding in ``reset`` and the ``render`` dispatch to ``_render_ansi`` /
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,17 +23,19 @@ class ParallelEnvBase(ParallelEnv):
 
     metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
 
-    def __init__(self, n_agents: int, render_mode: str | None) -> None:
-        if n_agents < 1:
-            raise ValueError(f"n_agents must be >= 1, got {n_agents}")
+    def __init__(self, agents: int | Sequence[str], render_mode: str | None) -> None:
+        """``agents``: a number n of agents ``agent_0 .. agent_<n-1>``, or the agent ids."""
+        ids = [f"agent_{i}" for i in range(agents)] if isinstance(agents, int) else list(agents)
+        if not ids:
+            raise ValueError(f"n_agents must be >= 1, got {agents}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode={render_mode!r} is not supported; "
                 f"allowed: {self.metadata['render_modes']} or None"
             )
-        self.n_agents = n_agents
+        self.n_agents = len(ids)
         self.render_mode = render_mode
-        self.possible_agents = [f"agent_{i}" for i in range(n_agents)]
+        self.possible_agents = ids
         self.agents: list[str] = []
         self._agent_set = frozenset(self.possible_agents)
         self.np_random, _ = seeding.np_random(None)

@@ -75,10 +75,9 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
 
 from marl_envs.metrics import fairness_report
+from marl_envs.parallel_base import ParallelEnvBase
 
 SLOTS_PER_DAY = 144
 MINUTES_PER_SLOT = 10.0
@@ -104,7 +103,7 @@ def _sigmoid(x: np.ndarray | float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
-class LiveRecEnv(ParallelEnv):
+class LiveRecEnv(ParallelEnvBase):
     """Parallel live-stream recommendation environment; see the module docstring."""
 
     metadata = {
@@ -164,11 +163,6 @@ class LiveRecEnv(ParallelEnv):
         if exposure_fairness < 0 or like_bonus < 0:
             raise ValueError("like_bonus and exposure_fairness must be >= 0, got "
                              f"{like_bonus!r} and {exposure_fairness!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r} is not supported; allowed: "
-                f"{self.metadata['render_modes']} or None"
-            )
         if fitted is not None and np.asarray(fitted["affinity"]).shape != (
                 self.n_users, self.n_streamers):
             raise ValueError(
@@ -189,17 +183,12 @@ class LiveRecEnv(ParallelEnv):
         self.schedule_jitter = schedule_jitter
         self.exposure_fairness = float(exposure_fairness)
         self.world_seed = int(world_seed)
-        self.render_mode = render_mode
         self.max_slots = self.days * SLOTS_PER_DAY
 
         self._build_world(initial_history, fitted)
-        self.possible_agents = [
-            session_id(u, k)
-            for u in range(self.n_users)
-            for k in range(self.days * self.sessions_per_day)
-        ]
+        super().__init__([session_id(u, k) for u in range(self.n_users)
+                          for k in range(self.days * self.sessions_per_day)], render_mode)
         self._ids = {a: parse_session_id(a) for a in self.possible_agents}
-        self.agents: list[str] = []
         self.obs_size = self.n_topics + 3 * self.n_streamers + 10
         box = spaces.Box(-np.inf, np.inf, shape=(self.obs_size,), dtype=np.float32)
         if self.use_action_mask:
@@ -210,7 +199,6 @@ class LiveRecEnv(ParallelEnv):
         else:
             self._obs_space = box
         self._act_space = spaces.Discrete(self.n_streamers)
-        self.np_random, _ = seeding.np_random(None)
         self._reset_state(self.np_random)
 
     # ------------------------------------------------------------------ world
@@ -325,9 +313,7 @@ class LiveRecEnv(ParallelEnv):
         self.agents = []
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
-        if seed is not None or not hasattr(self, "_seeded"):
-            self.np_random, _ = seeding.np_random(seed)
-            self._seeded = True
+        self._seed(seed)
         self._reset_state(self.np_random)
         self._advance_to_online()
         self.agents = self._online_agents()
@@ -345,7 +331,7 @@ class LiveRecEnv(ParallelEnv):
                 f"missing {missing}, unexpected {unknown}")
         acting = list(self.agents)
         for a in acting:
-            self._check_action(a, actions[a])
+            self._check_action(a, actions[a], self.n_streamers)
         serving = [a for a in acting if a != self._closing]  # the closing agent is offline
         users = np.array([self._ids[a][0] for a in serving], dtype=np.int64)
         recs = np.array([int(actions[a]) for a in serving], dtype=np.int64)
@@ -380,14 +366,6 @@ class LiveRecEnv(ParallelEnv):
     def _session_over(self, agent: str) -> bool:
         u, k = parse_session_id(agent)
         return self.session_stop[u, k] <= self.slot
-
-    def _check_action(self, agent: str, action: Any) -> int:
-        ok = isinstance(action, int | np.integer) and not isinstance(action, bool | np.bool_)
-        if not ok or not 0 <= int(action) < self.n_streamers:
-            raise ValueError(
-                f"invalid action {action!r} for {agent!r}; allowed: integers 0.."
-                f"{self.n_streamers - 1} (streamer index)")
-        return int(action)
 
     def _advance_to_online(self) -> None:
         """Skip slots where nobody is online or nothing is live (nothing to decide)."""
@@ -622,13 +600,6 @@ class LiveRecEnv(ParallelEnv):
         return stats
 
     # ----------------------------------------------------------------- render
-    def render(self) -> str | np.ndarray | None:
-        if self.render_mode is None:
-            return None
-        if self.render_mode == "ansi":
-            return self._render_ansi()
-        return self._render_rgb()
-
     def _render_ansi(self) -> str:
         t = min(self.slot, self.max_slots - 1)
         day, rest = divmod(t, SLOTS_PER_DAY)
@@ -660,9 +631,6 @@ class LiveRecEnv(ParallelEnv):
             h = 4 + int(56 * self.viewers[i] / top)
             img[64 - h:, 4 * i:4 * i + 3] = colour
         return img
-
-    def close(self) -> None:
-        pass
 
 
 def session_id(user: int, k: int) -> str:
