@@ -359,7 +359,7 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
     out += ["## Every cached learner run", "",
             "Average slowdown (sampled actions, the same episodes) of every training setup "
             f"cached in `{meta['runs_dir']}/`, including those of earlier invocations with "
-            "other flags (their commands are in `results/resource_allocation_logs/`):", "",
+            "other flags (their commands: `results/resource_allocation_logs/COMMANDS.md`):", "",
             *variant_table(Path(meta["runs_dir"]), meta["episodes"], meta["eval_seed"]), ""]
     out += [f"Plot: `{meta['plot']}`. JSON: `{meta['json']}`. Per-run JSONs: "
             f"`{meta['runs_dir']}/`.", ""]
