@@ -84,6 +84,42 @@ def test_rewards_reach_the_right_agents():
         assert not term[subpolicy_id(a, 1, 1)]
 
 
+def _place(env, holder):
+    """Agent ``holder`` (an index, or None for nobody) on the resource, the rest in corners
+    (the resource is never in a corner)."""
+    pos = np.array([[1, 1], [1, 5], [5, 1], [5, 5]])
+    if holder is not None:
+        pos[holder] = env.base._resource
+    env.base._positions[:] = pos
+    env.base._occupied[:] = False
+    env.base._occupied[pos[:, 0], pos[:, 1]] = True
+
+
+@pytest.mark.parametrize("window", ["episode", "period"])
+def test_efficiency_window_of_rhat(window):
+    env = _hier(efficiency=window)
+    env.reset(seed=0)
+    agents = env.base.possible_agents
+    for k, holder in enumerate([0, None]):  # agent_0 holds the resource, then nobody does
+        env.step({controller_id(a, k): 0 for a in agents})
+        _place(env, holder)
+        for _ in range(T):
+            env.step({a: 0 for a in env.agents})
+    _, rew, *_ = env.step({controller_id(a, 2): 0 for a in agents})
+    u = np.array([0.5, 0.0, 0.0, 0.0])  # 5 of 10 steps on the resource
+    np.testing.assert_allclose(env.base.reward_sums / env.base.num_steps, u)
+    efficiency_average = u.mean() if window == "episode" else 0.0  # the idle period
+    expected = fair_efficient_reward(u, u.mean(), 0.25, efficiency_average=efficiency_average)
+    got = [rew[controller_id(a, 1)] for a in agents]
+    np.testing.assert_allclose(got, expected)
+    assert (max(got) == 0.0) == (window == "period")
+
+
+def test_efficiency_window_is_checked():
+    with pytest.raises(ValueError, match="unknown efficiency window 'weekly'"):
+        _hier(efficiency="weekly")
+
+
 def test_episode_end_terminates_everyone_and_reports_controller_behaviour():
     env = _hier(max_cycles=7)
     env.reset(seed=1)

@@ -61,3 +61,33 @@ def test_utilization_breakdown_averages_the_controller_figures_over_seeds():
     assert "| fen | 1 | 0.70 | 0.70 | 2 |" in md
     assert "independent" not in md
     assert utilization_breakdown([{"variant": "avg", "controller": {}}]) == ""
+
+
+def test_runs_of_other_dirs_join_the_report_labelled_by_their_options(tmp_path):
+    import json
+
+    from policies.fen.reproduce import finished_runs
+
+    def write_run(runs_dir, variant, seed, utilization, fen_options):
+        run = runs_dir / "job_scheduling" / variant / f"seed{seed}"
+        run.mkdir(parents=True)
+        metrics = {"utilization": utilization, "cv": 0.1, "min_utility": 0.2, "max_utility": 0.3}
+        (run / "final.json").write_text(json.dumps(
+            {"variant": variant, "seed": seed, "metrics": metrics}))
+        (run / "run_info.json").write_text(json.dumps({"fen_options": fen_options}))
+
+    write_run(tmp_path / "paper", "fen", 0, 0.6, {})
+    write_run(tmp_path / "paper", "avg", 0, 0.9, {})
+    for seed, u in ((0, 0.8), (1, 1.0)):
+        write_run(tmp_path / "period", "fen", seed, u, {"efficiency": "period"})
+    plan = ReproductionPlan("job_scheduling", ["fen"], [0], 1, tmp_path / "paper",
+                            also_report=[tmp_path / "period"])
+    finals = finished_runs(plan)
+    assert [f["label"] for f in finals] == ["fen", "avg", "fen [efficiency=period]",
+                                            "fen [efficiency=period]"]
+    table = aggregate(finals, "job_scheduling")
+    assert list(table) == ["fen", "fen [efficiency=period]", "avg"]
+    assert table["fen [efficiency=period]"]["utilization"]["mean"] == pytest.approx(0.9)
+    md = markdown_table("job_scheduling", table)
+    # a labelled row sits beside the paper's figure of its variant
+    assert "| fen [efficiency=period] | 2 | 90% ±10 | 90% ±5 |" in md

@@ -44,6 +44,14 @@ def test_per_agent_average_estimates():
     np.testing.assert_allclose(r, [0.4 / 0.1, 1.0 / 0.1])
 
 
+def test_efficiency_average_replaces_only_the_efficiency_term():
+    u = np.array([0.1, 0.2, 0.3, 0.4])
+    deviation = 0.1 + np.abs(u / 0.25 - 1)
+    np.testing.assert_allclose(
+        fair_efficient_reward(u, 0.25, 0.25, efficiency_average=0.125), 0.5 / deviation)
+    assert np.all(fair_efficient_reward(u, 0.25, 0.25, efficiency_average=0.0) == 0.0)
+
+
 def test_controller_features_layout():
     f = controller_features(np.array([0.0, 0.5]), 0.25, 0.25)
     assert f.shape == (2, 2) and f.dtype == np.float32

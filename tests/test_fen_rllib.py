@@ -154,6 +154,8 @@ def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, cap
         (["--controller-entropy", "-1"], "--controller-entropy must be >= 0"),
         (["--model", "cnn"], "unknown --model 'cnn'"),
         (["--model", "slot_scoring"], "'job_scheduling' has none"),
+        (["--efficiency", "weekly"], "unknown --efficiency 'weekly'"),
+        (["--variant", "avg", "--efficiency", "period"], "not to variant 'avg'"),
         (["--set", "no_such_field=1"], "no_such_field"),
         (["--resume", "/nonexistent/checkpoint"], "does not exist"),
     ],

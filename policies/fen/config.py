@@ -75,8 +75,9 @@ def build_fen_config(
             ``gossip_rounds``, ``intrinsic_reward`` (``log_p`` or ``p``), ``feature_scale``
             (multiplies ``(u_i - ubar)/ubar`` in observations; default 1) and
             ``controller_entropy`` (the controllers' entropy coefficient; default: the
-            common 0.03) and ``model`` (the acting modules' network: ``mlp`` or
-            ``slot_scoring``, see :mod:`policies.slot_scoring`).
+            common 0.03), ``efficiency`` (``episode`` or ``period``, what rhat's efficiency
+            term averages over; hierarchical variants only) and ``model`` (the acting
+            modules' network: ``mlp`` or ``slot_scoring``, see :mod:`policies.slot_scoring`).
         overrides: AlgorithmConfig fields to set last (``--set key=value``).
     """
     check_variant(variant)
@@ -87,6 +88,9 @@ def build_fen_config(
     intrinsic = fen_options.pop("intrinsic_reward", "log_p")
     controller_entropy = fen_options.pop("controller_entropy", None)
     model = check_choice("model", fen_options.pop("model", "mlp"), MODELS)
+    if "efficiency" in fen_options and variant not in HIERARCHICAL_VARIANTS:
+        raise ValueError(f"the efficiency option applies to the controllers of "
+                         f"{list(HIERARCHICAL_VARIANTS)}, not to variant {variant!r}")
     env_config = {
         "factory": FACTORY,
         "factory_module": FACTORY_MODULE,

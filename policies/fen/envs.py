@@ -47,7 +47,12 @@ from pettingzoo import ParallelEnv
 from marl_envs.metrics import utilities
 from marl_envs.resource_env import ResourceEnv
 from policies.fen.gossip import GossipAverager
-from policies.fen.reward import EPS, controller_features, fair_efficient_reward
+from policies.fen.reward import (
+    EFFICIENCY_WINDOWS,
+    EPS,
+    controller_features,
+    fair_efficient_reward,
+)
 
 #: bins of the relative utility (u_i - ubar)/ubar for the controller-behaviour statistic
 RELATIVE_UTILITY_BINS = (-np.inf, -0.5, -0.1, 0.1, 0.5, np.inf)
@@ -181,8 +186,13 @@ class FENHierarchyEnv(_UtilityWrapper):
         gossip_rounds: int = 10,
         eps: float = EPS,
         feature_scale: float = 1.0,
+        efficiency: str = "episode",
     ) -> None:
         super().__init__(base, average, gossip_graph, gossip_rounds, eps, feature_scale)
+        if efficiency not in EFFICIENCY_WINDOWS:
+            raise ValueError(f"unknown efficiency window {efficiency!r}; "
+                             f"allowed: {list(EFFICIENCY_WINDOWS)}")
+        self.efficiency = efficiency
         if period < 1:
             raise ValueError(f"period (T) must be >= 1, got {period}")
         if n_subpolicies < 1:
@@ -210,6 +220,9 @@ class FENHierarchyEnv(_UtilityWrapper):
         # per number k of agents running sub-policy 0: steps, and utility earned / (n c)
         self._steps_by_n_sub0 = np.zeros(base.n_agents + 1)
         self._use_by_n_sub0 = np.zeros(base.n_agents + 1)
+        # utility sums and step count when the current period began (efficiency="period")
+        self._period_start_sums = np.zeros(base.n_agents)
+        self._period_start_step = 0
         self._closing_obs: dict[str, np.ndarray] = {}
         self._closing_rewards: dict[str, float] = {}
         self._closing_infos: dict[str, dict] = {}
@@ -245,6 +258,8 @@ class FENHierarchyEnv(_UtilityWrapper):
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         self._base_obs = self._reset_base(seed)
         self._period_index = 0
+        self._period_start_sums = np.array(self.base.utility_sums, dtype=np.float64)
+        self._period_start_step = self.base.num_steps
         self._decisions = []
         self._rhat_sum = 0.0
         self._rhat_count = 0
@@ -319,7 +334,8 @@ class FENHierarchyEnv(_UtilityWrapper):
             return obs, rewards, falses, dict(falses), infos
         # end of a period: the segments terminate and every controller earns rhat
         k = self._period_index
-        rhat = fair_efficient_reward(u, self._ubar, self.c, self.eps)
+        rhat = fair_efficient_reward(u, self._ubar, self.c, self.eps,
+                                     efficiency_average=self._period_average())
         self._rhat_sum += float(rhat.sum())
         self._rhat_count += rhat.size
         ctrl_ids = [controller_id(a, k) for a in base_agents]
@@ -349,6 +365,17 @@ class FENHierarchyEnv(_UtilityWrapper):
                 terminated[cid] = False
                 infos[cid] = {}
         return obs, rewards, terminated, dict.fromkeys(obs, False), infos
+
+    def _period_average(self) -> np.ndarray | None:
+        """With ``efficiency="period"``: the average (estimate, like ubar's) of the utility
+        earned in the period that ends now, which starts the next period; else None."""
+        if self.efficiency != "period":
+            return None
+        sums = np.array(self.base.utility_sums, dtype=np.float64)
+        steps = self.base.num_steps - self._period_start_step
+        period_u = (sums - self._period_start_sums) / max(steps, 1)
+        self._period_start_sums, self._period_start_step = sums, self.base.num_steps
+        return self._average(period_u)
 
     # ------------------------------------------------------------------ stats
     def episode_stats(self) -> dict[str, float]:

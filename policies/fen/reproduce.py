@@ -91,6 +91,8 @@ class ReproductionPlan:
     overrides: dict[str, Any] = field(default_factory=dict)
     #: FEN options beyond the paper's (``feature_scale``, ``controller_entropy``, ...)
     fen_options: dict[str, Any] = field(default_factory=dict)
+    #: other runs dirs whose finished runs join the report (rows labelled by their options)
+    also_report: Sequence[Path] = ()
 
     def __post_init__(self) -> None:
         for v in self.variants:
@@ -100,6 +102,7 @@ class ReproductionPlan:
         if self.iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
         self.runs_dir = Path(self.runs_dir)
+        self.also_report = [Path(d) for d in self.also_report]
 
     def run_dir(self, variant: str, seed: int) -> Path:
         return self.runs_dir / self.env / variant / f"seed{seed}"
@@ -173,20 +176,42 @@ def final_figures(tb_dir: Path) -> dict[str, dict[str, float]]:
     return {"metrics": metrics, "controller": controller}
 
 
+def run_label(variant: str, fen_options: dict[str, Any] | None = None) -> str:
+    """The table row of a run: its variant, with its FEN options when it has any, e.g.
+    ``fen [efficiency=period]``."""
+    if not fen_options:
+        return variant
+    return f"{variant} [" + ", ".join(f"{k}={v}" for k, v in sorted(fen_options.items())) + "]"
+
+
+def label_variant(label: str) -> str:
+    """The variant of a row label of :func:`run_label`."""
+    return label.split(" [", 1)[0]
+
+
+def _label(final: dict[str, Any]) -> str:
+    return final.get("label", final["variant"])
+
+
+def labels(finals: Sequence[dict[str, Any]]) -> list[str]:
+    """The row labels of ``finals``, variants in :data:`VARIANTS` order, plain first."""
+    found = {_label(f) for f in finals}
+    return sorted(found, key=lambda lab: (VARIANTS.index(label_variant(lab)), lab))
+
+
 def aggregate(finals: Sequence[dict[str, Any]], env: str) -> dict[str, dict[str, dict]]:
-    """``{variant: {metric: {"mean", "std", "seeds"}}}`` over the runs' final figures."""
+    """``{label: {metric: {"mean", "std", "seeds"}}}`` over the runs' final figures; a
+    run's label is its variant (:func:`run_label` when it ran with FEN options)."""
     metrics = PLANT_METRICS if env == "manufacturing_plant" else METRICS
     table: dict[str, dict[str, dict]] = {}
-    for variant in VARIANTS:
-        runs = [f for f in finals if f["variant"] == variant]
-        if not runs:
-            continue
-        table[variant] = {}
+    for label in labels(finals):
+        runs = [f for f in finals if _label(f) == label]
+        table[label] = {}
         for m in metrics:
             values = [f["metrics"][m] for f in runs if m in f["metrics"]]
             if values:
-                table[variant][m] = {"mean": float(np.mean(values)),
-                                     "std": float(np.std(values)), "seeds": len(values)}
+                table[label][m] = {"mean": float(np.mean(values)),
+                                   "std": float(np.std(values)), "seeds": len(values)}
     return table
 
 
@@ -206,20 +231,20 @@ def markdown_table(env: str, table: dict[str, dict[str, dict]]) -> str:
     header = "| method | seeds | " + " | ".join(
         f"{m} (ours) | {m} (paper)" for m in metrics) + " |"
     lines = [header, "|" + "---|" * (2 + 2 * len(metrics))]
-    for variant, row in table.items():
+    for label, row in table.items():
         seeds = max((c["seeds"] for c in row.values()), default=0)
         cells = []
         for m in metrics:
             pct = m == "utilization"
             ours = row.get(m)
             cells.append(_fmt(ours["mean"], ours["std"], pct) if ours else "-")
-            ref = paper.get(variant, {}).get(m)
+            ref = paper.get(label_variant(label), {}).get(m)
             cells.append(_fmt(ref[0], ref[1], pct) if ref else "-")
-        lines.append(f"| {variant} | {seeds} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot_learning_curves(plan: ReproductionPlan, variants: Sequence[str], path: Path) -> None:
+def plot_learning_curves(env: str, finals: Sequence[dict[str, Any]], path: Path) -> None:
     """Utilization and CV per iteration (mean over seeds), read back from TensorBoard."""
     import matplotlib
 
@@ -227,9 +252,10 @@ def plot_learning_curves(plan: ReproductionPlan, variants: Sequence[str], path: 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for variant in variants:
+    for label in labels(finals):
+        dirs = [f["dir"] for f in finals if _label(f) == label and "dir" in f]
         for ax, tag in zip(axes, ("fairness/utilization", "fairness/cv"), strict=True):
-            curves = [read_scalar_curve(plan.run_dir(variant, s) / "tb", tag) for s in plan.seeds]
+            curves = [read_scalar_curve(d / "tb", tag) for d in dirs]
             curves = [(st[np.isfinite(v)], v[np.isfinite(v)]) for st, v in curves]
             curves = [c for c in curves if c[0].size]
             if not curves:
@@ -237,10 +263,10 @@ def plot_learning_curves(plan: ReproductionPlan, variants: Sequence[str], path: 
             n = min(c[0].size for c in curves)
             steps = curves[0][0][:n]
             mean = np.mean([c[1][:n] for c in curves], axis=0)
-            ax.plot(steps, mean, label=variant)
+            ax.plot(steps, mean, label=label)
     for ax, title in zip(axes, ("utilization", "CV (lower is fairer)"), strict=True):
         ax.set_xlabel("training iteration")
-        ax.set_title(f"{plan.env}: {title}")
+        ax.set_title(f"{env}: {title}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
@@ -259,8 +285,8 @@ def plot_controller_behaviour(finals: Sequence[dict[str, Any]], env: str, path: 
 
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = False
-    for variant in ("fen", "fen_gossip"):
-        runs = [f for f in finals if f["variant"] == variant and f.get("controller")]
+    for label in _hierarchical_labels(finals):
+        runs = [f for f in finals if _label(f) == label and f.get("controller")]
         if not runs:
             continue
         ys = []
@@ -268,7 +294,7 @@ def plot_controller_behaviour(finals: Sequence[dict[str, Any]], env: str, path: 
             vals = [r["controller"].get(f"controller/p_sub0/rel_utility_{name}") for r in runs]
             vals = [v for v in vals if v is not None]
             ys.append(np.mean(vals) if vals else math.nan)
-        ax.plot(range(len(ys)), ys, marker="o", label=variant)
+        ax.plot(range(len(ys)), ys, marker="o", label=label)
         drawn = True
     ax.set_xticks(range(len(RELATIVE_UTILITY_BIN_NAMES)), RELATIVE_UTILITY_BIN_NAMES,
                   rotation=20, fontsize=8)
@@ -324,18 +350,25 @@ def reproduce(plan: ReproductionPlan, results_dir: Path, command: str) -> dict[s
 
 
 def finished_runs(plan: ReproductionPlan, refresh: bool = False) -> list[dict[str, Any]]:
-    """Every run of ``plan.env`` with a final.json under the runs dir (any invocation).
+    """Every run of ``plan.env`` with a final.json under the runs dir or a dir of
+    ``plan.also_report`` (any invocation), with its row ``label`` (:func:`run_label`, from
+    the run's ``run_info.json``) and its ``dir``.
 
     ``refresh``: re-read each run's figures from its TensorBoard files where present.
     """
     finals = []
-    for variant in VARIANTS:
-        for path in sorted((plan.runs_dir / plan.env / variant).glob(f"seed*/{FINAL_FILE}")):
-            final = json.loads(path.read_text())
-            if refresh and (path.parent / "tb").exists():
-                final.update(final_figures(path.parent / "tb"))
-                path.write_text(json.dumps(final, indent=2, sort_keys=True))
-            finals.append(final)
+    for runs_dir in [plan.runs_dir, *plan.also_report]:
+        for variant in VARIANTS:
+            for path in sorted((runs_dir / plan.env / variant).glob(f"seed*/{FINAL_FILE}")):
+                final = json.loads(path.read_text())
+                if refresh and (path.parent / "tb").exists():
+                    final.update(final_figures(path.parent / "tb"))
+                    path.write_text(json.dumps(final, indent=2, sort_keys=True))
+                info_path = path.parent / "run_info.json"
+                info = json.loads(info_path.read_text()) if info_path.exists() else {}
+                final["label"] = run_label(variant, info.get("fen_options"))
+                final["dir"] = path.parent
+                finals.append(final)
     return finals
 
 
@@ -358,20 +391,24 @@ def random_policy_figures(env: str, env_kwargs: dict[str, Any], episodes: int = 
                 "std": float(np.std([r[m] for r in rows])), "seeds": episodes} for m in names}
 
 
+def _hierarchical_labels(finals: Sequence[dict[str, Any]]) -> list[str]:
+    return [lab for lab in labels(finals) if label_variant(lab) in HIERARCHICAL_VARIANTS]
+
+
 def utilization_breakdown(finals: Sequence[dict[str, Any]]) -> str:
     """Markdown: per hierarchical variant and k, the share of steps with k agents on
     sub-policy 1 and the utilization of those steps (mean over seeds); '' if none."""
     rows = []
-    for variant in HIERARCHICAL_VARIANTS:
+    for label in _hierarchical_labels(finals):
         runs = [f["controller"] for f in finals
-                if f["variant"] == variant and f.get("controller")]
+                if _label(f) == label and f.get("controller")]
         ks = sorted({int(key.split("_")[2]) for c in runs for key in c
                      if key.startswith("controller/steps_with_")})
         for k in ks:
             share = [c.get(f"controller/steps_with_{k}_on_sub0", 0.0) for c in runs]
             use = [c[f"controller/utilization_with_{k}_on_sub0"] for c in runs
                    if f"controller/utilization_with_{k}_on_sub0" in c]
-            rows.append(f"| {variant} | {k} | {np.mean(share):.2f} | "
+            rows.append(f"| {label} | {k} | {np.mean(share):.2f} | "
                         f"{np.mean(use):.2f} | {len(runs)} |")
     if not rows:
         return ""
@@ -399,10 +436,10 @@ def write_report(plan: ReproductionPlan, finals: Sequence[dict[str, Any]],
     (results_dir / f"fen_{env}.json").write_text(json.dumps(table, indent=2, sort_keys=True))
     curves = results_dir / f"fen_{env}_learning_curves.png"
     behaviour = results_dir / f"fen_{env}_controller.png"
-    plot_learning_curves(plan, sorted({f["variant"] for f in finals}, key=VARIANTS.index), curves)
+    plot_learning_curves(env, finals, curves)
     has_behaviour = plot_controller_behaviour(finals, env, behaviour)
     run_rows = "\n".join(
-        f"| {f['variant']} | {f['seed']} | {f['training_iteration']} | {f['env_steps']} | "
+        f"| {_label(f)} | {f['seed']} | {f['training_iteration']} | {f['env_steps']} | "
         f"{f['wall_time_s'] / 60:.1f} |" for f in finals
     )
     total_wall = sum(f["wall_time_s"] for f in finals)
@@ -468,6 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", default="results/fen_runs",
                    help="per-run TensorBoard logs, checkpoints and final.json (resumable)")
     p.add_argument("--results-dir", default="results")
+    p.add_argument("--also-report", action="append", default=[], metavar="RUNS_DIR",
+                   help="add the finished runs of another runs dir to the report (repeatable); "
+                        "rows are labelled with their FEN options, e.g. 'fen [efficiency=period]'")
     p.add_argument("--env-kwargs", default="{}", help="JSON dict of env keyword arguments")
     p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     add_fen_arguments(p)
@@ -492,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
             env_kwargs=parse_env_kwargs(args.env_kwargs),
             overrides=parse_overrides(args.overrides),
             fen_options=fen_options(args),
+            also_report=[Path(d) for d in args.also_report],
         )
         if args.report_only:
             table = write_report(plan, finished_runs(plan, refresh=True), Path(args.results_dir))

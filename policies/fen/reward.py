@@ -17,6 +17,13 @@ CONTROLLER_PERIOD = {
     "resource_allocation": 20,
 }
 EPS = 0.1
+#: what the efficiency term ``ubar / c`` averages over: ``episode`` -- the utilities since
+#: the episode began (the paper); ``period`` -- the utility earned during the controller
+#: period that just ended. With ``episode``, a period in which nobody uses the resource
+#: costs the efficiency term only ``T / t`` of its value, while the agent that does use it
+#: moves away from the average: near-equal controllers that maximise the immediate rhat
+#: learn to leave the resource idle. ``period`` makes an idle period worth 0.
+EFFICIENCY_WINDOWS = ("episode", "period")
 
 
 def relative_utility(utility: np.ndarray, average: np.ndarray | float) -> np.ndarray:
@@ -36,7 +43,11 @@ def efficiency(average: np.ndarray | float, c: float) -> np.ndarray:
 
 
 def fair_efficient_reward(
-    utility: np.ndarray, average: np.ndarray | float, c: float, eps: float = EPS
+    utility: np.ndarray,
+    average: np.ndarray | float,
+    c: float,
+    eps: float = EPS,
+    efficiency_average: np.ndarray | float | None = None,
 ) -> np.ndarray:
     """The fair-efficient reward of every agent.
 
@@ -46,10 +57,14 @@ def fair_efficient_reward(
             estimate per agent (e.g. from gossip).
         c: the environment's fair-share utility.
         eps: the constant keeping the reward finite when ``u_i == ubar``.
+        efficiency_average: the average utility that the efficiency term rewards, when
+            it is not ``average`` (the paper's choice): e.g. the average over the last
+            controller period only, see :data:`EFFICIENCY_WINDOWS`.
     """
     if eps <= 0:
         raise ValueError(f"eps must be > 0, got {eps}")
-    return efficiency(average, c) / (eps + np.abs(relative_utility(utility, average)))
+    eff_avg = average if efficiency_average is None else efficiency_average
+    return efficiency(eff_avg, c) / (eps + np.abs(relative_utility(utility, average)))
 
 
 def controller_features(

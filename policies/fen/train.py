@@ -27,6 +27,7 @@ from policies.cli import (
 )
 from policies.fen.discriminator import REWARDS
 from policies.fen.gossip import GRAPHS
+from policies.fen.reward import EFFICIENCY_WINDOWS
 from policies.fen.variants import DEFAULT_POLICY_MODE, POLICY_MODES, VARIANTS
 
 FEN_ENVS = tuple(DEFAULT_POLICY_MODE)
@@ -45,6 +46,10 @@ def add_fen_arguments(p: argparse.ArgumentParser) -> None:
                    help="multiply (u_i - ubar)/ubar in the controller's observation (default 1)")
     g.add_argument("--controller-entropy", type=float, default=None,
                    help="entropy coefficient of the controllers (default: the common 0.03)")
+    g.add_argument("--efficiency", default=None,
+                   help=f"what rhat's efficiency term averages over: {list(EFFICIENCY_WINDOWS)} "
+                        "(default episode, the paper's; period: the controller period just "
+                        "ended, see policies/fen/reward.py)")
     g.add_argument("--model", default=None,
                    help="network of the sub-policies (and flat policies): mlp (default) or "
                         "slot_scoring (envs with job slots, policies/slot_scoring.py)")
@@ -83,6 +88,8 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--controller-entropy must be >= 0, got {args.controller_entropy}")
     if args.model is not None:
         check_choice("--model", args.model, MODELS)
+    if args.efficiency is not None:
+        check_choice("--efficiency", args.efficiency, EFFICIENCY_WINDOWS)
     given = {
         "period": args.period,
         "n_subpolicies": args.subpolicies,
@@ -91,6 +98,7 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
         "intrinsic_reward": args.intrinsic_reward,
         "feature_scale": args.feature_scale,
         "controller_entropy": args.controller_entropy,
+        "efficiency": args.efficiency,
         "model": args.model,
     }
     return {k: v for k, v in given.items() if v is not None}

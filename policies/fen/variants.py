@@ -71,6 +71,7 @@ def make_variant_env(env_config: dict[str, Any]) -> ParallelEnv:
             gossip_graph=options.get("gossip_graph", "random3"),
             gossip_rounds=options.get("gossip_rounds", 10),
             feature_scale=options.get("feature_scale", 1.0),
+            efficiency=options.get("efficiency", "episode"),
         )
     if variant == "fen_no_hierarchy":
         return FairEfficientRewardEnv(base, feature_scale=options.get("feature_scale", 1.0))
