@@ -101,7 +101,7 @@ def evaluate_heuristic(name: str, env_kwargs: Mapping[str, Any], episodes: int,
 
 
 def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
-           logdir: Path, model: str = "mlp") -> dict[str, Any]:
+           logdir: Path, model: str = "mlp", fen_efficiency: str = "episode") -> dict[str, Any]:
     """Train ``learner`` (Ray must be running); the run_training summary."""
     from policies.training import run_training
 
@@ -111,7 +111,7 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
         config = build_fen_config(ENV, "fen", policy_mode="shared", seed=seed,
                                   num_env_runners=0, envs_per_runner=ENVS_PER_RUNNER,
                                   env_kwargs=env_kwargs, overrides=FEN_OVERRIDES,
-                                  fen_options={"model": model})
+                                  fen_options={"model": model, "efficiency": fen_efficiency})
         run_info = {"env": ENV, "variant": "fen", "algo": "ppo", "policy_mode": "shared",
                     "factory": config.env_config["factory"], "env_config": config.env_config,
                     "seed": seed}
@@ -133,7 +133,8 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
 def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                    iterations: int, seed: int, episodes: int, eval_seed: int,
                    runs_dir: Path, train_dir: Path, reward_scale: float = 1.0,
-                   action_mask: bool = False, model: str = "mlp") -> dict[str, Any]:
+                   action_mask: bool = False, model: str = "mlp",
+                   fen_efficiency: str = "episode") -> dict[str, Any]:
     """The cached (or freshly trained and evaluated) result of one learner at one load.
 
     ``reward_scale`` multiplies the rewards the learner trains on (the env's kwarg); the
@@ -141,15 +142,19 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     sub-policies) observes the env's action mask and never picks an empty slot or a job
     that does not fit now (:mod:`policies.action_masking`); the env's dynamics are the
     same. ``model``: ``mlp`` or ``slot_scoring`` (:mod:`policies.slot_scoring`; for FEN
-    its sub-policies, the controllers keep their MLP).
+    its sub-policies, the controllers keep their MLP). ``fen_efficiency``: FEN's
+    ``efficiency`` option (:data:`policies.fen.reward.EFFICIENCY_WINDOWS`).
     """
     from policies.training import evaluate_checkpoint
 
     scale_tag = "" if reward_scale == 1.0 else f"_rs{reward_scale:g}"
     mask_tag = "_mask" if action_mask else ""
     model_tag = "" if model == "mlp" else f"_{model}"
+    if learner != "fen":
+        fen_efficiency = "episode"  # not a setting of A2C/PPO
+    efficiency_tag = "" if fen_efficiency == "episode" else f"_eff{fen_efficiency}"
     name = (f"{learner}_load{load_key(load)}_it{iterations}_s{seed}{scale_tag}{mask_tag}"
-            f"{model_tag}")
+            f"{model_tag}{efficiency_tag}")
     path = runs_dir / f"{name}.json"
     if path.is_file():
         cached = json.loads(path.read_text())
@@ -166,7 +171,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
         kwargs["action_mask"] = True
     print(f"[{learner} load {load}] training {iterations} iterations", flush=True)
     start = time.perf_counter()
-    summary = _train(learner, kwargs, iterations, seed, train_dir / name, model)
+    summary = _train(learner, kwargs, iterations, seed, train_dir / name, model, fen_efficiency)
     train_s = time.perf_counter() - start
     evaluations = {
         key: summarize(evaluate_checkpoint(summary["checkpoint"], episodes=episodes,
@@ -177,6 +182,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
         "learner": learner, "load": load, "iterations": iterations, "seed": seed,
         "episodes": episodes, "eval_seed": eval_seed,
         "env_kwargs": kwargs, "model": model, "env_steps": summary["env_steps"],
+        **({"fen_efficiency": fen_efficiency} if learner == "fen" else {}),
         "train_wall_s": train_s,
         "overrides": {"a2c": A2C_OVERRIDES, "ppo": PPO_OVERRIDES, "fen": FEN_OVERRIDES}[learner],
         "checkpoint": summary["checkpoint"],
@@ -248,6 +254,8 @@ def run_variant(result: Mapping[str, Any]) -> str:
         parts.append("action mask")
     if result.get("model", "mlp") != "mlp":
         parts.append(result["model"])
+    if result.get("fen_efficiency", "episode") != "episode":
+        parts.append(f"efficiency {result['fen_efficiency']}")
     return ", ".join(parts)
 
 
@@ -306,8 +314,10 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         f"sampler='vector')`, {meta['iterations']} iterations, overrides "
         f"A2C {json.dumps(A2C_OVERRIDES)}, PPO {json.dumps(PPO_OVERRIDES)} "
         "(batch sizes in agent steps). FEN: `build_fen_config(env, 'fen', policy_mode="
-        f"'shared')` with its defaults (T = 20), {meta['fen_iterations']} iterations of 4000 "
-        f"env steps. Learners train on rewards scaled by {meta.get('reward_scale', 1.0):g} "
+        f"'shared')` with its defaults (T = 20), efficiency window "
+        f"`{meta.get('fen_efficiency', 'episode')}` (`episode` is the paper's rhat), "
+        f"{meta['fen_iterations']} iterations of 4000 env steps. Learners train on rewards "
+        f"scaled by {meta.get('reward_scale', 1.0):g} "
         "(env kwarg `reward_scale`; at scale 1 the high-load returns are in the thousands and "
         "PPO's value function explained none of their variance).",
         "",
@@ -413,6 +423,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="policy network of A2C/PPO and FEN's sub-policies: mlp (RLlib's "
                         "default) or slot_scoring (one network scores every job slot, "
                         "policies/slot_scoring.py)")
+    p.add_argument("--fen-efficiency", default="episode",
+                   help="FEN's rhat efficiency window: episode (the paper's) or period "
+                        "(the controller period just ended; policies/fen/reward.py)")
     p.add_argument("--max-cycles", type=int, default=200, help="episode length")
     p.add_argument("--json", default="results/resource_allocation.json", metavar="FILE")
     p.add_argument("--md", default="results/resource_allocation.md", metavar="FILE")
@@ -435,6 +448,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     from policies.cli import MODELS, check_choice
 
     check_choice("model", args.model, MODELS)
+    from policies.fen.reward import EFFICIENCY_WINDOWS
+
+    check_choice("--fen-efficiency", args.fen_efficiency, EFFICIENCY_WINDOWS)
     for flag, value in (("--episodes", args.episodes), ("--iterations", args.iterations),
                         ("--fen-iterations", args.fen_iterations),
                         ("--max-cycles", args.max_cycles)):
@@ -466,7 +482,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     seed=args.seed, episodes=args.episodes, eval_seed=args.eval_seed,
                     runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir),
                     reward_scale=args.reward_scale,
-                    action_mask=args.action_mask, model=args.model)
+                    action_mask=args.action_mask, model=args.model,
+                    fen_efficiency=args.fen_efficiency)
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
@@ -479,7 +496,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "episodes": args.episodes, "eval_seed": args.eval_seed, "seed": args.seed,
             "iterations": args.iterations, "fen_iterations": args.fen_iterations,
             "reward_scale": args.reward_scale, "action_mask": args.action_mask,
-            "model": args.model,
+            "model": args.model, "fen_efficiency": args.fen_efficiency,
             "plot": args.plot, "json": args.json,
             "runs_dir": args.runs_dir,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}

@@ -401,6 +401,8 @@ def test_comparison_heuristics_only_writes_the_json_schema(tmp_path: Any) -> Non
         run(parse_args(["--loads", "5", "--learners", "none"]), "test")
     with pytest.raises(ValueError, match="--reward-scale must be > 0, got 0.0"):
         run(parse_args(["--reward-scale", "0", "--learners", "none"]), "test")
+    with pytest.raises(ValueError, match="unknown --fen-efficiency 'weekly'"):
+        run(parse_args(["--fen-efficiency", "weekly", "--learners", "none"]), "test")
 
 
 def test_a2c_one_iteration_and_greedy_evaluation(tmp_path: Any) -> None:
@@ -432,18 +434,21 @@ def test_a2c_one_iteration_and_greedy_evaluation(tmp_path: Any) -> None:
 def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:
     from policies.scheduler_comparison import variant_table
 
-    def cached(name: str, load: float, slowdown: float, episodes: int = 10, **extra: Any) -> None:
-        result = {"learner": "ppo", "iterations": 5, "load": load, "episodes": episodes,
+    def cached(name: str, load: float, slowdown: float, episodes: int = 10,
+               learner: str = "ppo", setup: dict | None = None, **extra: Any) -> None:
+        result = {"learner": learner, "iterations": 5, "load": load, "episodes": episodes,
                   "eval_seed": 1, "env_kwargs": {"reward_scale": 0.02, **extra},
-                  "figures_sampled": {"slowdown": slowdown}, "model": "mlp"}
+                  "figures_sampled": {"slowdown": slowdown}, "model": "mlp", **(setup or {})}
         (tmp_path / f"{name}.json").write_text(json.dumps(result))
 
     cached("a", 0.7, 2.5)
     cached("b", 1.1, 6.0)
     cached("c", 0.7, 2.2, action_mask=True)
     cached("d", 0.7, 9.9, episodes=3)  # other evaluation episodes: left out
+    cached("e", 1.1, 3.0, learner="fen", setup={"fen_efficiency": "period"})
     rows = variant_table(tmp_path, episodes=10, eval_seed=1)
     assert rows[0] == "| learner setup | load 0.7 | load 1.1 |"
     assert "| ppo, 5 it, reward scale 0.02 | 2.50 | 6.00 |" in rows
     assert "| ppo, 5 it, reward scale 0.02, action mask | 2.20 | - |" in rows
-    assert len(rows) == 4
+    assert "| fen, 5 it, reward scale 0.02, efficiency period | - | 3.00 |" in rows
+    assert len(rows) == 5
