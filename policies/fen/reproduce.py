@@ -443,6 +443,7 @@ def write_report(plan: ReproductionPlan, finals: Sequence[dict[str, Any]],
         f"{f['wall_time_s'] / 60:.1f} |" for f in finals
     )
     total_wall = sum(f["wall_time_s"] for f in finals)
+    also = "".join(f" --also-report {d}" for d in plan.also_report)
     commands = "\n".join(dict.fromkeys(
         f.get("command") or "(not recorded)" for f in finals))
     md = f"""# FEN reproduction: {env}
@@ -478,7 +479,7 @@ Learning curves: `{curves.name}`.
 Total training wall time: {total_wall / 60:.1f} min on this machine (2 CPU cores, shared
 with other jobs, so wall times are inflated). Figures come only from the runs listed; the
 tables are rewritten from the runs' final.json files by
-`python scripts/reproduce_fen.py --env {env} --runs-dir {plan.runs_dir} --report-only`.
+`python scripts/reproduce_fen.py --env {env} --runs-dir {plan.runs_dir}{also} --report-only`.
 """
     (results_dir / f"fen_{env}.md").write_text(md)
     return table
