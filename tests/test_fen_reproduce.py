@@ -32,7 +32,7 @@ def test_aggregate_and_table_against_the_paper():
     table = aggregate(finals, "job_scheduling")
     assert table["fen"]["utilization"] == pytest.approx({"mean": 0.85, "std": 0.05, "seeds": 2})
     md = markdown_table("job_scheduling", table)
-    assert "| fen | 2 | 85% ±5 | 90% ±5 |" in md
+    assert "| fen | 2 | 85.0% ±5.0 | 90.0% ±5.0 |" in md
 
 
 def test_plan_validation(tmp_path):
@@ -90,4 +90,13 @@ def test_runs_of_other_dirs_join_the_report_labelled_by_their_options(tmp_path):
     assert table["fen [efficiency=period]"]["utilization"]["mean"] == pytest.approx(0.9)
     md = markdown_table("job_scheduling", table)
     # a labelled row sits beside the paper's figure of its variant
-    assert "| fen [efficiency=period] | 2 | 90% ±10 | 90% ±5 |" in md
+    assert "| fen [efficiency=period] | 2 | 90.0% ±10.0 | 90.0% ±5.0 |" in md
+    # the iterations column tells rows of different budgets apart
+    from policies.fen.reproduce import training_budgets
+
+    for f, its in zip(finals, (20, 20, 40, 60), strict=True):
+        f["training_iteration"] = its
+    budgets = training_budgets(finals)
+    assert budgets == {"fen": "20", "fen [efficiency=period]": "40-60", "avg": "20"}
+    assert "| fen [efficiency=period] | 2 | 40-60 | 90.0% ±10.0 |" in markdown_table(
+        "job_scheduling", table, budgets)

@@ -216,21 +216,33 @@ def aggregate(finals: Sequence[dict[str, Any]], env: str) -> dict[str, dict[str,
 
 
 def _fmt(mean: float, std: float | None, pct: bool) -> str:
-    if pct:
-        return f"{100 * mean:.0f}% ±{100 * std:.0f}" if std is not None else f"{100 * mean:.0f}%"
+    if pct:  # one decimal: the targets sit at whole percentages
+        return f"{100 * mean:.1f}% ±{100 * std:.1f}" if std is not None else f"{100 * mean:.0f}%"
     digits = 0 if abs(mean) >= 5 else 2
     return f"{mean:.{digits}f} ±{std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
 
 
-def markdown_table(env: str, table: dict[str, dict[str, dict]]) -> str:
-    """Ours (mean ± std over seeds) next to the paper's figure for each cell."""
+def training_budgets(finals: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Per row label, the training iterations of its runs (``"20"``, or ``"20-60"``)."""
+    out = {}
+    for label in labels(finals):
+        its = sorted({f["training_iteration"] for f in finals if _label(f) == label})
+        out[label] = str(its[0]) if len(its) == 1 else f"{its[0]}-{its[-1]}"
+    return out
+
+
+def markdown_table(env: str, table: dict[str, dict[str, dict]],
+                   budgets: dict[str, str] | None = None) -> str:
+    """Ours (mean ± std over seeds) next to the paper's figure for each cell; with
+    ``budgets`` (:func:`training_budgets`), a column of each row's training iterations."""
     metrics = PLANT_METRICS if env == "manufacturing_plant" else METRICS
     if env == "manufacturing_plant":
         metrics = ("utilization", "cv", "products", "min_utility", "max_utility")
     paper = PAPER.get(env, {})
-    header = "| method | seeds | " + " | ".join(
+    budget_col = budgets is not None
+    header = "| method | seeds | " + ("iterations | " if budget_col else "") + " | ".join(
         f"{m} (ours) | {m} (paper)" for m in metrics) + " |"
-    lines = [header, "|" + "---|" * (2 + 2 * len(metrics))]
+    lines = [header, "|" + "---|" * (2 + budget_col + 2 * len(metrics))]
     for label, row in table.items():
         seeds = max((c["seeds"] for c in row.values()), default=0)
         cells = []
@@ -240,6 +252,8 @@ def markdown_table(env: str, table: dict[str, dict[str, dict]]) -> str:
             cells.append(_fmt(ours["mean"], ours["std"], pct) if ours else "-")
             ref = paper.get(label_variant(label), {}).get(m)
             cells.append(_fmt(ref[0], ref[1], pct) if ref else "-")
+        if budget_col:
+            cells.insert(0, (budgets or {}).get(label, "-"))
         lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -459,11 +473,12 @@ Each cell: mean ± std over seeds of the training-episode figures at the final
 iteration (RLlib's window of the last 20 episodes); the paper's figure beside it.
 `random_untrained` is uniform random actions (5 episodes, "seeds" counts episodes),
 the reference any learning must beat.
-Budget: the iterations of PPO (4000 env steps each) listed per run below;
+Budget: the iterations of PPO (4000 env steps each) in the `iterations` column and per
+run below (rows trained for different budgets are not an equal-budget comparison);
 the paper trains far longer (up to 100,000 episodes in the authors' code), so
 short-budget numbers measure early learning, not converged policies.
 
-{markdown_table(env, table)}
+{markdown_table(env, table, training_budgets(finals))}
 
 {ENV_NOTES.get(env, "")}
 Learning curves: `{curves.name}`.
