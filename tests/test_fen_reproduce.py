@@ -68,25 +68,32 @@ def test_runs_of_other_dirs_join_the_report_labelled_by_their_options(tmp_path):
 
     from policies.fen.reproduce import finished_runs
 
-    def write_run(runs_dir, variant, seed, utilization, fen_options):
+    def write_run(runs_dir, variant, seed, utilization, fen_options, iterations=20):
         run = runs_dir / "job_scheduling" / variant / f"seed{seed}"
         run.mkdir(parents=True)
         metrics = {"utilization": utilization, "cv": 0.1, "min_utility": 0.2, "max_utility": 0.3}
         (run / "final.json").write_text(json.dumps(
-            {"variant": variant, "seed": seed, "metrics": metrics}))
+            {"variant": variant, "seed": seed, "metrics": metrics,
+             "training_iteration": iterations}))
         (run / "run_info.json").write_text(json.dumps({"fen_options": fen_options}))
 
     write_run(tmp_path / "paper", "fen", 0, 0.6, {})
+    write_run(tmp_path / "long", "avg", 0, 0.95, {}, iterations=60)
     write_run(tmp_path / "paper", "avg", 0, 0.9, {})
     for seed, u in ((0, 0.8), (1, 1.0)):
         write_run(tmp_path / "period", "fen", seed, u, {"efficiency": "period"})
     plan = ReproductionPlan("job_scheduling", ["fen"], [0], 1, tmp_path / "paper",
-                            also_report=[tmp_path / "period"])
+                            also_report=[tmp_path / "period", tmp_path / "long"])
     finals = finished_runs(plan)
+    # runs of one setup with different budgets are told apart by their iterations
     assert [f["label"] for f in finals] == ["fen", "avg", "fen [efficiency=period]",
-                                            "fen [efficiency=period]"]
+                                            "fen [efficiency=period]", "avg (60 it)"]
     table = aggregate(finals, "job_scheduling")
-    assert list(table) == ["fen", "fen [efficiency=period]", "avg"]
+    assert list(table) == ["fen", "fen [efficiency=period]", "avg", "avg (60 it)"]
+    assert "| avg (60 it) | 1 | 95.0% ±0.0 | 84.0% ±7.0 |" in markdown_table("job_scheduling",
+                                                                         table)
+    finals = [f for f in finals if f["variant"] == "fen"]
+    table = aggregate(finals, "job_scheduling")
     assert table["fen [efficiency=period]"]["utilization"]["mean"] == pytest.approx(0.9)
     md = markdown_table("job_scheduling", table)
     # a labelled row sits beside the paper's figure of its variant
@@ -94,9 +101,9 @@ def test_runs_of_other_dirs_join_the_report_labelled_by_their_options(tmp_path):
     # the iterations column tells rows of different budgets apart
     from policies.fen.reproduce import training_budgets
 
-    for f, its in zip(finals, (20, 20, 40, 60), strict=True):
+    for f, its in zip(finals, (20, 40, 60), strict=True):
         f["training_iteration"] = its
     budgets = training_budgets(finals)
-    assert budgets == {"fen": "20", "fen [efficiency=period]": "40-60", "avg": "20"}
+    assert budgets == {"fen": "20", "fen [efficiency=period]": "40-60"}
     assert "| fen [efficiency=period] | 2 | 40-60 | 90.0% ±10.0 |" in markdown_table(
         "job_scheduling", table, budgets)

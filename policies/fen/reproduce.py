@@ -185,8 +185,8 @@ def run_label(variant: str, fen_options: dict[str, Any] | None = None) -> str:
 
 
 def label_variant(label: str) -> str:
-    """The variant of a row label of :func:`run_label`."""
-    return label.split(" [", 1)[0]
+    """The variant of a row label (:func:`run_label`, maybe with ``" (N it)"``)."""
+    return label.split(" ", 1)[0]
 
 
 def _label(final: dict[str, Any]) -> str:
@@ -366,12 +366,17 @@ def reproduce(plan: ReproductionPlan, results_dir: Path, command: str) -> dict[s
 def finished_runs(plan: ReproductionPlan, refresh: bool = False) -> list[dict[str, Any]]:
     """Every run of ``plan.env`` with a final.json under the runs dir or a dir of
     ``plan.also_report`` (any invocation), with its row ``label`` (:func:`run_label`, from
-    the run's ``run_info.json``) and its ``dir``.
+    the run's ``run_info.json``; ``" (N it)"`` added to a run of another dir whose setup an
+    earlier dir has with other iterations) and its ``dir``.
 
     ``refresh``: re-read each run's figures from its TensorBoard files where present.
     """
-    finals = []
+    finals: list[dict[str, Any]] = []
     for runs_dir in [plan.runs_dir, *plan.also_report]:
+        # a setup already in an earlier dir with another budget: a row of its own
+        earlier = {}
+        for f in finals:
+            earlier.setdefault(f["label"], set()).add(f["training_iteration"])
         for variant in VARIANTS:
             for path in sorted((runs_dir / plan.env / variant).glob(f"seed*/{FINAL_FILE}")):
                 final = json.loads(path.read_text())
@@ -380,7 +385,11 @@ def finished_runs(plan: ReproductionPlan, refresh: bool = False) -> list[dict[st
                     path.write_text(json.dumps(final, indent=2, sort_keys=True))
                 info_path = path.parent / "run_info.json"
                 info = json.loads(info_path.read_text()) if info_path.exists() else {}
-                final["label"] = run_label(variant, info.get("fen_options"))
+                label = run_label(variant, info.get("fen_options"))
+                its = final["training_iteration"]
+                if label in earlier and its not in earlier[label]:
+                    label = f"{label} ({its} it)"
+                final["label"] = label
                 final["dir"] = path.parent
                 finals.append(final)
     return finals
