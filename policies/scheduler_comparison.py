@@ -56,6 +56,15 @@ PPO_OVERRIDES: dict[str, Any] = {
     "train_batch_size_per_learner": 8000, "minibatch_size": 1000, "num_epochs": 4, "lr": 5e-4,
 }
 FEN_OVERRIDES: dict[str, Any] = {}
+
+
+def learner_overrides(learner: str, a2c_batch: int | None = None) -> dict[str, Any]:
+    """The training settings of ``learner``; ``a2c_batch`` replaces A2C's batch size (A2C
+    takes one gradient step per batch, so a smaller batch means more updates)."""
+    overrides = {"a2c": A2C_OVERRIDES, "ppo": PPO_OVERRIDES, "fen": FEN_OVERRIDES}[learner]
+    if learner == "a2c" and a2c_batch is not None:
+        overrides = {**overrides, "train_batch_size_per_learner": a2c_batch}
+    return dict(overrides)
 ENVS_PER_RUNNER = 4
 
 
@@ -101,7 +110,8 @@ def evaluate_heuristic(name: str, env_kwargs: Mapping[str, Any], episodes: int,
 
 
 def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
-           logdir: Path, model: str = "mlp", fen_efficiency: str = "episode") -> dict[str, Any]:
+           logdir: Path, overrides: dict[str, Any], model: str = "mlp",
+           fen_efficiency: str = "episode") -> dict[str, Any]:
     """Train ``learner`` (Ray must be running); the run_training summary."""
     from policies.training import run_training
 
@@ -110,7 +120,7 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
 
         config = build_fen_config(ENV, "fen", policy_mode="shared", seed=seed,
                                   num_env_runners=0, envs_per_runner=ENVS_PER_RUNNER,
-                                  env_kwargs=env_kwargs, overrides=FEN_OVERRIDES,
+                                  env_kwargs=env_kwargs, overrides=overrides,
                                   fen_options={"model": model, "efficiency": fen_efficiency})
         run_info = {"env": ENV, "variant": "fen", "algo": "ppo", "policy_mode": "shared",
                     "factory": config.env_config["factory"], "env_config": config.env_config,
@@ -118,7 +128,6 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
     else:
         from policies.config import build_config
 
-        overrides = A2C_OVERRIDES if learner == "a2c" else PPO_OVERRIDES
         config = build_config(ENV, learner, "shared", seed=seed, num_env_runners=0,
                               envs_per_runner=ENVS_PER_RUNNER, overrides=overrides,
                               env_kwargs=env_kwargs, sampler="vector", model=model)
@@ -134,7 +143,8 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                    iterations: int, seed: int, episodes: int, eval_seed: int,
                    runs_dir: Path, train_dir: Path, reward_scale: float = 1.0,
                    action_mask: bool = False, model: str = "mlp",
-                   fen_efficiency: str = "episode") -> dict[str, Any]:
+                   fen_efficiency: str = "episode",
+                   a2c_batch: int | None = None) -> dict[str, Any]:
     """The cached (or freshly trained and evaluated) result of one learner at one load.
 
     ``reward_scale`` multiplies the rewards the learner trains on (the env's kwarg); the
@@ -144,6 +154,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     same. ``model``: ``mlp`` or ``slot_scoring`` (:mod:`policies.slot_scoring`; for FEN
     its sub-policies, the controllers keep their MLP). ``fen_efficiency``: FEN's
     ``efficiency`` option (:data:`policies.fen.reward.EFFICIENCY_WINDOWS`).
+    ``a2c_batch``: A2C's batch size, when not :data:`A2C_OVERRIDES`'.
     """
     from policies.training import evaluate_checkpoint
 
@@ -153,8 +164,12 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     if learner != "fen":
         fen_efficiency = "episode"  # not a setting of A2C/PPO
     efficiency_tag = "" if fen_efficiency == "episode" else f"_eff{fen_efficiency}"
+    overrides = learner_overrides(learner, a2c_batch)
+    default_batch = A2C_OVERRIDES["train_batch_size_per_learner"]
+    batch = overrides.get("train_batch_size_per_learner", default_batch)
+    batch_tag = "" if learner != "a2c" or batch == default_batch else f"_b{batch}"
     name = (f"{learner}_load{load_key(load)}_it{iterations}_s{seed}{scale_tag}{mask_tag}"
-            f"{model_tag}{efficiency_tag}")
+            f"{model_tag}{efficiency_tag}{batch_tag}")
     path = runs_dir / f"{name}.json"
     if path.is_file():
         cached = json.loads(path.read_text())
@@ -171,7 +186,8 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
         kwargs["action_mask"] = True
     print(f"[{learner} load {load}] training {iterations} iterations", flush=True)
     start = time.perf_counter()
-    summary = _train(learner, kwargs, iterations, seed, train_dir / name, model, fen_efficiency)
+    summary = _train(learner, kwargs, iterations, seed, train_dir / name, overrides, model,
+                     fen_efficiency)
     train_s = time.perf_counter() - start
     evaluations = {
         key: summarize(evaluate_checkpoint(summary["checkpoint"], episodes=episodes,
@@ -184,7 +200,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
         "env_kwargs": kwargs, "model": model, "env_steps": summary["env_steps"],
         **({"fen_efficiency": fen_efficiency} if learner == "fen" else {}),
         "train_wall_s": train_s,
-        "overrides": {"a2c": A2C_OVERRIDES, "ppo": PPO_OVERRIDES, "fen": FEN_OVERRIDES}[learner],
+        "overrides": overrides,
         "checkpoint": summary["checkpoint"],
         "training_final_metrics": summary["latest_metrics"],
         **evaluations,
@@ -256,6 +272,10 @@ def run_variant(result: Mapping[str, Any]) -> str:
         parts.append(result["model"])
     if result.get("fen_efficiency", "episode") != "episode":
         parts.append(f"efficiency {result['fen_efficiency']}")
+    batch = result.get("overrides", {}).get("train_batch_size_per_learner")
+    if result["learner"] == "a2c" and batch not in (None, A2C_OVERRIDES[
+            "train_batch_size_per_learner"]):
+        parts.append(f"batch {batch}")
     return ", ".join(parts)
 
 
@@ -311,8 +331,9 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "policy (rows `a2c`, `ppo`, `fen`, as DeepRM evaluates) and greedily (argmax; rows "
         "`<learner>_greedy`, which can get stuck repeating a request that is refused or "
         "names an empty slot). A2C/PPO: `build_config(..., "
-        f"sampler='vector')`, {meta['iterations']} iterations, overrides "
-        f"A2C {json.dumps(A2C_OVERRIDES)}, PPO {json.dumps(PPO_OVERRIDES)} "
+        f"sampler='vector')`, A2C {meta.get('a2c_iterations') or meta['iterations']} "
+        f"iterations with overrides {json.dumps(learner_overrides('a2c', meta.get('a2c_batch')))}"
+        f", PPO {meta['iterations']} iterations with overrides {json.dumps(PPO_OVERRIDES)} "
         "(batch sizes in agent steps). FEN: `build_fen_config(env, 'fen', policy_mode="
         f"'shared')` with its defaults (T = 20), efficiency window "
         f"`{meta.get('fen_efficiency', 'episode')}` (`episode` is the paper's rhat), "
@@ -411,6 +432,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"comma-separated subset of {list(LEARNERS)}, or 'none'")
     p.add_argument("--iterations", type=int, default=40, help="A2C/PPO training iterations")
     p.add_argument("--fen-iterations", type=int, default=15, help="FEN training iterations")
+    p.add_argument("--a2c-iterations", type=int, default=None,
+                   help="A2C training iterations (default: --iterations)")
+    p.add_argument("--a2c-batch", type=int, default=None,
+                   help=f"A2C's batch in agent steps (default "
+                        f"{A2C_OVERRIDES['train_batch_size_per_learner']}); A2C takes one "
+                        "gradient step per batch")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--reward-scale", type=float, default=0.02,
                    help="scale of the rewards the learners train on (the slowdown terms sum "
@@ -453,9 +480,12 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     check_choice("--fen-efficiency", args.fen_efficiency, EFFICIENCY_WINDOWS)
     for flag, value in (("--episodes", args.episodes), ("--iterations", args.iterations),
                         ("--fen-iterations", args.fen_iterations),
+                        ("--a2c-iterations", args.a2c_iterations),
+                        ("--a2c-batch", args.a2c_batch),
                         ("--max-cycles", args.max_cycles)):
-        if value < 1:
+        if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
+    a2c_iterations = args.a2c_iterations or args.iterations
     if not args.reward_scale > 0:
         raise ValueError(f"--reward-scale must be > 0, got {args.reward_scale}")
     env_kwargs = {"max_cycles": args.max_cycles}
@@ -475,7 +505,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
 
         init_ray(None)
         for learner in learners:
-            iterations = args.fen_iterations if learner == "fen" else args.iterations
+            iterations = {"fen": args.fen_iterations, "a2c": a2c_iterations}.get(
+                learner, args.iterations)
             for load in loads:
                 result = learner_result(
                     learner, load, env_kwargs=env_kwargs, iterations=iterations,
@@ -483,7 +514,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir),
                     reward_scale=args.reward_scale,
                     action_mask=args.action_mask, model=args.model,
-                    fen_efficiency=args.fen_efficiency)
+                    fen_efficiency=args.fen_efficiency, a2c_batch=args.a2c_batch)
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
@@ -495,6 +526,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     meta = {"command": command, "wall_s": time.perf_counter() - start, "env_kwargs": env_kwargs,
             "episodes": args.episodes, "eval_seed": args.eval_seed, "seed": args.seed,
             "iterations": args.iterations, "fen_iterations": args.fen_iterations,
+            "a2c_iterations": a2c_iterations, "a2c_batch": args.a2c_batch,
             "reward_scale": args.reward_scale, "action_mask": args.action_mask,
             "model": args.model, "fen_efficiency": args.fen_efficiency,
             "plot": args.plot, "json": args.json,

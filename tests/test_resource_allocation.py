@@ -403,6 +403,8 @@ def test_comparison_heuristics_only_writes_the_json_schema(tmp_path: Any) -> Non
         run(parse_args(["--reward-scale", "0", "--learners", "none"]), "test")
     with pytest.raises(ValueError, match="unknown --fen-efficiency 'weekly'"):
         run(parse_args(["--fen-efficiency", "weekly", "--learners", "none"]), "test")
+    with pytest.raises(ValueError, match="--a2c-batch must be >= 1, got 0"):
+        run(parse_args(["--a2c-batch", "0", "--learners", "none"]), "test")
 
 
 def test_a2c_one_iteration_and_greedy_evaluation(tmp_path: Any) -> None:
@@ -446,9 +448,22 @@ def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:
     cached("c", 0.7, 2.2, action_mask=True)
     cached("d", 0.7, 9.9, episodes=3)  # other evaluation episodes: left out
     cached("e", 1.1, 3.0, learner="fen", setup={"fen_efficiency": "period"})
+    cached("f", 1.1, 4.0, learner="a2c",
+           setup={"overrides": {"train_batch_size_per_learner": 1000}})
     rows = variant_table(tmp_path, episodes=10, eval_seed=1)
     assert rows[0] == "| learner setup | load 0.7 | load 1.1 |"
     assert "| ppo, 5 it, reward scale 0.02 | 2.50 | 6.00 |" in rows
     assert "| ppo, 5 it, reward scale 0.02, action mask | 2.20 | - |" in rows
     assert "| fen, 5 it, reward scale 0.02, efficiency period | - | 3.00 |" in rows
-    assert len(rows) == 5
+    assert "| a2c, 5 it, reward scale 0.02, batch 1000 | - | 4.00 |" in rows
+    assert len(rows) == 6
+
+
+def test_a2c_batch_replaces_only_a2c_batch_size() -> None:
+    from policies.scheduler_comparison import A2C_OVERRIDES, PPO_OVERRIDES, learner_overrides
+
+    assert learner_overrides("a2c", 1000) == {**A2C_OVERRIDES,
+                                              "train_batch_size_per_learner": 1000}
+    assert A2C_OVERRIDES["train_batch_size_per_learner"] == 8000  # not mutated
+    assert learner_overrides("ppo", 1000) == PPO_OVERRIDES
+    assert learner_overrides("a2c") == A2C_OVERRIDES
