@@ -486,6 +486,12 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
     a2c_iterations = args.a2c_iterations or args.iterations
+    for flag, value, learner in (("--a2c-batch", args.a2c_batch, "a2c"),
+                                 ("--a2c-iterations", args.a2c_iterations, "a2c"),
+                                 ("--fen-efficiency", args.fen_efficiency != "episode", "fen")):
+        if value and learner not in learners:
+            raise ValueError(f"{flag} applies to learner {learner!r}, which --learners "
+                             f"{args.learners!r} does not train")
     if not args.reward_scale > 0:
         raise ValueError(f"--reward-scale must be > 0, got {args.reward_scale}")
     env_kwargs = {"max_cycles": args.max_cycles}

@@ -77,7 +77,7 @@ def test_runs_of_other_dirs_join_the_report_labelled_by_their_options(tmp_path):
              "training_iteration": iterations}))
         (run / "run_info.json").write_text(json.dumps({"fen_options": fen_options}))
 
-    write_run(tmp_path / "paper", "fen", 0, 0.6, {})
+    write_run(tmp_path / "paper", "fen", 0, 0.6, {"feature_scale": 2.0})  # primary: "fen"
     write_run(tmp_path / "long", "avg", 0, 0.95, {}, iterations=60)
     write_run(tmp_path / "paper", "avg", 0, 0.9, {})
     for seed, u in ((0, 0.8), (1, 1.0)):
@@ -107,3 +107,34 @@ def test_runs_of_other_dirs_join_the_report_labelled_by_their_options(tmp_path):
     assert budgets == {"fen": "20", "fen [efficiency=period]": "40-60"}
     assert "| fen [efficiency=period] | 2 | 40-60 | 90.0% ±10.0 |" in markdown_table(
         "job_scheduling", table, budgets)
+
+
+def test_report_dirs_and_rows_are_never_counted_twice(tmp_path):
+    import json
+
+    from policies.fen.reproduce import finished_runs
+
+    with pytest.raises(ValueError, match="given twice"):
+        ReproductionPlan("job_scheduling", ["fen"], [0], 1, tmp_path,
+                         also_report=[tmp_path / "." / ""])
+    for name in ("a", "b"):  # the same setup and seed in two dirs
+        run = tmp_path / name / "job_scheduling" / "fen" / "seed0"
+        run.mkdir(parents=True)
+        (run / "final.json").write_text(json.dumps(
+            {"variant": "fen", "seed": 0, "metrics": {}, "training_iteration": 20}))
+    plan = ReproductionPlan("job_scheduling", ["fen"], [0], 1, tmp_path / "a",
+                            also_report=[tmp_path / "b"])
+    with pytest.raises(ValueError, match="would hold seed 0 twice"):
+        finished_runs(plan)
+
+
+def test_labels_name_only_the_options_a_variant_uses():
+    from policies.fen.reproduce import label_variant, run_label
+    from policies.fen.variants import options_for
+
+    options = {"feature_scale": 10.0, "efficiency": "period", "gossip_rounds": 3}
+    assert run_label("independent", options) == "independent"
+    assert run_label("fen_no_hierarchy", options) == "fen_no_hierarchy [feature_scale=10.0]"
+    assert run_label("fen", options) == "fen [efficiency=period, feature_scale=10.0]"
+    assert options_for("fen_gossip", options) == options
+    assert label_variant("fen [efficiency=period] (60 it)") == "fen"

@@ -405,6 +405,10 @@ def test_comparison_heuristics_only_writes_the_json_schema(tmp_path: Any) -> Non
         run(parse_args(["--fen-efficiency", "weekly", "--learners", "none"]), "test")
     with pytest.raises(ValueError, match="--a2c-batch must be >= 1, got 0"):
         run(parse_args(["--a2c-batch", "0", "--learners", "none"]), "test")
+    with pytest.raises(ValueError, match="--a2c-batch applies to learner 'a2c'"):
+        run(parse_args(["--a2c-batch", "1000", "--learners", "ppo", "--loads", "9"]), "test")
+    with pytest.raises(ValueError, match="--fen-efficiency applies to learner 'fen'"):
+        run(parse_args(["--fen-efficiency", "period", "--learners", "a2c,ppo"]), "test")
 
 
 def test_a2c_one_iteration_and_greedy_evaluation(tmp_path: Any) -> None:

@@ -371,6 +371,8 @@ class FENHierarchyEnv(_UtilityWrapper):
         earned in the period that ends now, which starts the next period; else None."""
         if self.efficiency != "period":
             return None
+        # the controllers' observation keeps the episode's min(1, ubar/c); with gossip, this
+        # second consensus draws from the same generator as ubar's
         sums = np.array(self.base.utility_sums, dtype=np.float64)
         steps = self.base.num_steps - self._period_start_step
         period_u = (sums - self._period_start_sums) / max(steps, 1)

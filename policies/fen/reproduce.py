@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.fen.variants import HIERARCHICAL_VARIANTS, VARIANTS, check_variant
+from policies.fen.variants import HIERARCHICAL_VARIANTS, VARIANTS, check_variant, options_for
 
 METRICS = ("utilization", "cv", "min_utility", "max_utility")
 PLANT_METRICS = (*METRICS, "products")
@@ -89,7 +89,8 @@ class ReproductionPlan:
     envs_per_runner: int = 4
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
-    #: FEN options beyond the paper's (``feature_scale``, ``controller_entropy``, ...)
+    #: FEN options beyond the paper's (``feature_scale``, ``controller_entropy``, ...); each
+    #: variant gets the ones it uses (:func:`policies.fen.variants.options_for`)
     fen_options: dict[str, Any] = field(default_factory=dict)
     #: other runs dirs whose finished runs join the report (rows labelled by their options)
     also_report: Sequence[Path] = ()
@@ -103,6 +104,10 @@ class ReproductionPlan:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
         self.runs_dir = Path(self.runs_dir)
         self.also_report = [Path(d) for d in self.also_report]
+        dirs = [d.resolve() for d in (self.runs_dir, *self.also_report)]
+        if len(set(dirs)) < len(dirs):
+            raise ValueError(f"a runs dir is given twice (--runs-dir and --also-report): "
+                             f"{[str(d) for d in (self.runs_dir, *self.also_report)]}")
 
     def run_dir(self, variant: str, seed: int) -> Path:
         return self.runs_dir / self.env / variant / f"seed{seed}"
@@ -131,11 +136,11 @@ def run_one(plan: ReproductionPlan, variant: str, seed: int, command: str = "") 
     config = build_fen_config(
         plan.env, variant, seed=seed, num_env_runners=plan.num_env_runners,
         envs_per_runner=plan.envs_per_runner, env_kwargs=plan.env_kwargs,
-        overrides=plan.overrides, fen_options=plan.fen_options,
+        overrides=plan.overrides, fen_options=options_for(variant, plan.fen_options),
     )
     run_info = {"script": "reproduce_fen", "env": plan.env, "variant": variant, "seed": seed,
                 "env_kwargs": plan.env_kwargs, "overrides": plan.overrides,
-                "fen_options": plan.fen_options}
+                "fen_options": options_for(variant, plan.fen_options)}
     summary = run_training(
         config, iterations=plan.iterations - already, logdir=run_dir,
         checkpoint_every=10, resume=resume, run_info=run_info,
@@ -177,11 +182,12 @@ def final_figures(tb_dir: Path) -> dict[str, dict[str, float]]:
 
 
 def run_label(variant: str, fen_options: dict[str, Any] | None = None) -> str:
-    """The table row of a run: its variant, with its FEN options when it has any, e.g.
-    ``fen [efficiency=period]``."""
-    if not fen_options:
+    """The table row of a run: its variant, with the FEN options it used when it has any,
+    e.g. ``fen [efficiency=period]``."""
+    used = options_for(variant, dict(fen_options or {}))
+    if not used:
         return variant
-    return f"{variant} [" + ", ".join(f"{k}={v}" for k, v in sorted(fen_options.items())) + "]"
+    return f"{variant} [" + ", ".join(f"{k}={v}" for k, v in sorted(used.items())) + "]"
 
 
 def label_variant(label: str) -> str:
@@ -217,7 +223,7 @@ def aggregate(finals: Sequence[dict[str, Any]], env: str) -> dict[str, dict[str,
 
 def _fmt(mean: float, std: float | None, pct: bool) -> str:
     if pct:  # one decimal: the targets sit at whole percentages
-        return f"{100 * mean:.1f}% ±{100 * std:.1f}" if std is not None else f"{100 * mean:.0f}%"
+        return f"{100 * mean:.1f}% ±{100 * std:.1f}" if std is not None else f"{100 * mean:.1f}%"
     digits = 0 if abs(mean) >= 5 else 2
     return f"{mean:.{digits}f} ±{std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
 
@@ -365,16 +371,19 @@ def reproduce(plan: ReproductionPlan, results_dir: Path, command: str) -> dict[s
 
 def finished_runs(plan: ReproductionPlan, refresh: bool = False) -> list[dict[str, Any]]:
     """Every run of ``plan.env`` with a final.json under the runs dir or a dir of
-    ``plan.also_report`` (any invocation), with its row ``label`` (:func:`run_label`, from
-    the run's ``run_info.json``; ``" (N it)"`` added to a run of another dir whose setup an
-    earlier dir has with other iterations) and its ``dir``.
+    ``plan.also_report`` (any invocation), with its row ``label`` and its ``dir``.
+
+    Runs of the runs dir are labelled with their variant (the JSON's ``{variant: ...}``);
+    runs of an ``also_report`` dir with :func:`run_label` (their options, from their
+    ``run_info.json``), plus ``" (N it)"`` when an earlier dir has that setup at another
+    budget. A row that would hold one seed twice is an error.
 
     ``refresh``: re-read each run's figures from its TensorBoard files where present.
     """
     finals: list[dict[str, Any]] = []
     for runs_dir in [plan.runs_dir, *plan.also_report]:
         # a setup already in an earlier dir with another budget: a row of its own
-        earlier = {}
+        earlier: dict[str, set[int]] = {}
         for f in finals:
             earlier.setdefault(f["label"], set()).add(f["training_iteration"])
         for variant in VARIANTS:
@@ -383,12 +392,19 @@ def finished_runs(plan: ReproductionPlan, refresh: bool = False) -> list[dict[st
                 if refresh and (path.parent / "tb").exists():
                     final.update(final_figures(path.parent / "tb"))
                     path.write_text(json.dumps(final, indent=2, sort_keys=True))
-                info_path = path.parent / "run_info.json"
-                info = json.loads(info_path.read_text()) if info_path.exists() else {}
-                label = run_label(variant, info.get("fen_options"))
+                label = variant
+                if runs_dir != plan.runs_dir:
+                    info_path = path.parent / "run_info.json"
+                    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+                    label = run_label(variant, info.get("fen_options"))
                 its = final["training_iteration"]
                 if label in earlier and its not in earlier[label]:
                     label = f"{label} ({its} it)"
+                same = [f for f in finals if f["label"] == label and f["seed"] == final["seed"]]
+                if same:
+                    raise ValueError(
+                        f"row {label!r} would hold seed {final['seed']} twice: {same[0]['dir']} "
+                        f"and {path.parent}; report one of their runs dirs only")
                 final["label"] = label
                 final["dir"] = path.parent
                 finals.append(final)
@@ -519,7 +535,9 @@ def main(argv: list[str] | None = None) -> int:
     from policies.config import parse_overrides
     from policies.fen.train import add_fen_arguments, fen_options
 
-    p = argparse.ArgumentParser(description="Reproduce the FEN paper's table on one env.")
+    p = argparse.ArgumentParser(
+        description="Reproduce the FEN paper's table on one env. The FEN options apply to the "
+                    "variants that use them (policies/fen/variants.py, VARIANT_OPTIONS).")
     p.add_argument("--env", default="job_scheduling")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help=f"comma-separated subset of {list(VARIANTS)}")
@@ -532,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results-dir", default="results")
     p.add_argument("--also-report", action="append", default=[], metavar="RUNS_DIR",
                    help="add the finished runs of another runs dir to the report (repeatable); "
-                        "rows are labelled with their FEN options, e.g. 'fen [efficiency=period]'")
+                        "their rows are labelled with the FEN options they used, e.g. "
+                        "'fen [efficiency=period]'")
     p.add_argument("--env-kwargs", default="{}", help="JSON dict of env keyword arguments")
     p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE")
     add_fen_arguments(p)

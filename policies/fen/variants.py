@@ -47,6 +47,21 @@ DEFAULT_POLICY_MODE = {
 }
 FACTORY = "fen"
 FACTORY_MODULE = __name__
+_HIERARCHY_OPTIONS = frozenset({"period", "n_subpolicies", "intrinsic_reward",
+                                "controller_entropy", "efficiency", "feature_scale", "model"})
+#: the FEN options (``fen_options`` keys) each variant uses; the others do not change it
+VARIANT_OPTIONS: dict[str, frozenset[str]] = {
+    "fen": _HIERARCHY_OPTIONS,
+    "fen_gossip": _HIERARCHY_OPTIONS | {"gossip_graph", "gossip_rounds"},
+    "fen_no_hierarchy": frozenset({"feature_scale", "model"}),
+    **{shaping: frozenset({"model"}) for shaping in SHAPINGS},
+}
+
+
+def options_for(variant: str, fen_options: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``fen_options`` that ``variant`` uses (:data:`VARIANT_OPTIONS`)."""
+    check_variant(variant)
+    return {k: v for k, v in fen_options.items() if k in VARIANT_OPTIONS[variant]}
 
 _SUB_MODULE = re.compile(r"^(?:(?P<agent>.+)-)?sub(?P<z>\d+)$")
 
