@@ -139,6 +139,22 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
     return summary
 
 
+def cache_name(learner: str, load: float, iterations: int, seed: int, *,
+               reward_scale: float = 1.0, action_mask: bool = False, model: str = "mlp",
+               fen_efficiency: str = "episode", a2c_batch: int | None = None) -> str:
+    """The name of a learner run's cached JSON: the setup, a tag for each non-default
+    setting (``fen_efficiency`` only for FEN, ``a2c_batch`` only for A2C)."""
+    tags = [
+        "" if reward_scale == 1.0 else f"_rs{reward_scale:g}",
+        "_mask" if action_mask else "",
+        "" if model == "mlp" else f"_{model}",
+        f"_eff{fen_efficiency}" if learner == "fen" and fen_efficiency != "episode" else "",
+        f"_b{a2c_batch}" if learner == "a2c" and a2c_batch not in (
+            None, A2C_OVERRIDES["train_batch_size_per_learner"]) else "",
+    ]
+    return f"{learner}_load{load_key(load)}_it{iterations}_s{seed}" + "".join(tags)
+
+
 def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                    iterations: int, seed: int, episodes: int, eval_seed: int,
                    runs_dir: Path, train_dir: Path, reward_scale: float = 1.0,
@@ -154,22 +170,15 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     same. ``model``: ``mlp`` or ``slot_scoring`` (:mod:`policies.slot_scoring`; for FEN
     its sub-policies, the controllers keep their MLP). ``fen_efficiency``: FEN's
     ``efficiency`` option (:data:`policies.fen.reward.EFFICIENCY_WINDOWS`).
-    ``a2c_batch``: A2C's batch size, when not :data:`A2C_OVERRIDES`'.
+    ``a2c_batch``: A2C's batch size, when not :data:`A2C_OVERRIDES`' (see
+    :func:`learner_overrides`). The cached JSON is named by :func:`cache_name`.
     """
     from policies.training import evaluate_checkpoint
 
-    scale_tag = "" if reward_scale == 1.0 else f"_rs{reward_scale:g}"
-    mask_tag = "_mask" if action_mask else ""
-    model_tag = "" if model == "mlp" else f"_{model}"
-    if learner != "fen":
-        fen_efficiency = "episode"  # not a setting of A2C/PPO
-    efficiency_tag = "" if fen_efficiency == "episode" else f"_eff{fen_efficiency}"
+    name = cache_name(learner, load, iterations, seed, reward_scale=reward_scale,
+                      action_mask=action_mask, model=model, fen_efficiency=fen_efficiency,
+                      a2c_batch=a2c_batch)
     overrides = learner_overrides(learner, a2c_batch)
-    default_batch = A2C_OVERRIDES["train_batch_size_per_learner"]
-    batch = overrides.get("train_batch_size_per_learner", default_batch)
-    batch_tag = "" if learner != "a2c" or batch == default_batch else f"_b{batch}"
-    name = (f"{learner}_load{load_key(load)}_it{iterations}_s{seed}{scale_tag}{mask_tag}"
-            f"{model_tag}{efficiency_tag}{batch_tag}")
     path = runs_dir / f"{name}.json"
     if path.is_file():
         cached = json.loads(path.read_text())

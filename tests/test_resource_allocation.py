@@ -471,3 +471,17 @@ def test_a2c_batch_replaces_only_a2c_batch_size() -> None:
     assert A2C_OVERRIDES["train_batch_size_per_learner"] == 8000  # not mutated
     assert learner_overrides("ppo", 1000) == PPO_OVERRIDES
     assert learner_overrides("a2c") == A2C_OVERRIDES
+
+
+def test_cache_names_tell_every_setup_apart() -> None:
+    from policies.scheduler_comparison import cache_name
+
+    assert cache_name("ppo", 0.7, 150, 0) == "ppo_load0.7_it150_s0"
+    assert (cache_name("fen", 1.1, 15, 0, reward_scale=0.02, action_mask=True,
+                       model="slot_scoring", fen_efficiency="period")
+            == "fen_load1.1_it15_s0_rs0.02_mask_slot_scoring_effperiod")
+    assert cache_name("a2c", 1.5, 600, 0, a2c_batch=2000) == "a2c_load1.5_it600_s0_b2000"
+    # default values and settings of other learners add no tag
+    assert cache_name("a2c", 1.5, 600, 0, a2c_batch=8000, fen_efficiency="period") == (
+        "a2c_load1.5_it600_s0")
+    assert cache_name("ppo", 1.5, 600, 0, a2c_batch=2000) == "ppo_load1.5_it600_s0"
