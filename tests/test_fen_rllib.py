@@ -101,8 +101,24 @@ def test_controller_entropy_overrides_only_the_controllers():
     )
     assert config.get_config_for_module("ctrl").entropy_coeff == 0.005
     assert config.get_config_for_module("sub0").entropy_coeff == 0.03
+    assert config.get_config_for_module("sub1").entropy_coeff == 0.03
     ctrl_space = config.rl_module_spec.rl_module_specs["ctrl"].observation_space
     assert ctrl_space.low[-2] == -10.0
+
+
+@pytest.mark.parametrize("policy_mode, sub1", [("shared", "sub0"), ("independent", "agent_2-sub0")])
+def test_subpolicy1_entropy_overrides_only_sub_policy_1(policy_mode, sub1):
+    config = build_fen_config(
+        "job_scheduling", "fen", num_env_runners=0, policy_mode=policy_mode,
+        fen_options={"subpolicy1_entropy": 0.002, "controller_entropy": 0.01},
+    )
+    entropy = {m: config.get_config_for_module(m).entropy_coeff
+               for m in config.rl_module_spec.rl_module_specs}
+    assert entropy[sub1] == 0.002
+    sub0_modules = [m for m, c in entropy.items() if m.endswith("sub0")]
+    assert all(entropy[m] == 0.002 for m in sub0_modules)
+    others = {m: c for m, c in entropy.items() if not m.endswith("sub0")}
+    assert others and all(c == (0.01 if "ctrl" in m else 0.03) for m, c in others.items())
 
 
 def test_bad_variant_and_env_are_rejected():
@@ -152,6 +168,8 @@ def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, cap
         (["--policy-mode", "mixed"], "unknown --policy-mode 'mixed'"),
         (["--feature-scale", "0"], "--feature-scale must be > 0"),
         (["--controller-entropy", "-1"], "--controller-entropy must be >= 0"),
+        (["--subpolicy1-entropy", "-0.1"], "--subpolicy1-entropy must be >= 0"),
+        (["--variant", "min", "--subpolicy1-entropy", "0.01"], "not to variant 'min'"),
         (["--model", "cnn"], "unknown --model 'cnn'"),
         (["--model", "slot_scoring"], "'job_scheduling' has none"),
         (["--efficiency", "weekly"], "unknown --efficiency 'weekly'"),

@@ -75,7 +75,9 @@ def build_fen_config(
             ``gossip_rounds``, ``intrinsic_reward`` (``log_p`` or ``p``), ``feature_scale``
             (multiplies ``(u_i - ubar)/ubar`` in observations; default 1) and
             ``controller_entropy`` (the controllers' entropy coefficient; default: the
-            common 0.03), ``efficiency`` (``episode`` or ``period``, what rhat's efficiency
+            common 0.03), ``subpolicy1_entropy`` (the entropy coefficient of sub-policy 1,
+            the one trained on the environment reward; default: the common 0.03),
+            ``efficiency`` (``episode`` or ``period``, what rhat's efficiency
             term averages over; hierarchical variants only) and ``model`` (the acting
             modules' network: ``mlp`` or ``slot_scoring``, see :mod:`policies.slot_scoring`).
         overrides: AlgorithmConfig fields to set last (``--set key=value``).
@@ -87,10 +89,14 @@ def build_fen_config(
     fen_options = dict(fen_options or {})
     intrinsic = fen_options.pop("intrinsic_reward", "log_p")
     controller_entropy = fen_options.pop("controller_entropy", None)
+    subpolicy1_entropy = fen_options.pop("subpolicy1_entropy", None)
     model = check_choice("model", fen_options.pop("model", "mlp"), MODELS)
-    if "efficiency" in fen_options and variant not in HIERARCHICAL_VARIANTS:
-        raise ValueError(f"the efficiency option applies to the controllers of "
-                         f"{list(HIERARCHICAL_VARIANTS)}, not to variant {variant!r}")
+    hierarchy_only = {"efficiency": fen_options.get("efficiency"),
+                      "subpolicy1_entropy": subpolicy1_entropy}
+    for option, value in hierarchy_only.items():
+        if value is not None and variant not in HIERARCHICAL_VARIANTS:
+            raise ValueError(f"the {option} option applies to the hierarchy of "
+                             f"{list(HIERARCHICAL_VARIANTS)}, not to variant {variant!r}")
     env_config = {
         "factory": FACTORY,
         "factory_module": FACTORY_MODULE,
@@ -127,10 +133,16 @@ def build_fen_config(
     )
     if variant in HIERARCHICAL_VARIANTS:
         config.learners(learner_connector=lambda *spaces: DiscriminatorReward(reward=intrinsic))
-        if controller_entropy is not None:
-            controllers = [m for m in mids if parse_sub_module_id(m) is None]
+        entropy = {}  # module id -> its own entropy coefficient
+        for m in mids:
+            sub = parse_sub_module_id(m)  # None for a controller, else (controller, z)
+            if sub is None and controller_entropy is not None:
+                entropy[m] = controller_entropy
+            elif sub is not None and sub[1] == 0 and subpolicy1_entropy is not None:
+                entropy[m] = subpolicy1_entropy
+        if entropy:
             config.multi_agent(algorithm_config_overrides_per_module={
-                m: PPOConfig.overrides(entropy_coeff=controller_entropy) for m in controllers
+                m: PPOConfig.overrides(entropy_coeff=c) for m, c in entropy.items()
             })
     config = apply_run_settings(
         config, seed=seed, num_env_runners=num_env_runners, envs_per_runner=envs_per_runner

@@ -46,6 +46,9 @@ def add_fen_arguments(p: argparse.ArgumentParser) -> None:
                    help="multiply (u_i - ubar)/ubar in the controller's observation (default 1)")
     g.add_argument("--controller-entropy", type=float, default=None,
                    help="entropy coefficient of the controllers (default: the common 0.03)")
+    g.add_argument("--subpolicy1-entropy", type=float, default=None,
+                   help="entropy coefficient of sub-policy 1, the one trained on the environment "
+                        "reward (default: the common 0.03)")
     g.add_argument("--efficiency", default=None,
                    help=f"what rhat's efficiency term averages over: {list(EFFICIENCY_WINDOWS)} "
                         "(default episode, the paper's; period: the controller period just "
@@ -84,8 +87,10 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"{flag} must be >= 1, got {value}")
     if args.feature_scale is not None and not args.feature_scale > 0:
         raise ValueError(f"--feature-scale must be > 0, got {args.feature_scale}")
-    if args.controller_entropy is not None and args.controller_entropy < 0:
-        raise ValueError(f"--controller-entropy must be >= 0, got {args.controller_entropy}")
+    for flag, value in (("--controller-entropy", args.controller_entropy),
+                        ("--subpolicy1-entropy", args.subpolicy1_entropy)):
+        if value is not None and value < 0:
+            raise ValueError(f"{flag} must be >= 0, got {value}")
     if args.model is not None:
         check_choice("--model", args.model, MODELS)
     if args.efficiency is not None:
@@ -98,6 +103,7 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
         "intrinsic_reward": args.intrinsic_reward,
         "feature_scale": args.feature_scale,
         "controller_entropy": args.controller_entropy,
+        "subpolicy1_entropy": args.subpolicy1_entropy,
         # the paper's window is the default: naming it changes nothing (and no row label)
         "efficiency": None if args.efficiency == "episode" else args.efficiency,
         "model": args.model,

@@ -48,7 +48,8 @@ DEFAULT_POLICY_MODE = {
 FACTORY = "fen"
 FACTORY_MODULE = __name__
 _HIERARCHY_OPTIONS = frozenset({"period", "n_subpolicies", "intrinsic_reward",
-                                "controller_entropy", "efficiency", "feature_scale", "model"})
+                                "controller_entropy", "subpolicy1_entropy", "efficiency",
+                                "feature_scale", "model"})
 #: the FEN options (``fen_options`` keys) each variant uses; the others do not change it
 VARIANT_OPTIONS: dict[str, frozenset[str]] = {
     "fen": _HIERARCHY_OPTIONS,
