@@ -10,7 +10,12 @@ import pytest  # noqa: E402
 import ray  # noqa: E402
 
 from policies.fen.config import build_fen_config  # noqa: E402
-from policies.fen.variants import VARIANTS, module_ids, parse_sub_module_id  # noqa: E402
+from policies.fen.variants import (  # noqa: E402
+    VARIANTS,
+    module_ids,
+    options_for,
+    parse_sub_module_id,
+)
 
 TINY = {"train_batch_size_per_learner": 240, "minibatch_size": 120, "num_epochs": 1}
 
@@ -25,7 +30,8 @@ def local_ray():
 def _tiny(variant, **kw):
     return build_fen_config(
         "job_scheduling", variant, seed=0, num_env_runners=0, envs_per_runner=2,
-        env_kwargs={"max_cycles": 30}, fen_options={"period": 10}, overrides=TINY, **kw,
+        env_kwargs={"max_cycles": 30}, fen_options=options_for(variant, {"period": 10}),
+        overrides=TINY, **kw,
     )
 
 
@@ -126,6 +132,11 @@ def test_bad_variant_and_env_are_rejected():
         build_fen_config("job_scheduling", "fenn")
     with pytest.raises(ValueError, match="FEN runs on"):
         build_fen_config("chain0101", "fen")
+    with pytest.raises(ValueError, match=r"unknown FEN options \['perod'\]"):
+        build_fen_config("job_scheduling", "fen", fen_options={"perod": 10})
+    with pytest.raises(ValueError, match=r"\['feature_scale', 'period'\] apply to other"):
+        build_fen_config("job_scheduling", "avg", fen_options={"period": 10, "feature_scale": 2.0})
+    build_fen_config("job_scheduling", "avg", fen_options={"period": None})  # not given
 
 
 def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, capsys):
@@ -170,6 +181,7 @@ def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, cap
         (["--controller-entropy", "-1"], "--controller-entropy must be >= 0"),
         (["--subpolicy1-entropy", "-0.1"], "--subpolicy1-entropy must be >= 0"),
         (["--variant", "min", "--subpolicy1-entropy", "0.01"], "not to variant 'min'"),
+        (["--variant", "fen_no_hierarchy", "--period", "10"], "not to variant 'fen_no_hierarchy'"),
         (["--model", "cnn"], "unknown --model 'cnn'"),
         (["--model", "slot_scoring"], "'job_scheduling' has none"),
         (["--efficiency", "weekly"], "unknown --efficiency 'weekly'"),

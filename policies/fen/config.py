@@ -28,7 +28,7 @@ from policies.fen.variants import (
     FACTORY,
     FACTORY_MODULE,
     HIERARCHICAL_VARIANTS,
-    check_variant,
+    check_options,
     make_variant_env,
     module_ids,
     parse_sub_module_id,
@@ -82,7 +82,7 @@ def build_fen_config(
             modules' network: ``mlp`` or ``slot_scoring``, see :mod:`policies.slot_scoring`).
         overrides: AlgorithmConfig fields to set last (``--set key=value``).
     """
-    check_variant(variant)
+    check_options(variant, fen_options or {})
     if env not in DEFAULT_POLICY_MODE:
         raise ValueError(f"FEN runs on {list(DEFAULT_POLICY_MODE)}, got env {env!r}")
     policy_mode = policy_mode or DEFAULT_POLICY_MODE[env]
@@ -91,12 +91,6 @@ def build_fen_config(
     controller_entropy = fen_options.pop("controller_entropy", None)
     subpolicy1_entropy = fen_options.pop("subpolicy1_entropy", None)
     model = check_choice("model", fen_options.pop("model", "mlp"), MODELS)
-    hierarchy_only = {"efficiency": fen_options.get("efficiency"),
-                      "subpolicy1_entropy": subpolicy1_entropy}
-    for option, value in hierarchy_only.items():
-        if value is not None and variant not in HIERARCHICAL_VARIANTS:
-            raise ValueError(f"the {option} option applies to the hierarchy of "
-                             f"{list(HIERARCHICAL_VARIANTS)}, not to variant {variant!r}")
     env_config = {
         "factory": FACTORY,
         "factory_module": FACTORY_MODULE,

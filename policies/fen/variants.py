@@ -59,6 +59,21 @@ VARIANT_OPTIONS: dict[str, frozenset[str]] = {
 }
 
 
+def check_options(variant: str, fen_options: dict[str, Any]) -> None:
+    """Reject an unknown variant and any FEN option ``variant`` does not use (given, not
+    None): an option that would be silently ignored is a mistake in the command."""
+    check_variant(variant)
+    known = frozenset().union(*VARIANT_OPTIONS.values())
+    unknown = sorted(k for k in fen_options if k not in known)
+    if unknown:
+        raise ValueError(f"unknown FEN options {unknown}; allowed: {sorted(known)}")
+    unused = sorted(k for k, v in fen_options.items()
+                    if v is not None and k not in VARIANT_OPTIONS[variant])
+    if unused:
+        raise ValueError(f"FEN options {unused} apply to other variants, not to variant "
+                         f"{variant!r} (it uses {sorted(VARIANT_OPTIONS[variant]) or 'none'})")
+
+
 def options_for(variant: str, fen_options: dict[str, Any]) -> dict[str, Any]:
     """The entries of ``fen_options`` that ``variant`` uses (:data:`VARIANT_OPTIONS`)."""
     check_variant(variant)
