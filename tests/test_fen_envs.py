@@ -120,6 +120,57 @@ def test_efficiency_window_is_checked():
         _hier(efficiency="weekly")
 
 
+def _play(env, seed, choices):
+    """Run one episode, the controllers choosing ``choices[k][i]`` in period k, every
+    sub-policy action 0; the (acting ids, rewards, terminateds) of every step."""
+    env.reset(seed=seed)
+    steps, k = [], 0
+    while env.agents:
+        acting = list(env.agents)
+        if acting[0].split("/")[1] == "ctrl":
+            _, rew, term, *_ = env.step({a: choices[k][i] for i, a in enumerate(acting)})
+            k += 1
+        else:
+            _, rew, term, *_ = env.step({a: 0 for a in acting})
+        steps.append((acting, rew, term))
+    return steps
+
+
+def test_episode_horizon_keeps_one_controller_per_agent_rewarded_with_each_periods_rhat():
+    choices = [[k % 4, (k + 1) % 4, 0, 2] for k in range(5)]
+    per_period = _play(_hier(), 4, choices)
+    episode = _play(_hier(controller_horizon="episode"), 4, choices)
+    agents = marl_envs.make("job_scheduling").possible_agents
+    ctrl = [f"{a}/ctrl" for a in agents]
+    # the same episode: the same base dynamics and sub-policy ids and rewards
+    assert len(per_period) == len(episode)
+    ctrl_rewards, ctrl_terms = [], []
+    for (ids_p, rew_p, _), (ids_e, rew_e, term_e) in zip(per_period, episode, strict=True):
+        assert [i for i in ids_e if "/sub/" in i] == [i for i in ids_p if "/sub/" in i]
+        if "/ctrl" in ids_e[0]:
+            assert ids_e == ctrl  # the same four ids decide every period
+        for sid in rew_p:
+            if "/sub/" in sid:
+                assert rew_e[sid] == rew_p[sid]
+        got = [c for c in ctrl if c in rew_e]
+        if got:
+            ctrl_rewards.append([rew_e[c] for c in ctrl])
+            ctrl_terms.append([term_e[c] for c in ctrl])
+    # each period end hands the controllers that period's rhat: the same numbers the
+    # one-step decisions of the default horizon get
+    closed = [[rew[controller_id(a, k)] for a in agents]
+              for k in range(5) for _, rew, term in per_period
+              if controller_id(agents[0], k) in term and term[controller_id(agents[0], k)]]
+    np.testing.assert_allclose(ctrl_rewards, closed)
+    assert ctrl_terms == [[False] * 4] * 4 + [[True] * 4]  # only the episode's end ends them
+    env = _hier(controller_horizon="episode")
+    assert env.observation_space("agent_0/ctrl").shape == (15,)
+    with pytest.raises(ValueError, match="allowed: '<agent>/ctrl' or"):
+        env.action_space("agent_0/ctrl/0")
+    with pytest.raises(ValueError, match="unknown controller horizon 'week'"):
+        _hier(controller_horizon="week")
+
+
 def test_episode_end_terminates_everyone_and_reports_controller_behaviour():
     env = _hier(max_cycles=7)
     env.reset(seed=1)

@@ -100,6 +100,23 @@ def test_intrinsic_reward_is_the_controllers_log_probability(local_ray):
         algo.stop()
 
 
+def test_episode_long_controllers_train(local_ray):
+    config = build_fen_config(
+        "job_scheduling", "fen", seed=0, num_env_runners=0, envs_per_runner=2,
+        env_kwargs={"max_cycles": 30}, overrides=TINY,
+        fen_options={"period": 10, "controller_horizon": "episode"},
+    )
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+        ctrl = result["learners"]["ctrl"]
+        assert np.isfinite(ctrl["policy_loss"]) and np.isfinite(ctrl["vf_loss"])
+        assert ctrl["num_module_steps_trained"] > 0
+        assert 0.0 <= result["env_runners"]["fairness/utilization"] <= 1.0
+    finally:
+        algo.stop()
+
+
 def test_controller_entropy_overrides_only_the_controllers():
     config = build_fen_config(
         "job_scheduling", "fen", num_env_runners=0,
@@ -185,6 +202,8 @@ def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, cap
         (["--model", "cnn"], "unknown --model 'cnn'"),
         (["--model", "slot_scoring"], "'job_scheduling' has none"),
         (["--efficiency", "weekly"], "unknown --efficiency 'weekly'"),
+        (["--controller-horizon", "week"], "unknown --controller-horizon 'week'"),
+        (["--variant", "avg", "--controller-horizon", "episode"], "not to variant 'avg'"),
         (["--variant", "avg", "--efficiency", "period"], "not to variant 'avg'"),
         (["--set", "no_such_field=1"], "no_such_field"),
         (["--resume", "/nonexistent/checkpoint"], "does not exist"),

@@ -162,7 +162,7 @@ def _module_spec(probe: Any, module_id: str, base_agents: list[str], env: str,
         agent = base_agents[0]
         if parse_sub_module_id(module_id) is None:  # a controller
             acting = False
-            probe_id = f"{agent}/ctrl/0"
+            probe_id = probe.possible_agents[0]  # agent_0's first controller decision
             hidden = 256 if env == "manufacturing_plant" else 128
         else:
             probe_id = f"{agent}/sub/0/0"

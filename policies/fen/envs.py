@@ -15,6 +15,10 @@ sub-policy ``z``:
   at the end of the period; it terminates on the next controller step (or at the
   episode end) -- a one-step episode, so the controller's value is regressed on
   the immediate rhat (gamma = 0, as in the paper's code).
+  With ``controller_horizon="episode"`` the controller is instead one agent ``a/ctrl``
+  for the whole episode: it acts at the start of every period and gets the rhat of
+  the period just ended with its next observation, so PPO maximises the discounted sum
+  of rhat over the episode (the paper's objective), discounted once per decision.
 * ``a/sub/k/z`` -- sub-policy z acting for agent a during period k (T steps, or
   fewer at the episode end), then terminated: each period is one segment, as in
   Algorithm 1 of the paper. Observes the same augmented observation as the
@@ -54,6 +58,10 @@ from policies.fen.reward import (
     fair_efficient_reward,
 )
 
+#: what a controller decision is credited with: ``period`` -- its own period's rhat (a
+#: one-step episode, gamma 0 as in the authors' code); ``episode`` -- the discounted sum
+#: of the rhat of every period from it to the episode's end (one controller trajectory)
+CONTROLLER_HORIZONS = ("period", "episode")
 #: bins of the relative utility (u_i - ubar)/ubar for the controller-behaviour statistic
 RELATIVE_UTILITY_BINS = (-np.inf, -0.5, -0.1, 0.1, 0.5, np.inf)
 RELATIVE_UTILITY_BIN_NAMES = ("below_-0.5", "-0.5_to_-0.1", "-0.1_to_0.1", "0.1_to_0.5",
@@ -187,8 +195,13 @@ class FENHierarchyEnv(_UtilityWrapper):
         eps: float = EPS,
         feature_scale: float = 1.0,
         efficiency: str = "episode",
+        controller_horizon: str = "period",
     ) -> None:
         super().__init__(base, average, gossip_graph, gossip_rounds, eps, feature_scale)
+        if controller_horizon not in CONTROLLER_HORIZONS:
+            raise ValueError(f"unknown controller horizon {controller_horizon!r}; "
+                             f"allowed: {list(CONTROLLER_HORIZONS)}")
+        self.controller_horizon = controller_horizon
         if efficiency not in EFFICIENCY_WINDOWS:
             raise ValueError(f"unknown efficiency window {efficiency!r}; "
                              f"allowed: {list(EFFICIENCY_WINDOWS)}")
@@ -202,12 +215,13 @@ class FENHierarchyEnv(_UtilityWrapper):
         self.n_periods = math.ceil(base.max_cycles / period)
         self.metadata = {**self.metadata, "name": f"fen_hierarchy({base.metadata['name']})"}
         base_agents = base.possible_agents
-        self.possible_agents = [
+        self.possible_agents = list(dict.fromkeys(  # an episode-long controller id once
             aid
             for k in range(self.n_periods)
             for a in base_agents
-            for aid in [controller_id(a, k)] + [subpolicy_id(a, k, z) for z in range(n_subpolicies)]
-        ]
+            for aid in [self._ctrl_id(a, k)] + [subpolicy_id(a, k, z)
+                                                for z in range(n_subpolicies)]
+        ))
         self._ctrl_action_space = spaces.Discrete(n_subpolicies)
         self._sub_action_space = base.action_space(base_agents[0])
         self.agents: list[str] = []
@@ -234,11 +248,18 @@ class FENHierarchyEnv(_UtilityWrapper):
         return self._ctrl_action_space if self._parse(agent)[1] == "ctrl" else \
             self._sub_action_space
 
+    def _ctrl_id(self, agent: str, period: int) -> str:
+        """The agent id of ``agent``'s controller deciding at the start of ``period``."""
+        if self.controller_horizon == "episode":
+            return f"{agent}/ctrl"
+        return controller_id(agent, period)
+
     def _parse(self, agent: str) -> tuple[str, str, int, int]:
         parts = agent.split("/")
+        persistent = self.controller_horizon == "episode"
         try:
-            if parts[1] == "ctrl" and len(parts) == 3:
-                base_agent, kind, k, z = parts[0], "ctrl", int(parts[2]), -1
+            if parts[1] == "ctrl" and len(parts) == (2 if persistent else 3):
+                base_agent, kind, k, z = parts[0], "ctrl", 0 if persistent else int(parts[2]), -1
             elif parts[1] == "sub" and len(parts) == 4:
                 base_agent, kind, k, z = parts[0], "sub", int(parts[2]), int(parts[3])
             else:
@@ -248,7 +269,8 @@ class FENHierarchyEnv(_UtilityWrapper):
                 raise ValueError
         except (ValueError, IndexError):
             raise ValueError(
-                f"unknown agent id {agent!r}; allowed: '<agent>/ctrl/<k>' or "
+                f"unknown agent id {agent!r}; allowed: "
+                f"'<agent>/ctrl{'' if persistent else '/<k>'}' or "
                 f"'<agent>/sub/<k>/<z>' with agent in {self.base.possible_agents}, "
                 f"0 <= k < {self.n_periods}, 0 <= z < {self.n_subpolicies}"
             ) from None
@@ -258,6 +280,7 @@ class FENHierarchyEnv(_UtilityWrapper):
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         self._base_obs = self._reset_base(seed)
         self._period_index = 0
+        self._closing_obs = {}
         self._period_start_sums = np.array(self.base.utility_sums, dtype=np.float64)
         self._period_start_step = self.base.num_steps
         self._decisions = []
@@ -265,7 +288,7 @@ class FENHierarchyEnv(_UtilityWrapper):
         self._rhat_count = 0
         self._steps_by_n_sub0[:] = 0.0
         self._use_by_n_sub0[:] = 0.0
-        self.agents = [controller_id(a, 0) for a in self.base.possible_agents]
+        self.agents = [self._ctrl_id(a, 0) for a in self.base.possible_agents]
         aug = self._augment(self._base_obs)
         return dict(zip(self.agents, aug, strict=True)), {a: {} for a in self.agents}
 
@@ -288,10 +311,10 @@ class FENHierarchyEnv(_UtilityWrapper):
         base_agents = self.base.possible_agents
         rel = self._features[:, 0]
         for i, a in enumerate(base_agents):
-            z = actions[controller_id(a, k)]
+            z = actions[self._ctrl_id(a, k)]
             if not self._ctrl_action_space.contains(np.int64(z)):
                 raise ValueError(
-                    f"invalid sub-policy {z!r} for {controller_id(a, k)!r}; "
+                    f"invalid sub-policy {z!r} for {self._ctrl_id(a, k)!r}; "
                     f"allowed: integers 0..{self.n_subpolicies - 1}"
                 )
             self._z[i] = int(z)
@@ -302,11 +325,12 @@ class FENHierarchyEnv(_UtilityWrapper):
         rewards = dict.fromkeys(self.agents, 0.0)
         terminated = dict.fromkeys(self.agents, False)
         infos: dict[str, dict] = {a: {} for a in self.agents}
-        if k > 0:  # the previous decisions end now, with their rhat (see _base_step)
+        if self._closing_obs:  # the previous decisions end now, with their rhat (_base_step)
             obs.update(self._closing_obs)
             rewards.update(self._closing_rewards)
             terminated.update(dict.fromkeys(self._closing_obs, True))
             infos.update(self._closing_infos)
+            self._closing_obs = {}
         return obs, rewards, terminated, dict.fromkeys(obs, False), infos
 
     def _base_step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
@@ -338,7 +362,7 @@ class FENHierarchyEnv(_UtilityWrapper):
                                      efficiency_average=self._period_average())
         self._rhat_sum += float(rhat.sum())
         self._rhat_count += rhat.size
-        ctrl_ids = [controller_id(a, k) for a in base_agents]
+        ctrl_ids = [self._ctrl_id(a, k) for a in base_agents]
         self._closing_obs = dict(zip(ctrl_ids, aug, strict=True))
         self._closing_rewards = dict(zip(ctrl_ids, rhat.tolist(), strict=True))
         self._closing_infos = {
@@ -352,13 +376,23 @@ class FENHierarchyEnv(_UtilityWrapper):
             rewards.update(self._closing_rewards)
             terminated.update(dict.fromkeys(ctrl_ids, True))
             infos.update(self._closing_infos)
+            self._closing_obs = {}
+        elif self.controller_horizon == "episode":
+            # the same controllers decide again: rhat comes with their next observation
+            self._period_index = k + 1
+            self.agents = ctrl_ids
+            obs.update(self._closing_obs)
+            rewards.update(self._closing_rewards)
+            terminated.update(dict.fromkeys(ctrl_ids, False))
+            infos.update(self._closing_infos)
+            self._closing_obs = {}
         else:
             # The next decisions are requested now; the finished decisions are closed
             # (terminated with their rhat) on the controller step that follows, so that
             # some agent of the episode is always still running -- RLlib ends a
             # multi-agent episode once every agent it has seen so far is done.
             self._period_index = k + 1
-            self.agents = [controller_id(a, k + 1) for a in base_agents]
+            self.agents = [self._ctrl_id(a, k + 1) for a in base_agents]
             for i, cid in enumerate(self.agents):
                 obs[cid] = aug[i]
                 rewards[cid] = 0.0

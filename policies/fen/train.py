@@ -26,6 +26,7 @@ from policies.cli import (
     run_settings,
 )
 from policies.fen.discriminator import REWARDS
+from policies.fen.envs import CONTROLLER_HORIZONS
 from policies.fen.gossip import GRAPHS
 from policies.fen.reward import EFFICIENCY_WINDOWS
 from policies.fen.variants import DEFAULT_POLICY_MODE, POLICY_MODES, VARIANTS
@@ -53,6 +54,11 @@ def add_fen_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"what rhat's efficiency term averages over: {list(EFFICIENCY_WINDOWS)} "
                         "(default episode, the paper's; period: the controller period just "
                         "ended, see policies/fen/reward.py)")
+    g.add_argument("--controller-horizon", default=None,
+                   help=f"what a controller decision is credited with: {list(CONTROLLER_HORIZONS)} "
+                        "(default period: its period's rhat, gamma 0 as in the authors' code; "
+                        "episode: the discounted sum of rhat to the episode's end, the paper's "
+                        "objective, with the common gamma per decision)")
     g.add_argument("--model", default=None,
                    help="network of the sub-policies (and flat policies): mlp (default) or "
                         "slot_scoring (envs with job slots, policies/slot_scoring.py)")
@@ -95,6 +101,8 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
         check_choice("--model", args.model, MODELS)
     if args.efficiency is not None:
         check_choice("--efficiency", args.efficiency, EFFICIENCY_WINDOWS)
+    if args.controller_horizon is not None:
+        check_choice("--controller-horizon", args.controller_horizon, CONTROLLER_HORIZONS)
     given = {
         "period": args.period,
         "n_subpolicies": args.subpolicies,
@@ -106,6 +114,9 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
         "subpolicy1_entropy": args.subpolicy1_entropy,
         # the paper's window is the default: naming it changes nothing (and no row label)
         "efficiency": None if args.efficiency == "episode" else args.efficiency,
+        # the authors' one-step decisions are the default: naming them changes nothing
+        "controller_horizon": None if args.controller_horizon == "period"
+        else args.controller_horizon,
         "model": args.model,
     }
     return {k: v for k, v in given.items() if v is not None}
