@@ -169,6 +169,9 @@ def test_episode_horizon_keeps_one_controller_per_agent_rewarded_with_each_perio
         env.action_space("agent_0/ctrl/0")
     with pytest.raises(ValueError, match="unknown controller horizon 'week'"):
         _hier(controller_horizon="week")
+    scaled = _play(_hier(controller_horizon="episode", controller_reward_scale=0.5), 4, choices)
+    half = [[rew[c] for c in ctrl] for _, rew, _ in scaled if ctrl[0] in rew]
+    np.testing.assert_allclose(half, 0.5 * np.array(ctrl_rewards))
 
 
 def test_episode_end_terminates_everyone_and_reports_controller_behaviour():

@@ -106,6 +106,8 @@ def test_episode_long_controllers_train(local_ray):
         env_kwargs={"max_cycles": 30}, overrides=TINY,
         fen_options={"period": 10, "controller_horizon": "episode"},
     )
+    # rhat scaled by 1 - gamma: the discounted return stays a weighted average of rhat
+    assert config.env_config["fen"]["controller_reward_scale"] == pytest.approx(0.02)
     algo = config.build_algo()
     try:
         result = algo.train()

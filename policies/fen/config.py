@@ -91,6 +91,14 @@ def build_fen_config(
     controller_entropy = fen_options.pop("controller_entropy", None)
     subpolicy1_entropy = fen_options.pop("subpolicy1_entropy", None)
     model = check_choice("model", fen_options.pop("model", "mlp"), MODELS)
+    if fen_options.get("controller_horizon") == "episode":
+        # the controller's return is then a discounted sum of rhat over up to n_periods
+        # decisions: scaled by (1 - gamma) it stays a weighted average of rhat, in the
+        # range the value head's clipped loss (vf_clip_param) can fit
+        gamma = dict(overrides or {}).get("gamma", PPO_DEFAULTS["gamma"])
+        if not 0 <= gamma < 1:
+            raise ValueError(f"controller_horizon 'episode' needs a gamma in [0, 1), got {gamma}")
+        fen_options["controller_reward_scale"] = 1.0 - gamma
     env_config = {
         "factory": FACTORY,
         "factory_module": FACTORY_MODULE,

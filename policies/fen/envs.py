@@ -196,12 +196,17 @@ class FENHierarchyEnv(_UtilityWrapper):
         feature_scale: float = 1.0,
         efficiency: str = "episode",
         controller_horizon: str = "period",
+        controller_reward_scale: float = 1.0,
     ) -> None:
         super().__init__(base, average, gossip_graph, gossip_rounds, eps, feature_scale)
         if controller_horizon not in CONTROLLER_HORIZONS:
             raise ValueError(f"unknown controller horizon {controller_horizon!r}; "
                              f"allowed: {list(CONTROLLER_HORIZONS)}")
         self.controller_horizon = controller_horizon
+        if not controller_reward_scale > 0:
+            raise ValueError(f"controller_reward_scale must be > 0, got {controller_reward_scale}")
+        #: multiplies rhat in the controllers' reward (not in the logged fair-efficient reward)
+        self.controller_reward_scale = controller_reward_scale
         if efficiency not in EFFICIENCY_WINDOWS:
             raise ValueError(f"unknown efficiency window {efficiency!r}; "
                              f"allowed: {list(EFFICIENCY_WINDOWS)}")
@@ -364,7 +369,8 @@ class FENHierarchyEnv(_UtilityWrapper):
         self._rhat_count += rhat.size
         ctrl_ids = [self._ctrl_id(a, k) for a in base_agents]
         self._closing_obs = dict(zip(ctrl_ids, aug, strict=True))
-        self._closing_rewards = dict(zip(ctrl_ids, rhat.tolist(), strict=True))
+        self._closing_rewards = dict(zip(
+            ctrl_ids, (rhat * self.controller_reward_scale).tolist(), strict=True))
         self._closing_infos = {
             cid: {"fair_efficient_reward": float(rhat[i]), "sub_policy": int(self._z[i])}
             for i, cid in enumerate(ctrl_ids)

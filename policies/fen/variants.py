@@ -104,6 +104,7 @@ def make_variant_env(env_config: dict[str, Any]) -> ParallelEnv:
             feature_scale=options.get("feature_scale", 1.0),
             efficiency=options.get("efficiency", "episode"),
             controller_horizon=options.get("controller_horizon", "period"),
+            controller_reward_scale=options.get("controller_reward_scale", 1.0),
         )
     if variant == "fen_no_hierarchy":
         return FairEfficientRewardEnv(base, feature_scale=options.get("feature_scale", 1.0))
