@@ -376,22 +376,19 @@ class FENHierarchyEnv(_UtilityWrapper):
             for i, cid in enumerate(ctrl_ids)
         }
         terminated = dict.fromkeys(subs, True)
-        if episode_over:
-            self.agents = []
+        if episode_over or self.controller_horizon == "episode":
+            # rhat reaches the controllers now: at the episode's end they terminate; an
+            # episode-long controller gets it with its next decision's observation
             obs.update(self._closing_obs)
             rewards.update(self._closing_rewards)
-            terminated.update(dict.fromkeys(ctrl_ids, True))
+            terminated.update(dict.fromkeys(ctrl_ids, episode_over))
             infos.update(self._closing_infos)
             self._closing_obs = {}
-        elif self.controller_horizon == "episode":
-            # the same controllers decide again: rhat comes with their next observation
-            self._period_index = k + 1
-            self.agents = ctrl_ids
-            obs.update(self._closing_obs)
-            rewards.update(self._closing_rewards)
-            terminated.update(dict.fromkeys(ctrl_ids, False))
-            infos.update(self._closing_infos)
-            self._closing_obs = {}
+            if episode_over:
+                self.agents = []
+            else:
+                self._period_index = k + 1
+                self.agents = ctrl_ids
         else:
             # The next decisions are requested now; the finished decisions are closed
             # (terminated with their rhat) on the controller step that follows, so that
