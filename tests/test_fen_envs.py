@@ -169,6 +169,8 @@ def test_episode_horizon_keeps_one_controller_per_agent_rewarded_with_each_perio
         env.action_space("agent_0/ctrl/0")
     with pytest.raises(ValueError, match="unknown controller horizon 'week'"):
         _hier(controller_horizon="week")
+    with pytest.raises(ValueError, match="controller_reward_scale must be > 0, got 0"):
+        _hier(controller_horizon="episode", controller_reward_scale=0)
     scaled = _play(_hier(controller_horizon="episode", controller_reward_scale=0.5), 4, choices)
     half = [[rew[c] for c in ctrl] for _, rew, _ in scaled if ctrl[0] in rew]
     np.testing.assert_allclose(half, 0.5 * np.array(ctrl_rewards))

@@ -156,6 +156,9 @@ def test_bad_variant_and_env_are_rejected():
     with pytest.raises(ValueError, match=r"\['feature_scale', 'period'\] apply to other"):
         build_fen_config("job_scheduling", "avg", fen_options={"period": 10, "feature_scale": 2.0})
     build_fen_config("job_scheduling", "avg", fen_options={"period": None})  # not given
+    with pytest.raises(ValueError, match=r"needs a gamma in \[0, 1\), got 1.0"):
+        build_fen_config("job_scheduling", "fen", fen_options={"controller_horizon": "episode"},
+                         overrides={"gamma": 1.0})
 
 
 def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, capsys):

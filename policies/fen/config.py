@@ -78,8 +78,12 @@ def build_fen_config(
             common 0.03), ``subpolicy1_entropy`` (the entropy coefficient of sub-policy 1,
             the one trained on the environment reward; default: the common 0.03),
             ``efficiency`` (``episode`` or ``period``, what rhat's efficiency
-            term averages over; hierarchical variants only) and ``model`` (the acting
+            term averages over), ``controller_horizon`` (``period``: one-step decisions,
+            gamma 0; ``episode``: one controller per agent and episode, rewarded with
+            rhat x (1 - gamma)) and ``model`` (the acting
             modules' network: ``mlp`` or ``slot_scoring``, see :mod:`policies.slot_scoring`).
+            An option the variant does not use is an error
+            (:func:`policies.fen.variants.check_options`).
         overrides: AlgorithmConfig fields to set last (``--set key=value``).
     """
     check_options(variant, fen_options or {})
