@@ -176,6 +176,37 @@ def test_episode_horizon_keeps_one_controller_per_agent_rewarded_with_each_perio
     np.testing.assert_allclose(half, 0.5 * np.array(ctrl_rewards))
 
 
+def test_truncated_segments_end_with_their_period_but_terminate_with_the_episode():
+    choices = [[k % 4, (k + 1) % 4, 0, 2] for k in range(5)]
+    ends = {}
+    for segment_end in ("terminate", "truncate"):
+        env = _hier(segment_end=segment_end)
+        env.reset(seed=4)
+        ends[segment_end], k = [], 0
+        while env.agents:
+            acting = list(env.agents)
+            if "/ctrl/" in acting[0]:
+                actions = {a: choices[k][i] for i, a in enumerate(acting)}
+                k += 1
+            else:
+                actions = dict.fromkeys(acting, 0)
+            _, rew, term, trunc, _ = env.step(actions)
+            ends[segment_end] += [(sid, rew[sid], term[sid], trunc[sid])
+                                  for sid in acting if "/sub/" in sid and (term[sid] or trunc[sid])]
+            assert set(term) == set(trunc)
+    default, cut = ends["terminate"], ends["truncate"]
+    # the same segments end at the same steps with the same rewards
+    assert [(s, r) for s, r, *_ in default] == [(s, r) for s, r, *_ in cut]
+    assert all(t and not tr for _, _, t, tr in default)
+    last_period = {s for s, *_ in cut if s.split("/")[2] == "4"}  # 23 steps, T = 5
+    assert len(last_period) == 4
+    for sid, _, term, trunc in cut:
+        # cut by its period (truncated, bootstrapped), or ended with the episode
+        assert (term, trunc) == ((True, False) if sid in last_period else (False, True))
+    with pytest.raises(ValueError, match="unknown segment end 'cut'; allowed"):
+        _hier(segment_end="cut")
+
+
 def test_episode_end_terminates_everyone_and_reports_controller_behaviour():
     env = _hier(max_cycles=7)
     env.reset(seed=1)

@@ -192,6 +192,30 @@ def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, cap
     assert 0.0 <= figures["utilization"] <= 1.0
 
 
+def test_truncated_segments_reach_rllib_as_truncated_sub_policy_episodes(local_ray):
+    config = build_fen_config(
+        "job_scheduling", "fen", seed=0, num_env_runners=0, envs_per_runner=1,
+        env_kwargs={"max_cycles": 30}, overrides=TINY,
+        fen_options={"period": 10, "segment_end": "truncate"},
+    )
+    algo = config.build_algo()
+    try:
+        episodes = algo.env_runner.sample(num_episodes=1, random_actions=True)
+        subs = {aid: ep for ma in episodes for aid, ep in ma.agent_episodes.items()
+                if "/sub/" in aid}
+        for aid, ep in subs.items():
+            period = int(aid.split("/")[2])
+            # periods 0 and 1 are cut by their time limit (GAE bootstraps them); the
+            # last one ends with the episode
+            assert (ep.is_truncated, ep.is_terminated) == (
+                (True, False) if period < 2 else (False, True)), aid
+        assert {int(a.split("/")[2]) for a in subs} == {0, 1, 2}
+        result = algo.train()
+        assert np.isfinite(result["learners"]["sub0"]["vf_loss"])
+    finally:
+        algo.stop()
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -208,6 +232,8 @@ def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, cap
         (["--model", "slot_scoring"], "'job_scheduling' has none"),
         (["--efficiency", "weekly"], "unknown --efficiency 'weekly'"),
         (["--controller-horizon", "week"], "unknown --controller-horizon 'week'"),
+        (["--segment-end", "cut"], "unknown --segment-end 'cut'"),
+        (["--variant", "min", "--segment-end", "truncate"], "not to variant 'min'"),
         (["--variant", "avg", "--controller-horizon", "episode"], "not to variant 'avg'"),
         (["--variant", "avg", "--efficiency", "period"], "not to variant 'avg'"),
         (["--set", "no_such_field=1"], "no_such_field"),

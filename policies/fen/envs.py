@@ -26,7 +26,11 @@ sub-policy ``z``:
   information-theoretic reward, which the learner computes from these
   observations) and acts in the base env. Sub-policy 0 is rewarded with the
   environment reward; sub-policies 1..M-1 receive 0 here -- their reward
-  ``log p(z | o')`` is added on the learner (:mod:`policies.fen.rllib`).
+  ``log p(z | o')`` is added on the learner (:mod:`policies.fen.discriminator`).
+  With ``segment_end="truncate"`` a segment that ends with its period (not with the
+  episode) is *truncated* instead: the period's time limit cut it, so PPO bootstraps its
+  return from the sub-policy's value of the segment's last observation instead of
+  counting only the rewards inside the segment (the authors' code, and the default).
 
 A step of the wrapper is either a *controller step* (only ``a/ctrl/k`` agents act;
 the base env does not move) or a *base step* (only ``a/sub/k/z`` agents act).
@@ -62,6 +66,10 @@ from policies.fen.reward import (
 #: one-step episode, gamma 0 as in the authors' code); ``episode`` -- the discounted sum
 #: of the rhat of every period from it to the episode's end (one controller trajectory)
 CONTROLLER_HORIZONS = ("period", "episode")
+#: how a sub-policy's segment ends with its period: ``terminate`` -- as an episode of its
+#: own (returns sum the segment's rewards only, as in the authors' code); ``truncate`` -- cut
+#: by the period's time limit (GAE bootstraps from the value of the last observation)
+SEGMENT_ENDS = ("terminate", "truncate")
 #: bins of the relative utility (u_i - ubar)/ubar for the controller-behaviour statistic
 RELATIVE_UTILITY_BINS = (-np.inf, -0.5, -0.1, 0.1, 0.5, np.inf)
 RELATIVE_UTILITY_BIN_NAMES = ("below_-0.5", "-0.5_to_-0.1", "-0.1_to_0.1", "0.1_to_0.5",
@@ -197,8 +205,12 @@ class FENHierarchyEnv(_UtilityWrapper):
         efficiency: str = "episode",
         controller_horizon: str = "period",
         controller_reward_scale: float = 1.0,
+        segment_end: str = "terminate",
     ) -> None:
         super().__init__(base, average, gossip_graph, gossip_rounds, eps, feature_scale)
+        if segment_end not in SEGMENT_ENDS:
+            raise ValueError(f"unknown segment end {segment_end!r}; allowed: {list(SEGMENT_ENDS)}")
+        self.segment_end = segment_end
         if controller_horizon not in CONTROLLER_HORIZONS:
             raise ValueError(f"unknown controller horizon {controller_horizon!r}; "
                              f"allowed: {list(CONTROLLER_HORIZONS)}")
@@ -375,7 +387,11 @@ class FENHierarchyEnv(_UtilityWrapper):
             cid: {"fair_efficient_reward": float(rhat[i]), "sub_policy": int(self._z[i])}
             for i, cid in enumerate(ctrl_ids)
         }
-        terminated = dict.fromkeys(subs, True)
+        # the segments end: with the episode they terminate; with their period they
+        # terminate or, with segment_end="truncate", are truncated (and bootstrapped)
+        cut = self.segment_end == "truncate" and not episode_over
+        terminated = dict.fromkeys(subs, not cut)
+        truncated = dict.fromkeys(subs, cut)
         if episode_over or self.controller_horizon == "episode":
             # rhat reaches the controllers now: at the episode's end they terminate; an
             # episode-long controller gets it with its next decision's observation
@@ -401,7 +417,8 @@ class FENHierarchyEnv(_UtilityWrapper):
                 rewards[cid] = 0.0
                 terminated[cid] = False
                 infos[cid] = {}
-        return obs, rewards, terminated, dict.fromkeys(obs, False), infos
+        truncated.update({a: False for a in obs if a not in truncated})
+        return obs, rewards, terminated, truncated, infos
 
     def _period_average(self) -> np.ndarray | None:
         """With ``efficiency="period"``: the average (estimate, like ubar's) of the utility

@@ -26,7 +26,7 @@ from policies.cli import (
     run_settings,
 )
 from policies.fen.discriminator import REWARDS
-from policies.fen.envs import CONTROLLER_HORIZONS
+from policies.fen.envs import CONTROLLER_HORIZONS, SEGMENT_ENDS
 from policies.fen.gossip import GRAPHS
 from policies.fen.reward import EFFICIENCY_WINDOWS
 from policies.fen.variants import DEFAULT_POLICY_MODE, POLICY_MODES, VARIANTS
@@ -59,6 +59,11 @@ def add_fen_arguments(p: argparse.ArgumentParser) -> None:
                         "(default period: its period's rhat, gamma 0 as in the authors' code; "
                         "episode: the discounted sum of rhat to the episode's end, the paper's "
                         "objective, with the common gamma per decision)")
+    g.add_argument("--segment-end", default=None,
+                   help=f"how a sub-policy's segment ends with its period: {list(SEGMENT_ENDS)} "
+                        "(default terminate: an episode of its own, as in the authors' code; "
+                        "truncate: cut by the period, PPO bootstraps from the sub-policy's "
+                        "value of the last observation)")
     g.add_argument("--model", default=None,
                    help="network of the sub-policies (and flat policies): mlp (default) or "
                         "slot_scoring (envs with job slots, policies/slot_scoring.py)")
@@ -103,6 +108,8 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
         check_choice("--efficiency", args.efficiency, EFFICIENCY_WINDOWS)
     if args.controller_horizon is not None:
         check_choice("--controller-horizon", args.controller_horizon, CONTROLLER_HORIZONS)
+    if args.segment_end is not None:
+        check_choice("--segment-end", args.segment_end, SEGMENT_ENDS)
     given = {
         "period": args.period,
         "n_subpolicies": args.subpolicies,
@@ -117,6 +124,7 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
         # the authors' one-step decisions are the default: naming them changes nothing
         "controller_horizon": None if args.controller_horizon == "period"
         else args.controller_horizon,
+        "segment_end": None if args.segment_end == "terminate" else args.segment_end,
         "model": args.model,
     }
     return {k: v for k, v in given.items() if v is not None}

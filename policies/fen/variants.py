@@ -49,7 +49,8 @@ FACTORY = "fen"
 FACTORY_MODULE = __name__
 _HIERARCHY_OPTIONS = frozenset({"period", "n_subpolicies", "intrinsic_reward",
                                 "controller_entropy", "subpolicy1_entropy", "efficiency",
-                                "controller_horizon", "feature_scale", "model"})
+                                "controller_horizon", "segment_end", "feature_scale",
+                                "model"})
 #: the FEN options (``fen_options`` keys) each variant uses; the others do not change it
 VARIANT_OPTIONS: dict[str, frozenset[str]] = {
     "fen": _HIERARCHY_OPTIONS,
@@ -105,6 +106,7 @@ def make_variant_env(env_config: dict[str, Any]) -> ParallelEnv:
             efficiency=options.get("efficiency", "episode"),
             controller_horizon=options.get("controller_horizon", "period"),
             controller_reward_scale=options.get("controller_reward_scale", 1.0),
+            segment_end=options.get("segment_end", "terminate"),
         )
     if variant == "fen_no_hierarchy":
         return FairEfficientRewardEnv(base, feature_scale=options.get("feature_scale", 1.0))
