@@ -136,5 +136,9 @@ def test_labels_name_only_the_options_a_variant_uses():
     assert run_label("independent", options) == "independent"
     assert run_label("fen_no_hierarchy", options) == "fen_no_hierarchy [feature_scale=10.0]"
     assert run_label("fen", options) == "fen [efficiency=period, feature_scale=10.0]"
+    # fields set with --set tell rows apart too
+    assert run_label("independent", options, {"minibatch_size": 128}) == \
+        "independent [minibatch_size=128]"
+    assert run_label("fen", {}, {"lr": 1e-4}) == "fen [lr=0.0001]"
     assert options_for("fen_gossip", options) == options
     assert label_variant("fen [efficiency=period] (60 it)") == "fen"

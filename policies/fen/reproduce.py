@@ -181,10 +181,12 @@ def final_figures(tb_dir: Path) -> dict[str, dict[str, float]]:
     return {"metrics": metrics, "controller": controller}
 
 
-def run_label(variant: str, fen_options: dict[str, Any] | None = None) -> str:
-    """The table row of a run: its variant, with the FEN options it used when it has any,
-    e.g. ``fen [efficiency=period]``."""
-    used = options_for(variant, dict(fen_options or {}))
+def run_label(variant: str, fen_options: dict[str, Any] | None = None,
+              overrides: dict[str, Any] | None = None) -> str:
+    """The table row of a run: its variant, with the FEN options it used and the
+    AlgorithmConfig fields it set (``--set``) when it has any, e.g.
+    ``fen [efficiency=period]`` or ``fen [minibatch_size=128]``."""
+    used = {**options_for(variant, dict(fen_options or {})), **dict(overrides or {})}
     if not used:
         return variant
     return f"{variant} [" + ", ".join(f"{k}={v}" for k, v in sorted(used.items())) + "]"
@@ -396,7 +398,7 @@ def finished_runs(plan: ReproductionPlan, refresh: bool = False) -> list[dict[st
                 if runs_dir != plan.runs_dir:
                     info_path = path.parent / "run_info.json"
                     info = json.loads(info_path.read_text()) if info_path.exists() else {}
-                    label = run_label(variant, info.get("fen_options"))
+                    label = run_label(variant, info.get("fen_options"), info.get("overrides"))
                 its = final["training_iteration"]
                 if label in earlier and its not in earlier[label]:
                     label = f"{label} ({its} it)"
