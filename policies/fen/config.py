@@ -80,7 +80,9 @@ def build_fen_config(
             ``efficiency`` (``episode`` or ``period``, what rhat's efficiency
             term averages over), ``controller_horizon`` (``period``: one-step decisions,
             gamma 0; ``episode``: one controller per agent and episode, rewarded with
-            rhat x (1 - gamma)) and ``model`` (the acting
+            rhat x (1 - gamma)), ``segment_end`` (``terminate``: each period's sub-policy
+            segment is an episode of its own, as in the authors' code; ``truncate``: cut by
+            the period, bootstrapped from the sub-policy's value) and ``model`` (the acting
             modules' network: ``mlp`` or ``slot_scoring``, see :mod:`policies.slot_scoring`).
             An option the variant does not use is an error
             (:func:`policies.fen.variants.check_options`).
