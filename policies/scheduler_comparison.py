@@ -56,6 +56,21 @@ PPO_OVERRIDES: dict[str, Any] = {
     "train_batch_size_per_learner": 8000, "minibatch_size": 1000, "num_epochs": 4, "lr": 5e-4,
 }
 FEN_OVERRIDES: dict[str, Any] = {}
+#: FEN options a comparison can set (``--fen-efficiency``, ``--fen-segment-end``): option ->
+#: (its default, the tag of a cached run's name, its words in the setups table)
+FEN_SETTINGS: dict[str, tuple[str, str, str]] = {
+    "efficiency": ("episode", "eff", "efficiency"),
+    "segment_end": ("terminate", "seg", "segment end"),
+}
+
+
+def fen_settings(result: Mapping[str, Any]) -> dict[str, str]:
+    """The non-default FEN options of a cached run (runs cached before ``fen_options``
+    existed name their efficiency window alone, as ``fen_efficiency``)."""
+    options = dict(result.get("fen_options") or {})
+    if "fen_efficiency" in result:
+        options.setdefault("efficiency", result["fen_efficiency"])
+    return {k: v for k, v in options.items() if v != FEN_SETTINGS[k][0]}
 
 
 def learner_overrides(learner: str, a2c_batch: int | None = None) -> dict[str, Any]:
@@ -111,7 +126,7 @@ def evaluate_heuristic(name: str, env_kwargs: Mapping[str, Any], episodes: int,
 
 def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
            logdir: Path, overrides: dict[str, Any], model: str = "mlp",
-           fen_efficiency: str = "episode") -> dict[str, Any]:
+           fen_options: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Train ``learner`` (Ray must be running); the run_training summary."""
     from policies.training import run_training
 
@@ -121,7 +136,7 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
         config = build_fen_config(ENV, "fen", policy_mode="shared", seed=seed,
                                   num_env_runners=0, envs_per_runner=ENVS_PER_RUNNER,
                                   env_kwargs=env_kwargs, overrides=overrides,
-                                  fen_options={"model": model, "efficiency": fen_efficiency})
+                                  fen_options={"model": model, **(fen_options or {})})
         run_info = {"env": ENV, "variant": "fen", "algo": "ppo", "policy_mode": "shared",
                     "factory": config.env_config["factory"], "env_config": config.env_config,
                     "seed": seed}
@@ -141,14 +156,17 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
 
 def cache_name(learner: str, load: float, iterations: int, seed: int, *,
                reward_scale: float = 1.0, action_mask: bool = False, model: str = "mlp",
-               fen_efficiency: str = "episode", a2c_batch: int | None = None) -> str:
+               fen_options: Mapping[str, str] | None = None, a2c_batch: int | None = None) -> str:
     """The name of a learner run's cached JSON: the setup, a tag for each non-default
-    setting (``fen_efficiency`` only for FEN, ``a2c_batch`` only for A2C)."""
+    setting (``fen_options`` only for FEN, :data:`FEN_SETTINGS`; ``a2c_batch`` only for
+    A2C)."""
+    fen_options = dict(fen_options or {}) if learner == "fen" else {}
     tags = [
         "" if reward_scale == 1.0 else f"_rs{reward_scale:g}",
         "_mask" if action_mask else "",
         "" if model == "mlp" else f"_{model}",
-        f"_eff{fen_efficiency}" if learner == "fen" and fen_efficiency != "episode" else "",
+        *(f"_{tag}{fen_options[k]}" for k, (default, tag, _) in FEN_SETTINGS.items()
+          if fen_options.get(k, default) != default),
         f"_b{a2c_batch}" if learner == "a2c" and a2c_batch not in (
             None, A2C_OVERRIDES["train_batch_size_per_learner"]) else "",
     ]
@@ -159,7 +177,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                    iterations: int, seed: int, episodes: int, eval_seed: int,
                    runs_dir: Path, train_dir: Path, reward_scale: float = 1.0,
                    action_mask: bool = False, model: str = "mlp",
-                   fen_efficiency: str = "episode",
+                   fen_options: Mapping[str, str] | None = None,
                    a2c_batch: int | None = None) -> dict[str, Any]:
     """The cached (or freshly trained and evaluated) result of one learner at one load.
 
@@ -168,15 +186,15 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     sub-policies) observes the env's action mask and never picks an empty slot or a job
     that does not fit now (:mod:`policies.action_masking`); the env's dynamics are the
     same. ``model``: ``mlp`` or ``slot_scoring`` (:mod:`policies.slot_scoring`; for FEN
-    its sub-policies, the controllers keep their MLP). ``fen_efficiency``: FEN's
-    ``efficiency`` option (:data:`policies.fen.reward.EFFICIENCY_WINDOWS`).
+    its sub-policies, the controllers keep their MLP). ``fen_options``: FEN's options
+    other than their defaults (the keys of :data:`FEN_SETTINGS`).
     ``a2c_batch``: A2C's batch size, when not :data:`A2C_OVERRIDES`' (see
     :func:`learner_overrides`). The cached JSON is named by :func:`cache_name`.
     """
     from policies.training import evaluate_checkpoint
 
     name = cache_name(learner, load, iterations, seed, reward_scale=reward_scale,
-                      action_mask=action_mask, model=model, fen_efficiency=fen_efficiency,
+                      action_mask=action_mask, model=model, fen_options=fen_options,
                       a2c_batch=a2c_batch)
     overrides = learner_overrides(learner, a2c_batch)
     path = runs_dir / f"{name}.json"
@@ -196,7 +214,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     print(f"[{learner} load {load}] training {iterations} iterations", flush=True)
     start = time.perf_counter()
     summary = _train(learner, kwargs, iterations, seed, train_dir / name, overrides, model,
-                     fen_efficiency)
+                     fen_options)
     train_s = time.perf_counter() - start
     evaluations = {
         key: summarize(evaluate_checkpoint(summary["checkpoint"], episodes=episodes,
@@ -207,7 +225,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
         "learner": learner, "load": load, "iterations": iterations, "seed": seed,
         "episodes": episodes, "eval_seed": eval_seed,
         "env_kwargs": kwargs, "model": model, "env_steps": summary["env_steps"],
-        **({"fen_efficiency": fen_efficiency} if learner == "fen" else {}),
+        **({"fen_options": dict(fen_options or {})} if learner == "fen" else {}),
         "train_wall_s": train_s,
         "overrides": overrides,
         "checkpoint": summary["checkpoint"],
@@ -279,8 +297,8 @@ def run_variant(result: Mapping[str, Any]) -> str:
         parts.append("action mask")
     if result.get("model", "mlp") != "mlp":
         parts.append(result["model"])
-    if result.get("fen_efficiency", "episode") != "episode":
-        parts.append(f"efficiency {result['fen_efficiency']}")
+    for option, value in fen_settings(result).items():
+        parts.append(f"{FEN_SETTINGS[option][2]} {value}")
     batch = result.get("overrides", {}).get("train_batch_size_per_learner")
     if result["learner"] == "a2c" and batch not in (None, A2C_OVERRIDES[
             "train_batch_size_per_learner"]):
@@ -312,6 +330,8 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
                     runs: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
     """The report: the command, budgets, tables per load, and the targets."""
     loads = sorted({lo for by_load in figures.values() for lo in by_load}, key=float)
+    fen = {k: default for k, (default, _, _) in FEN_SETTINGS.items()}
+    fen.update(meta.get("fen_options") or {})
     out = [
         "# Multi-tenant cluster resource allocation: schedulers and learners versus load",
         "",
@@ -344,8 +364,9 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         f"iterations with overrides {json.dumps(learner_overrides('a2c', meta.get('a2c_batch')))}"
         f", PPO {meta['iterations']} iterations with overrides {json.dumps(PPO_OVERRIDES)} "
         "(batch sizes in agent steps). FEN: `build_fen_config(env, 'fen', policy_mode="
-        f"'shared')` with its defaults (T = 20), efficiency window "
-        f"`{meta.get('fen_efficiency', 'episode')}` (`episode` is the paper's rhat), "
+        f"'shared')` with its defaults (T = 20), efficiency window `{fen['efficiency']}` "
+        f"(`episode` is the paper's rhat), segment end `{fen['segment_end']}` (`terminate` "
+        "as in the authors' code), "
         f"{meta['fen_iterations']} iterations of 4000 env steps. Learners train on rewards "
         f"scaled by {meta.get('reward_scale', 1.0):g} "
         "(env kwarg `reward_scale`; at scale 1 the high-load returns are in the thousands and "
@@ -462,6 +483,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fen-efficiency", default="episode",
                    help="FEN's rhat efficiency window: episode (the paper's) or period "
                         "(the controller period just ended; policies/fen/reward.py)")
+    p.add_argument("--fen-segment-end", default="terminate",
+                   help="how FEN's sub-policy segments end with their period: terminate (the "
+                        "authors' code) or truncate (bootstrapped; policies/fen/envs.py)")
     p.add_argument("--max-cycles", type=int, default=200, help="episode length")
     p.add_argument("--json", default="results/resource_allocation.json", metavar="FILE")
     p.add_argument("--md", default="results/resource_allocation.md", metavar="FILE")
@@ -484,9 +508,14 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     from policies.cli import MODELS, check_choice
 
     check_choice("model", args.model, MODELS)
+    from policies.fen.envs import SEGMENT_ENDS
     from policies.fen.reward import EFFICIENCY_WINDOWS
 
     check_choice("--fen-efficiency", args.fen_efficiency, EFFICIENCY_WINDOWS)
+    check_choice("--fen-segment-end", args.fen_segment_end, SEGMENT_ENDS)
+    fen_options = {k: v for k, v in (("efficiency", args.fen_efficiency),
+                                     ("segment_end", args.fen_segment_end))
+                   if v != FEN_SETTINGS[k][0]}
     for flag, value in (("--episodes", args.episodes), ("--iterations", args.iterations),
                         ("--fen-iterations", args.fen_iterations),
                         ("--a2c-iterations", args.a2c_iterations),
@@ -497,7 +526,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     a2c_iterations = args.a2c_iterations or args.iterations
     for flag, value, learner in (("--a2c-batch", args.a2c_batch, "a2c"),
                                  ("--a2c-iterations", args.a2c_iterations, "a2c"),
-                                 ("--fen-efficiency", args.fen_efficiency != "episode", "fen")):
+                                 ("--fen-efficiency", "efficiency" in fen_options, "fen"),
+                                 ("--fen-segment-end", "segment_end" in fen_options, "fen")):
         if value and learner not in learners:
             raise ValueError(f"{flag} applies to learner {learner!r}, which --learners "
                              f"{args.learners!r} does not train")
@@ -529,7 +559,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir),
                     reward_scale=args.reward_scale,
                     action_mask=args.action_mask, model=args.model,
-                    fen_efficiency=args.fen_efficiency, a2c_batch=args.a2c_batch)
+                    fen_options=fen_options, a2c_batch=args.a2c_batch)
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
@@ -543,7 +573,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "iterations": args.iterations, "fen_iterations": args.fen_iterations,
             "a2c_iterations": a2c_iterations, "a2c_batch": args.a2c_batch,
             "reward_scale": args.reward_scale, "action_mask": args.action_mask,
-            "model": args.model, "fen_efficiency": args.fen_efficiency,
+            "model": args.model, "fen_options": fen_options,
             "plot": args.plot, "json": args.json,
             "runs_dir": args.runs_dir,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}

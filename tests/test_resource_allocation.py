@@ -409,6 +409,10 @@ def test_comparison_heuristics_only_writes_the_json_schema(tmp_path: Any) -> Non
         run(parse_args(["--a2c-batch", "1000", "--learners", "ppo", "--loads", "9"]), "test")
     with pytest.raises(ValueError, match="--fen-efficiency applies to learner 'fen'"):
         run(parse_args(["--fen-efficiency", "period", "--learners", "a2c,ppo"]), "test")
+    with pytest.raises(ValueError, match="unknown --fen-segment-end 'cut'"):
+        run(parse_args(["--fen-segment-end", "cut", "--learners", "none"]), "test")
+    with pytest.raises(ValueError, match="--fen-segment-end applies to learner 'fen'"):
+        run(parse_args(["--fen-segment-end", "truncate", "--learners", "ppo"]), "test")
 
 
 def test_a2c_one_iteration_and_greedy_evaluation(tmp_path: Any) -> None:
@@ -451,7 +455,8 @@ def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:
     cached("b", 1.1, 6.0)
     cached("c", 0.7, 2.2, action_mask=True)
     cached("d", 0.7, 9.9, episodes=3)  # other evaluation episodes: left out
-    cached("e", 1.1, 3.0, learner="fen", setup={"fen_efficiency": "period"})
+    cached("e", 1.1, 3.0, learner="fen", setup={"fen_efficiency": "period"})  # an old cache
+    cached("g", 0.7, 3.3, learner="fen", setup={"fen_options": {"segment_end": "truncate"}})
     cached("f", 1.1, 4.0, learner="a2c",
            setup={"overrides": {"train_batch_size_per_learner": 1000}})
     rows = variant_table(tmp_path, episodes=10, eval_seed=1)
@@ -460,7 +465,8 @@ def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:
     assert "| ppo, 5 it, reward scale 0.02, action mask | 2.20 | - |" in rows
     assert "| fen, 5 it, reward scale 0.02, efficiency period | - | 3.00 |" in rows
     assert "| a2c, 5 it, reward scale 0.02, batch 1000 | - | 4.00 |" in rows
-    assert len(rows) == 6
+    assert "| fen, 5 it, reward scale 0.02, segment end truncate | 3.30 | - |" in rows
+    assert len(rows) == 7
 
 
 def test_a2c_batch_replaces_only_a2c_batch_size() -> None:
@@ -478,10 +484,17 @@ def test_cache_names_tell_every_setup_apart() -> None:
 
     assert cache_name("ppo", 0.7, 150, 0) == "ppo_load0.7_it150_s0"
     assert (cache_name("fen", 1.1, 15, 0, reward_scale=0.02, action_mask=True,
-                       model="slot_scoring", fen_efficiency="period")
+                       model="slot_scoring", fen_options={"efficiency": "period"})
             == "fen_load1.1_it15_s0_rs0.02_mask_slot_scoring_effperiod")
     assert cache_name("a2c", 1.5, 600, 0, a2c_batch=2000) == "a2c_load1.5_it600_s0_b2000"
+    assert (cache_name("fen", 0.7, 15, 0, fen_options={"segment_end": "truncate"})
+            == "fen_load0.7_it15_s0_segtruncate")
+    assert (cache_name("fen", 0.7, 15, 0,
+                       fen_options={"segment_end": "truncate", "efficiency": "period"})
+            == "fen_load0.7_it15_s0_effperiod_segtruncate")
+    assert cache_name("fen", 0.7, 15, 0, fen_options={"segment_end": "terminate"}) == (
+        "fen_load0.7_it15_s0")
     # default values and settings of other learners add no tag
-    assert cache_name("a2c", 1.5, 600, 0, a2c_batch=8000, fen_efficiency="period") == (
+    assert cache_name("a2c", 1.5, 600, 0, a2c_batch=8000, fen_options={"efficiency": "period"}) == (
         "a2c_load1.5_it600_s0")
     assert cache_name("ppo", 1.5, 600, 0, a2c_batch=2000) == "ppo_load1.5_it600_s0"
