@@ -116,7 +116,7 @@ class ReproductionPlan:
 def run_one(plan: ReproductionPlan, variant: str, seed: int, command: str = "") -> dict[str, Any]:
     """Train (or resume, or reuse) one run and return its ``final.json`` contents."""
     from policies.fen.config import build_fen_config
-    from policies.training import LATEST_FILE, run_training
+    from policies.training import LATEST_FILE, read_run_info, run_training
 
     run_dir = plan.run_dir(variant, seed)
     final_path = run_dir / FINAL_FILE
@@ -130,7 +130,8 @@ def run_one(plan: ReproductionPlan, variant: str, seed: int, command: str = "") 
     resume = latest.read_text().strip() if latest.exists() else None
     if resume is not None and not Path(resume).exists():
         resume = None  # checkpoints are not committed: a fresh clone retrains from scratch
-    already = done["training_iteration"] if done is not None and resume is not None else 0
+    # a run stopped before it wrote final.json resumes from its last checkpoint too
+    already = read_run_info(resume)["training_iteration"] if resume is not None else 0
     if resume is None:
         done = None
     config = build_fen_config(
