@@ -20,7 +20,30 @@ def test_final_figures_take_the_latest_finite_value(tmp_path):
     figures = final_figures(tmp_path / "tb")
     assert figures["metrics"] == pytest.approx({"utilization": 0.5, "cv": 0.3})
     assert figures["controller"] == pytest.approx({"controller/choice_freq/sub0": 0.4})
-    assert final_figures(tmp_path / "missing") == {"metrics": {}, "controller": {}}
+    # the learning curves, finite values only, kept in final.json for fresh clones
+    assert figures["curves"] == {"fairness/utilization": [[1, pytest.approx(0.2)],
+                                                          [2, pytest.approx(0.5)]],
+                                 "fairness/cv": [[1, pytest.approx(0.3)]]}
+    assert final_figures(tmp_path / "missing") == {
+        "metrics": {}, "controller": {}, "curves": {"fairness/utilization": [], "fairness/cv": []}}
+
+
+def test_learning_curves_come_from_final_json_or_from_tensorboard(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from policies.fen.reproduce import plot_learning_curves, run_curve
+
+    kept = {"variant": "fen", "seed": 0, "curves": {"fairness/utilization": [[1, 0.1], [2, 0.3]]}}
+    steps, values = run_curve(kept, "fairness/utilization")
+    assert steps.tolist() == [1, 2] and values.tolist() == [0.1, 0.3]
+    assert run_curve(kept, "fairness/cv")[0].size == 0  # no TensorBoard dir to fall back on
+    writer = SummaryWriter(log_dir=str(tmp_path / "run" / "tb"))  # an older final.json
+    writer.add_scalar("fairness/cv", 0.4, 3)
+    writer.close()
+    older = {"variant": "independent", "seed": 0, "dir": tmp_path / "run"}
+    assert run_curve(older, "fairness/cv")[1].tolist() == [pytest.approx(0.4)]
+    plot_learning_curves("job_scheduling", [kept, older], tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
 
 
 def test_aggregate_and_table_against_the_paper():

@@ -159,11 +159,18 @@ def run_one(plan: ReproductionPlan, variant: str, seed: int, command: str = "") 
     return final
 
 
-def final_figures(tb_dir: Path) -> dict[str, dict[str, float]]:
-    """A run's final fairness figures and controller statistics, from its TensorBoard.
+#: the learning curves a run's final.json keeps (TensorBoard files are not committed, so
+#: the plots of a fresh clone are drawn from these)
+CURVE_TAGS = ("fairness/utilization", "fairness/cv")
+
+
+def final_figures(tb_dir: Path) -> dict[str, dict[str, Any]]:
+    """A run's final fairness figures, controller statistics and learning curves
+    (:data:`CURVE_TAGS`, ``[[iteration, value], ...]``), from its TensorBoard.
 
     An iteration in which no episode ended reports NaN figures, so each figure is its
-    latest finite value (itself RLlib's mean over the last 20 episodes).
+    latest finite value (itself RLlib's mean over the last 20 episodes), and the curves
+    hold the finite values only.
     """
     acc = _accumulator(tb_dir)
     tags = acc.Tags().get("scalars", []) if acc is not None else []
@@ -179,7 +186,26 @@ def final_figures(tb_dir: Path) -> dict[str, dict[str, float]]:
             metrics[name] = value
         elif name.startswith("controller/"):
             controller[name] = value
-    return {"metrics": metrics, "controller": controller}
+    curves = {}
+    for tag in CURVE_TAGS:
+        steps, values = read_scalar_curve(tb_dir, tag, acc)
+        keep = np.isfinite(values)
+        curves[tag] = [[int(st), float(v)] for st, v in zip(steps[keep], values[keep],
+                                                             strict=True)]
+    return {"metrics": metrics, "controller": controller, "curves": curves}
+
+
+def run_curve(final: dict[str, Any], tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """(iterations, finite values) of a run's learning curve: from its final.json, or
+    from its TensorBoard files for a run written before final.json kept curves."""
+    points = final.get("curves", {}).get(tag)
+    if points is not None:
+        arr = np.array(points, dtype=np.float64).reshape(-1, 2)
+        return arr[:, 0], arr[:, 1]
+    if "dir" not in final:
+        return np.array([]), np.array([])
+    steps, values = read_scalar_curve(Path(final["dir"]) / "tb", tag)
+    return steps[np.isfinite(values)], values[np.isfinite(values)]
 
 
 def run_label(variant: str, fen_options: dict[str, Any] | None = None,
@@ -268,7 +294,7 @@ def markdown_table(env: str, table: dict[str, dict[str, dict]],
 
 
 def plot_learning_curves(env: str, finals: Sequence[dict[str, Any]], path: Path) -> None:
-    """Utilization and CV per iteration (mean over seeds), read back from TensorBoard."""
+    """Utilization and CV per iteration (mean over seeds), from each run's curves."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -276,11 +302,9 @@ def plot_learning_curves(env: str, finals: Sequence[dict[str, Any]], path: Path)
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for label in labels(finals):
-        dirs = [f["dir"] for f in finals if _label(f) == label and "dir" in f]
-        for ax, tag in zip(axes, ("fairness/utilization", "fairness/cv"), strict=True):
-            curves = [read_scalar_curve(d / "tb", tag) for d in dirs]
-            curves = [(st[np.isfinite(v)], v[np.isfinite(v)]) for st, v in curves]
-            curves = [c for c in curves if c[0].size]
+        runs = [f for f in finals if _label(f) == label]
+        for ax, tag in zip(axes, CURVE_TAGS, strict=True):
+            curves = [c for c in (run_curve(f, tag) for f in runs) if c[0].size]
             if not curves:
                 continue
             n = min(c[0].size for c in curves)
