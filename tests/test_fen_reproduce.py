@@ -42,8 +42,13 @@ def test_learning_curves_come_from_final_json_or_from_tensorboard(tmp_path):
     writer.close()
     older = {"variant": "independent", "seed": 0, "dir": tmp_path / "run"}
     assert run_curve(older, "fairness/cv")[1].tolist() == [pytest.approx(0.4)]
-    plot_learning_curves("job_scheduling", [kept, older], tmp_path / "curves.png")
-    assert (tmp_path / "curves.png").stat().st_size > 0
+    lost = {"variant": "min", "seed": 0}  # neither curves nor TensorBoard files
+    assert plot_learning_curves("job_scheduling", [kept, older, lost], tmp_path / "c.png") == 2
+    assert (tmp_path / "c.png").stat().st_size > 0
+    from policies.fen.reproduce import curve_note
+
+    assert curve_note(3, 3) == ""
+    assert "the curves of 2 of the 3 runs" in curve_note(2, 3)
 
 
 def test_aggregate_and_table_against_the_paper():

@@ -293,16 +293,20 @@ def markdown_table(env: str, table: dict[str, dict[str, dict]],
     return "\n".join(lines)
 
 
-def plot_learning_curves(env: str, finals: Sequence[dict[str, Any]], path: Path) -> None:
-    """Utilization and CV per iteration (mean over seeds), from each run's curves."""
+def plot_learning_curves(env: str, finals: Sequence[dict[str, Any]], path: Path) -> int:
+    """Utilization and CV per iteration (mean over seeds), from each run's curves; the
+    number of runs drawn (a run written before final.json kept its curves, whose
+    TensorBoard files are not here, has none)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    drawn = 0
     for label in labels(finals):
         runs = [f for f in finals if _label(f) == label]
+        drawn += sum(any(run_curve(f, tag)[0].size for tag in CURVE_TAGS) for f in runs)
         for ax, tag in zip(axes, CURVE_TAGS, strict=True):
             curves = [c for c in (run_curve(f, tag) for f in runs) if c[0].size]
             if not curves:
@@ -319,6 +323,7 @@ def plot_learning_curves(env: str, finals: Sequence[dict[str, Any]], path: Path)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return drawn
 
 
 def plot_controller_behaviour(finals: Sequence[dict[str, Any]], env: str, path: Path) -> bool:
@@ -492,6 +497,15 @@ def utilization_breakdown(finals: Sequence[dict[str, Any]]) -> str:
     ])
 
 
+def curve_note(drawn: int, runs: int) -> str:
+    """What the learning-curve plot leaves out, when it leaves out any run."""
+    if drawn == runs:
+        return ""
+    return (f" (the curves of {drawn} of the {runs} runs: the others were written before "
+            "final.json kept its curves, and their TensorBoard files are not on the machine "
+            "that wrote this report)")
+
+
 def write_report(plan: ReproductionPlan, finals: Sequence[dict[str, Any]],
                  results_dir: Path) -> dict[str, Any]:
     """Write the table (md + json) and plots for the runs finished so far."""
@@ -502,7 +516,7 @@ def write_report(plan: ReproductionPlan, finals: Sequence[dict[str, Any]],
     (results_dir / f"fen_{env}.json").write_text(json.dumps(table, indent=2, sort_keys=True))
     curves = results_dir / f"fen_{env}_learning_curves.png"
     behaviour = results_dir / f"fen_{env}_controller.png"
-    plot_learning_curves(env, finals, curves)
+    drawn = plot_learning_curves(env, finals, curves)
     has_behaviour = plot_controller_behaviour(finals, env, behaviour)
     run_rows = "\n".join(
         f"| {_label(f)} | {f['seed']} | {f['training_iteration']} | {f['env_steps']} | "
@@ -533,7 +547,7 @@ short-budget numbers measure early learning, not converged policies.
 {markdown_table(env, table, training_budgets(finals))}
 
 {ENV_NOTES.get(env, "")}
-Learning curves: `{curves.name}`.
+Learning curves: `{curves.name}`{curve_note(drawn, len(finals))}.
 {"Controller behaviour: `" + behaviour.name + "`." if has_behaviour else ""}
 
 {utilization_breakdown(finals)}
