@@ -305,10 +305,12 @@ def plot_learning_curves(env: str, finals: Sequence[dict[str, Any]], path: Path)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     drawn = 0
     for label in labels(finals):
-        runs = [f for f in finals if _label(f) == label]
-        drawn += sum(any(run_curve(f, tag)[0].size for tag in CURVE_TAGS) for f in runs)
+        # each run's curves once (an older run's come from reading its TensorBoard files)
+        runs = [{tag: run_curve(f, tag) for tag in CURVE_TAGS}
+                for f in finals if _label(f) == label]
+        drawn += sum(any(c[0].size for c in run.values()) for run in runs)
         for ax, tag in zip(axes, CURVE_TAGS, strict=True):
-            curves = [c for c in (run_curve(f, tag) for f in runs) if c[0].size]
+            curves = [run[tag] for run in runs if run[tag][0].size]
             if not curves:
                 continue
             n = min(c[0].size for c in curves)
