@@ -417,8 +417,7 @@ class FENHierarchyEnv(_UtilityWrapper):
                 rewards[cid] = 0.0
                 terminated[cid] = False
                 infos[cid] = {}
-        truncated.update({a: False for a in obs if a not in truncated})
-        return obs, rewards, terminated, truncated, infos
+        return obs, rewards, terminated, {a: truncated.get(a, False) for a in obs}, infos
 
     def _period_average(self) -> np.ndarray | None:
         """With ``efficiency="period"``: the average (estimate, like ubar's) of the utility
