@@ -171,3 +171,25 @@ def main_with_errors(fn: Callable[[], Any]) -> Any:
     """Call ``fn()`` inside :func:`cli_errors`."""
     with cli_errors():
         return fn()
+
+
+def check_warm_start(teacher: str | None, episodes: int | None, *, env: str, algo: str,
+                     resume: Any) -> None:
+    """ValueError unless ``--warm-start`` / ``--warm-start-episodes`` make sense here:
+    a scheduler of resource_allocation, PPO or A2C, a new run (not ``--resume``)."""
+    if teacher is None:
+        if episodes is not None:
+            raise ValueError("--warm-start-episodes needs --warm-start")
+        return
+    from policies.heuristics.schedulers import SCHEDULERS
+
+    check_choice("--warm-start scheduler", teacher, SCHEDULERS)
+    if env != "resource_allocation":
+        raise ValueError(f"--warm-start imitates a cluster scheduler: it needs --env "
+                         f"resource_allocation, not {env!r}")
+    if algo not in ("ppo", "a2c"):
+        raise ValueError(f"--warm-start supports ppo and a2c, not {algo!r}")
+    if resume is not None:
+        raise ValueError("--warm-start initialises a new run; --resume continues one")
+    if episodes is not None and episodes < 1:
+        raise ValueError(f"--warm-start-episodes must be >= 1, got {episodes}")

@@ -33,6 +33,7 @@ import numpy as np
 
 import marl_envs
 from policies.heuristics.schedulers import SCHEDULERS, make_scheduler
+from policies.warm_start import DEMO_EPISODES
 
 ENV = "resource_allocation"
 LEARNERS: tuple[str, ...] = ("a2c", "ppo", "fen")
@@ -124,10 +125,26 @@ def evaluate_heuristic(name: str, env_kwargs: Mapping[str, Any], episodes: int,
     return summarize(per_episode)
 
 
+def check_demonstrations(seed: int, episodes: int, eval_seed: int,
+                         eval_episodes: int) -> None:
+    """ValueError when the warm-start demonstrations of training seed ``seed`` would replay
+    evaluation episodes."""
+    from policies.warm_start import demonstration_seed
+
+    first = demonstration_seed(seed)
+    if first < eval_seed + eval_episodes and eval_seed < first + episodes:
+        raise ValueError(
+            f"warm-start demonstrations (episode seeds {first}..{first + episodes - 1}) "
+            f"overlap the evaluation episodes ({eval_seed}..{eval_seed + eval_episodes - 1}); "
+            "choose another --eval-seed")
+
+
 def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
            logdir: Path, overrides: dict[str, Any], model: str = "mlp",
-           fen_options: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Train ``learner`` (Ray must be running); the run_training summary."""
+           fen_options: Mapping[str, str] | None = None,
+           warm_start: tuple[str, int] | None = None) -> dict[str, Any]:
+    """Train ``learner`` (Ray must be running); the run_training summary. ``warm_start``:
+    ``(teacher, demonstration episodes)`` for A2C/PPO."""
     from policies.training import run_training
 
     if learner == "fen":
@@ -148,18 +165,27 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
                               env_kwargs=env_kwargs, sampler="vector", model=model)
         run_info = {"env": ENV, "algo": learner, "policy_mode": "shared", "sampler": "vector",
                     "model": model, "env_config": config.env_config, "seed": seed}
+    initialize = None
+    if warm_start is not None:
+        from policies.warm_start import warm_start_from
+
+        teacher, episodes = warm_start
+        initialize = warm_start_from(config, teacher, episodes=episodes, seed=seed)
     summary = run_training(config, iterations=iterations, logdir=logdir, run_info=run_info,
-                           verbose=True)
+                           verbose=True, warm_start=initialize)
     summary.pop("result", None)
     return summary
 
 
 def cache_name(learner: str, load: float, iterations: int, seed: int, *,
                reward_scale: float = 1.0, action_mask: bool = False, model: str = "mlp",
-               fen_options: Mapping[str, str] | None = None, a2c_batch: int | None = None) -> str:
+               fen_options: Mapping[str, str] | None = None, a2c_batch: int | None = None,
+               warm_start: str | None = None,
+               warm_start_episodes: int = DEMO_EPISODES) -> str:
     """The name of a learner run's cached JSON: the setup, a tag for each non-default
     setting (``fen_options`` only for FEN, :data:`FEN_SETTINGS`; ``a2c_batch`` only for
-    A2C)."""
+    A2C; ``warm_start``, the teacher, for A2C/PPO, with its episodes when not
+    :data:`DEMO_EPISODES`)."""
     fen_options = dict(fen_options or {}) if learner == "fen" else {}
     tags = [
         "" if reward_scale == 1.0 else f"_rs{reward_scale:g}",
@@ -169,6 +195,9 @@ def cache_name(learner: str, load: float, iterations: int, seed: int, *,
           if fen_options.get(k, default) != default),
         f"_b{a2c_batch}" if learner == "a2c" and a2c_batch not in (
             None, A2C_OVERRIDES["train_batch_size_per_learner"]) else "",
+        f"_ws{warm_start}" if warm_start and learner != "fen" else "",
+        f"{warm_start_episodes}" if warm_start and learner != "fen"
+        and warm_start_episodes != DEMO_EPISODES else "",
     ]
     return f"{learner}_load{load_key(load)}_it{iterations}_s{seed}" + "".join(tags)
 
@@ -178,7 +207,8 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                    runs_dir: Path, train_dir: Path, reward_scale: float = 1.0,
                    action_mask: bool = False, model: str = "mlp",
                    fen_options: Mapping[str, str] | None = None,
-                   a2c_batch: int | None = None) -> dict[str, Any]:
+                   a2c_batch: int | None = None, warm_start: str | None = None,
+                   warm_start_episodes: int = DEMO_EPISODES) -> dict[str, Any]:
     """The cached (or freshly trained and evaluated) result of one learner at one load.
 
     ``reward_scale`` multiplies the rewards the learner trains on (the env's kwarg); the
@@ -189,13 +219,17 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     its sub-policies, the controllers keep their MLP). ``fen_options``: FEN's options
     other than their defaults (the keys of :data:`FEN_SETTINGS`).
     ``a2c_batch``: A2C's batch size, when not :data:`A2C_OVERRIDES`' (see
-    :func:`learner_overrides`). The cached JSON is named by :func:`cache_name`.
+    :func:`learner_overrides`). ``warm_start``: A2C/PPO start from a policy pretrained
+    on this scheduler's decisions in ``warm_start_episodes`` episodes
+    (:mod:`policies.warm_start`, DeepRM's supervised start; FEN ignores it). The cached
+    JSON is named by :func:`cache_name`.
     """
     from policies.training import evaluate_checkpoint
 
     name = cache_name(learner, load, iterations, seed, reward_scale=reward_scale,
                       action_mask=action_mask, model=model, fen_options=fen_options,
-                      a2c_batch=a2c_batch)
+                      a2c_batch=a2c_batch, warm_start=warm_start,
+                      warm_start_episodes=warm_start_episodes)
     overrides = learner_overrides(learner, a2c_batch)
     path = runs_dir / f"{name}.json"
     if path.is_file():
@@ -211,10 +245,14 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     kwargs = {**env_kwargs, "load": load, "reward_scale": reward_scale}
     if action_mask:
         kwargs["action_mask"] = True
+    warm = None
+    if warm_start and learner != "fen":
+        check_demonstrations(seed, warm_start_episodes, eval_seed, episodes)
+        warm = (warm_start, warm_start_episodes)
     print(f"[{learner} load {load}] training {iterations} iterations", flush=True)
     start = time.perf_counter()
     summary = _train(learner, kwargs, iterations, seed, train_dir / name, overrides, model,
-                     fen_options)
+                     fen_options, warm)
     train_s = time.perf_counter() - start
     evaluations = {
         key: summarize(evaluate_checkpoint(summary["checkpoint"], episodes=episodes,
@@ -226,6 +264,8 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
         "episodes": episodes, "eval_seed": eval_seed,
         "env_kwargs": kwargs, "model": model, "env_steps": summary["env_steps"],
         **({"fen_options": dict(fen_options or {})} if learner == "fen" else {}),
+        **({"warm_start": {"teacher": warm[0], "episodes": warm[1],
+                           "figures": summary["warm_start"]}} if warm else {}),
         "train_wall_s": train_s,
         "overrides": overrides,
         "checkpoint": summary["checkpoint"],
@@ -303,6 +343,10 @@ def run_variant(result: Mapping[str, Any]) -> str:
     if result["learner"] == "a2c" and batch not in (None, A2C_OVERRIDES[
             "train_batch_size_per_learner"]):
         parts.append(f"batch {batch}")
+    if "warm_start" in result:
+        ws = result["warm_start"]
+        parts.append(f"warm start {ws['teacher']}"
+                     + ("" if ws["episodes"] == DEMO_EPISODES else f" ({ws['episodes']} ep)"))
     return ", ".join(parts)
 
 
@@ -355,8 +399,9 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "Where every scheduler starts jobs as they arrive (low load), all show the same CV: "
         "it then only reflects the tenants' random arrivals.",
         "",
-        "Learners: one policy shared by the tenants, trained per load from scratch with seed "
-        f"{meta['seed']}, evaluated with actions sampled from the trained stochastic "
+        "Learners: one policy shared by the tenants, trained per load "
+        f"{'(A2C/PPO warm-started, below)' if meta.get('warm_start') else 'from scratch'} "
+        f"with seed {meta['seed']}, evaluated with actions sampled from the trained stochastic "
         "policy (rows `a2c`, `ppo`, `fen`, as DeepRM evaluates) and greedily (argmax; rows "
         "`<learner>_greedy`, which can get stuck repeating a request that is refused or "
         "names an empty slot). A2C/PPO: `build_config(..., "
@@ -380,6 +425,25 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             "and a context of the cluster occupancy, own allocation and backlog; the wait "
             "logit comes from the context; the value function is an MLP over the whole "
             "observation).",
+            "",
+        ]
+    if meta.get("warm_start"):
+        from policies.warm_start import demonstration_seed
+
+        accuracy = ", ".join(
+            f"{r['learner']} load {r['load']}: "
+            + "/".join(f"{f['accuracy']:.3f}" for f in r["warm_start"]["figures"].values())
+            for r in runs if "warm_start" in r)
+        out += [
+            f"Warm start (`--warm-start {meta['warm_start']}`): A2C and PPO do not start from "
+            f"scratch; before RL, their policy is fitted by supervised learning to "
+            f"{meta['warm_start']}'s decisions in {meta['warm_start_episodes']} episodes (seeds "
+            "from "
+            f"{demonstration_seed(meta['seed'])}, none of them an evaluation episode) and their "
+            "value function to those episodes' discounted returns (`policies/warm_start.py`; "
+            "DeepRM pretrains its policy on a heuristic the same way). Fraction of the "
+            f"demonstrations where the pretrained policy's greedy action is the teacher's: "
+            f"{accuracy or 'no run of this invocation'}.",
             "",
         ]
     if meta.get("action_mask"):
@@ -486,6 +550,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fen-segment-end", default="terminate",
                    help="how FEN's sub-policy segments end with their period: terminate (the "
                         "authors' code) or truncate (bootstrapped; policies/fen/envs.py)")
+    p.add_argument("--warm-start", default=None, metavar="SCHEDULER",
+                   help=f"A2C/PPO start from a policy pretrained on this scheduler's "
+                        f"decisions (one of {list(SCHEDULERS)}; policies/warm_start.py)")
+    p.add_argument("--warm-start-episodes", type=int, default=DEMO_EPISODES,
+                   help="demonstration episodes of --warm-start")
     p.add_argument("--max-cycles", type=int, default=200, help="episode length")
     p.add_argument("--json", default="results/resource_allocation.json", metavar="FILE")
     p.add_argument("--md", default="results/resource_allocation.md", metavar="FILE")
@@ -520,6 +589,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                         ("--fen-iterations", args.fen_iterations),
                         ("--a2c-iterations", args.a2c_iterations),
                         ("--a2c-batch", args.a2c_batch),
+                        ("--warm-start-episodes", args.warm_start_episodes),
                         ("--max-cycles", args.max_cycles)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
@@ -531,6 +601,14 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         if value and learner not in learners:
             raise ValueError(f"{flag} applies to learner {learner!r}, which --learners "
                              f"{args.learners!r} does not train")
+    if args.warm_start is not None:
+        check_choice("--warm-start", args.warm_start, SCHEDULERS)
+        if not {"a2c", "ppo"} & set(learners):
+            raise ValueError(f"--warm-start applies to learners 'a2c' and 'ppo', which "
+                             f"--learners {args.learners!r} does not train")
+        check_demonstrations(args.seed, args.warm_start_episodes, args.eval_seed, args.episodes)
+    elif args.warm_start_episodes != DEMO_EPISODES:
+        raise ValueError("--warm-start-episodes needs --warm-start")
     if not args.reward_scale > 0:
         raise ValueError(f"--reward-scale must be > 0, got {args.reward_scale}")
     env_kwargs = {"max_cycles": args.max_cycles}
@@ -559,7 +637,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir),
                     reward_scale=args.reward_scale,
                     action_mask=args.action_mask, model=args.model,
-                    fen_options=fen_options, a2c_batch=args.a2c_batch)
+                    fen_options=fen_options, a2c_batch=args.a2c_batch,
+                    warm_start=args.warm_start, warm_start_episodes=args.warm_start_episodes)
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
@@ -574,6 +653,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "a2c_iterations": a2c_iterations, "a2c_batch": args.a2c_batch,
             "reward_scale": args.reward_scale, "action_mask": args.action_mask,
             "model": args.model, "fen_options": fen_options,
+            "warm_start": args.warm_start, "warm_start_episodes": args.warm_start_episodes,
             "plot": args.plot, "json": args.json,
             "runs_dir": args.runs_dir,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}

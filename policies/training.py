@@ -22,7 +22,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -256,15 +256,19 @@ def run_training(
     resume: str | Path | None = None,
     run_info: Mapping[str, Any] | None = None,
     verbose: bool = True,
+    warm_start: Callable[[Any], Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Train ``iterations`` more iterations of ``config``'s algorithm.
 
     ``resume`` restores a checkpoint of :func:`run_training` first (modules,
     optimiser state, metrics and the iteration counter), so iterations continue
     from the checkpoint's number. A checkpoint is written every ``checkpoint_every``
-    iterations (0: only at the end) and always after the last one. Returns a summary
-    dict (iterations, training_iteration, env_steps, wall_time_s, checkpoint,
-    logdir, final metrics).
+    iterations (0: only at the end) and always after the last one. ``warm_start``
+    (e.g. :func:`policies.warm_start.warm_start` with its demonstrations bound) is
+    called with the freshly built algorithm before the first iteration, not on resume;
+    what it returns is the summary's ``warm_start``. Returns a summary dict
+    (iterations, training_iteration, env_steps, wall_time_s, checkpoint, logdir,
+    final metrics).
     """
     if not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
@@ -286,6 +290,11 @@ def run_training(
             algo.restore_from_path(str(Path(resume).resolve()))
             if verbose:
                 print(f"resumed from {resume} at iteration {algo.iteration}", flush=True)
+        warm = None
+        if warm_start is not None and resume is None:
+            warm = dict(warm_start(algo))
+            if verbose:
+                print(f"warm start: {json.dumps(warm)}", flush=True)
         writer = SummaryWriter(log_dir=str(logdir / "tb"))
         (logdir / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2, sort_keys=True))
         result: Mapping[str, Any] = {}
@@ -322,6 +331,8 @@ def run_training(
             "latest_metrics_iteration": {k: it for k, (_, it) in latest.items()},
             "result": result,
         }
+        if warm is not None:
+            summary["warm_start"] = warm
         if verbose:
             print(
                 f"done: {summary['iterations']} iterations (now at {algo.iteration}), "

@@ -10,6 +10,9 @@ Fast sampling with parameter sharing (PPO/A2C): ``--policy-mode shared --sampler
 (agents of ``--envs-per-runner`` env copies as one single-agent vector; see
 docs/training.md).
 
+Warm start (PPO/A2C on resource_allocation): ``--warm-start tetris`` fits the policy to a
+scheduler's decisions before RL (policies/warm_start.py, DeepRM's supervised start).
+
 Prints one progress line per iteration and a summary; TensorBoard:
 ``tensorboard --logdir runs/ppo_js``. Bad input: one line on stderr, exit code 2.
 """
@@ -34,6 +37,7 @@ from policies.cli import (  # noqa: E402  (light: no Ray import before the check
     add_run_arguments,
     check_choice,
     check_env,
+    check_warm_start,
     cli_errors,
     parse_env_kwargs,
     run_settings,
@@ -61,6 +65,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="mlp (default): RLlib's MLP; slot_scoring: one network scores every job slot "
         "(ppo/a2c on resource_allocation, policies/slot_scoring.py)",
     )
+    p.add_argument(
+        "--warm-start", default=None, metavar="SCHEDULER",
+        help="ppo/a2c on resource_allocation: pretrain the policy on this scheduler's "
+        "decisions (fifo, sjf, packer, tetris, drf) before RL",
+    )
+    p.add_argument("--warm-start-episodes", type=int, default=None,
+                   help="demonstration episodes of --warm-start (default 50)")
     p.add_argument("--summary-json", default=None, help="write the final summary to this file")
     add_run_arguments(p)
     return p.parse_args(argv)
@@ -77,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.sampler == "vector" and args.policy_mode != "shared":
             raise ValueError("--sampler vector needs --policy-mode shared")
         run = run_settings(args)
+        check_warm_start(args.warm_start, args.warm_start_episodes, env=args.env,
+                         algo=args.algo, resume=run["resume"])
         env_kwargs = parse_env_kwargs(args.env_kwargs)
         from policies.config import build_config
 
@@ -98,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         from policies.training import init_ray, run_training
 
+        warm_start = None
+        if args.warm_start is not None:
+            from policies.warm_start import DEMO_EPISODES, warm_start_from
+
+            warm_start = warm_start_from(
+                config, args.warm_start, seed=run["seed"],
+                episodes=args.warm_start_episodes or DEMO_EPISODES)
         init_ray(run["address"])
         run_info = {
             "env": args.env, "algo": args.algo, "policy_mode": args.policy_mode,
@@ -109,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_training(
             config, iterations=run["iterations"], logdir=logdir,
             checkpoint_every=run["checkpoint_every"], resume=run["resume"],
-            run_info=run_info, verbose=not args.quiet,
+            run_info=run_info, verbose=not args.quiet, warm_start=warm_start,
         )
     summary.pop("result", None)
     if args.summary_json:

@@ -1,0 +1,202 @@
+"""Warm start: supervised pretraining of a learner's policy on a heuristic (DeepRM's ``pg_su``).
+
+DeepRM (Mao et al., HotNets 2016) initialises its policy network by supervised learning
+on a heuristic scheduler's decisions before training it with policy gradient. This
+module does the same for an RLlib algorithm of the new API stack:
+
+1. :func:`collect_demonstrations` runs a teacher from
+   :mod:`policies.heuristics.schedulers` (``sjf``, ``tetris``, ...) in the training env
+   (built from the algorithm's ``env_config``, so observations -- action masks included
+   -- are exactly what the module sees) and records every agent's observation, the
+   teacher's action and the discounted return of the rewards the learner trains on
+   (``reward_scale`` included; an episode's return ends with the episode, no bootstrap).
+2. :func:`pretrain_module` fits a module to them: cross-entropy of its action logits
+   against the teacher's action, plus the squared error of its value function against
+   the return (so that the first advantages of RL fine-tuning are not those of an
+   untrained critic). Adam, minibatches, ``epochs`` passes, seeded shuffling.
+3. :func:`warm_start` does 2. on every module of every Learner of an algorithm
+   (``LearnerGroup.foreach_learner``, local or remote) and syncs the weights to the env
+   runners. The Learners' own optimiser state is left as built.
+
+The returned figures (``accuracy``: the fraction of demonstrations where the module's
+greedy action is the teacher's; ``cross_entropy``; ``vf_explained_var``) tell how well
+the module imitates the teacher before RL starts.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from policies.heuristics.schedulers import SCHEDULERS, make_scheduler
+
+#: pretraining settings and their defaults (``warm_start(..., **settings)``)
+PRETRAIN_DEFAULTS: dict[str, Any] = {"epochs": 20, "minibatch_size": 512, "lr": 1e-3,
+                                     "vf_coeff": 1.0}
+#: demonstration episodes by default
+DEMO_EPISODES = 50
+#: the seed of run seed 0's first demonstration episode (see :func:`demonstration_seed`)
+DEMO_SEED = 1_000
+
+
+def demonstration_seed(run_seed: int) -> int:
+    """The seed of the first demonstration episode of a run: ``DEMO_SEED + 1000 *
+    run_seed`` (episode ``i`` resets with it ``+ i``; evaluations start at 10000)."""
+    return DEMO_SEED + 1000 * int(run_seed)
+
+
+@dataclass
+class Demonstrations:
+    """A teacher's decisions: observations (an array, or a dict of arrays for dict
+    observations), actions and discounted returns, one row per agent step."""
+
+    observations: Any
+    actions: np.ndarray
+    returns: np.ndarray
+    teacher: str
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+def _stack(rows: list) -> Any:
+    if isinstance(rows[0], Mapping):
+        return {key: _stack([r[key] for r in rows]) for key in rows[0]}
+    return np.stack(rows).astype(np.float32)
+
+
+def _rows(observations: Any, index: np.ndarray) -> Any:
+    if isinstance(observations, Mapping):
+        return {key: _rows(value, index) for key, value in observations.items()}
+    return observations[index]
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """``G_t = r_t + gamma * G_{t+1}`` over one trajectory (``G`` after the last step 0)."""
+    out = np.zeros(len(rewards), dtype=np.float64)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        running = float(rewards[t]) + gamma * running
+        out[t] = running
+    return out.astype(np.float32)
+
+
+def collect_demonstrations(env_config: Mapping[str, Any], teacher: str, *, episodes: int,
+                           seed: int, gamma: float) -> Demonstrations:
+    """Run scheduler ``teacher`` for ``episodes`` episodes (seeds ``seed``, ``seed + 1``,
+    ...) in the env of ``env_config`` (:func:`policies.rllib_env.build_parallel_env`)."""
+    from policies.rllib_env import build_parallel_env
+
+    if teacher not in SCHEDULERS:
+        raise ValueError(f"unknown warm-start teacher {teacher!r}; allowed: {list(SCHEDULERS)}")
+    if not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"warm-start episodes must be an integer >= 1, got {episodes!r}")
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+    env = build_parallel_env(env_config)
+    observations: list[Any] = []
+    actions: list[int] = []
+    returns: list[np.ndarray] = []
+    try:
+        for i in range(episodes):
+            scheduler = make_scheduler(teacher)
+            obs, infos = env.reset(seed=seed + i)
+            trajectory: dict[str, list[tuple[Any, int, float]]] = {a: [] for a in env.agents}
+            while env.agents:
+                acting = {a: obs[a] for a in env.agents}
+                chosen = scheduler.act(acting, infos)
+                next_obs, rewards, _, _, infos = env.step(chosen)
+                for agent in acting:
+                    trajectory[agent].append((acting[agent], chosen[agent], rewards[agent]))
+                obs = next_obs
+            for steps in trajectory.values():
+                observations += [o for o, _, _ in steps]
+                actions += [a for _, a, _ in steps]
+                returns.append(discounted_returns(np.array([r for _, _, r in steps]), gamma))
+    finally:
+        env.close()
+    return Demonstrations(_stack(observations), np.asarray(actions, dtype=np.int64),
+                          np.concatenate(returns), teacher)
+
+
+def pretrain_module(module: Any, demos: Demonstrations, *, epochs: int, minibatch_size: int,
+                    lr: float, vf_coeff: float, seed: int) -> dict[str, float]:
+    """Fit ``module`` (a torch RLModule with ``compute_values``) to ``demos`` in place;
+    the imitation figures after the last epoch."""
+    import torch
+    from ray.rllib.core.columns import Columns
+
+    for name, value in (("epochs", epochs), ("minibatch_size", minibatch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"warm-start {name} must be an integer >= 1, got {value!r}")
+    if not lr > 0 or not vf_coeff >= 0:
+        raise ValueError(f"warm-start needs lr > 0 and vf_coeff >= 0, got {lr!r}, {vf_coeff!r}")
+
+    def batch(index: np.ndarray) -> dict[str, Any]:
+        rows = _rows(demos.observations, index)
+        obs = ({k: torch.as_tensor(v) for k, v in rows.items()} if isinstance(rows, dict)
+               else torch.as_tensor(rows))
+        return {Columns.OBS: obs}
+
+    def losses(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b = batch(index)
+        logits = module.forward_train(b)[Columns.ACTION_DIST_INPUTS]
+        actions = torch.as_tensor(demos.actions[index])
+        ce = torch.nn.functional.cross_entropy(logits, actions)
+        values = module.compute_values(b)
+        vf = torch.mean((values - torch.as_tensor(demos.returns[index])) ** 2)
+        return ce, vf, (logits.argmax(dim=-1) == actions).float().mean()
+
+    rng = np.random.default_rng(seed)
+    module.train()
+    optimizer = torch.optim.Adam(module.parameters(), lr=lr)
+    n = len(demos)
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        for start in range(0, n, minibatch_size):
+            ce, vf, _ = losses(order[start:start + minibatch_size])
+            optimizer.zero_grad()
+            (ce + vf_coeff * vf).backward()
+            optimizer.step()
+    with torch.no_grad():
+        ce, vf, accuracy = losses(np.arange(n))
+    variance = float(np.var(demos.returns))
+    return {"accuracy": float(accuracy), "cross_entropy": float(ce),
+            "vf_explained_var": 1.0 - float(vf) / variance if variance > 0 else float("nan"),
+            "samples": float(n)}
+
+
+def warm_start(algo: Any, demos: Demonstrations, *, seed: int,
+               **settings: Any) -> dict[str, dict[str, float]]:
+    """Pretrain every module of ``algo``'s Learners on ``demos`` and sync the env runners;
+    ``{module_id: figures}`` (of the first Learner). ``settings``: keys of
+    :data:`PRETRAIN_DEFAULTS`."""
+    unknown = set(settings) - set(PRETRAIN_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown warm-start setting(s) {sorted(unknown)}; allowed: "
+                         f"{sorted(PRETRAIN_DEFAULTS)}")
+    kwargs = {**PRETRAIN_DEFAULTS, **settings}
+
+    def fit(learner: Any) -> dict[str, dict[str, float]]:
+        return {mid: pretrain_module(learner.module[mid], demos, seed=seed, **kwargs)
+                for mid in learner.module.keys()}
+
+    results = algo.learner_group.foreach_learner(fit)
+    figures = [r.get() for r in results]
+    algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group,
+                                       inference_only=True)
+    return figures[0]
+
+
+def warm_start_from(config: Any, teacher: str, *, episodes: int = DEMO_EPISODES,
+                    seed: int) -> Callable[[Any], dict[str, dict[str, float]]]:
+    """The ``warm_start`` of :func:`policies.training.run_training` for ``config`` (an
+    AlgorithmConfig): ``teacher``'s demonstrations in ``config``'s env (discounted with
+    its ``gamma``, first episode :func:`demonstration_seed`), bound to :func:`warm_start`."""
+    demos = collect_demonstrations(config.env_config, teacher, episodes=episodes,
+                                   seed=demonstration_seed(seed), gamma=config.gamma)
+    return functools.partial(warm_start, demos=demos, seed=seed)
