@@ -5,7 +5,7 @@
 | Agents | ``n_agents`` tenants (default 4): ``agent_0`` .. ``agent_3``, each the scheduler of its own job queue |
 | Actions | ``Discrete(n_slots + 1)`` (default 11): 0 wait, ``k`` = start the job in visible slot ``k - 1`` |
 | Observation | ``obs_layout="flat"`` (default): ``Box(n_resources*horizon + n_resources + n_slots*(n_resources+3) + 1,)`` float32 in [0, 1] (93 by default), see *Observation*; ``obs_layout="image"``: DeepRM's image, flattened, ``Box(horizon*width,)`` |
-| Reward | ``-reward_scale * sum(1 / T_j)`` over the tenant's jobs in the system during the step (DeepRM; ``reward_scale`` default 1): the return is minus the sum of its jobs' slowdowns (times ``reward_scale``) |
+| Reward | ``-reward_scale * sum(1 / T_j)`` over the tenant's jobs in the system during the step (DeepRM; ``reward_scale`` default 1): the return is minus the sum of its jobs' slowdowns (times ``reward_scale``); ``team_reward=True``: every tenant gets the mean of all tenants' rewards (a cooperative objective: the return is then minus the cluster's job slowdowns, over ``n_agents``) |
 | Action mask | ``action_mask=True``: observations are ``{"observation": <above>, "action_mask": int8 (n_slots + 1,)}`` (PettingZoo's convention): 1 for wait and for every visible job that fits the free units now; masked actions stay legal (a refusal or a no-op, as below) |
 | Episode | ``max_cycles`` steps (default 200), then truncated |
 | c (max fair utility) | ``1 / n_agents``; utility = the tenant's share of cluster resource-time, so utilization = cluster utilisation |
@@ -161,6 +161,7 @@ class ResourceAllocationEnv(ResourceEnv):
         dominant_demand: tuple[int, int] = (5, 10),
         other_demand: tuple[int, int] = (1, 2),
         reward_scale: float = 1.0,
+        team_reward: bool = False,
         action_mask: bool = False,
         render_mode: str | None = None,
     ) -> None:
@@ -206,6 +207,8 @@ class ResourceAllocationEnv(ResourceEnv):
         # learners fit values far better at returns of tens than of thousands (Adam moves a
         # value head by ~lr per update): the metrics never depend on it
         self.reward_scale = float(reward_scale)
+        # a cooperative learner's signal; utilities and metrics do not depend on it
+        self.team_reward = bool(team_reward)
         self.arrival_rate = float(rate)
         self.small_job_prob = float(small_job_prob)
         self.small_duration = tuple(int(v) for v in small_duration)
@@ -327,6 +330,8 @@ class ResourceAllocationEnv(ResourceEnv):
             self._slot_filled[i, k] = False
             self._outcome[i] = 1
         rewards = -self.reward_scale * self._inv_duration
+        if self.team_reward:
+            rewards = np.full_like(rewards, rewards.mean())
         self._share_gain = (self._alloc / self.capacity).mean(axis=1)
         dominant = self.dominant_shares()
         self._dominant_sum += dominant

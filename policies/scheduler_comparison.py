@@ -181,11 +181,11 @@ def cache_name(learner: str, load: float, iterations: int, seed: int, *,
                reward_scale: float = 1.0, action_mask: bool = False, model: str = "mlp",
                fen_options: Mapping[str, str] | None = None, a2c_batch: int | None = None,
                warm_start: str | None = None,
-               warm_start_episodes: int = DEMO_EPISODES) -> str:
+               warm_start_episodes: int = DEMO_EPISODES, team_reward: bool = False) -> str:
     """The name of a learner run's cached JSON: the setup, a tag for each non-default
     setting (``fen_options`` only for FEN, :data:`FEN_SETTINGS`; ``a2c_batch`` only for
     A2C; ``warm_start``, the teacher, for A2C/PPO, with its episodes when not
-    :data:`DEMO_EPISODES`)."""
+    :data:`DEMO_EPISODES`; ``team_reward`` for A2C/PPO)."""
     fen_options = dict(fen_options or {}) if learner == "fen" else {}
     tags = [
         "" if reward_scale == 1.0 else f"_rs{reward_scale:g}",
@@ -195,6 +195,7 @@ def cache_name(learner: str, load: float, iterations: int, seed: int, *,
           if fen_options.get(k, default) != default),
         f"_b{a2c_batch}" if learner == "a2c" and a2c_batch not in (
             None, A2C_OVERRIDES["train_batch_size_per_learner"]) else "",
+        "_team" if team_reward and learner != "fen" else "",
         f"_ws{warm_start}" if warm_start and learner != "fen" else "",
         f"{warm_start_episodes}" if warm_start and learner != "fen"
         and warm_start_episodes != DEMO_EPISODES else "",
@@ -208,7 +209,8 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                    action_mask: bool = False, model: str = "mlp",
                    fen_options: Mapping[str, str] | None = None,
                    a2c_batch: int | None = None, warm_start: str | None = None,
-                   warm_start_episodes: int = DEMO_EPISODES) -> dict[str, Any]:
+                   warm_start_episodes: int = DEMO_EPISODES,
+                   team_reward: bool = False) -> dict[str, Any]:
     """The cached (or freshly trained and evaluated) result of one learner at one load.
 
     ``reward_scale`` multiplies the rewards the learner trains on (the env's kwarg); the
@@ -221,15 +223,17 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     ``a2c_batch``: A2C's batch size, when not :data:`A2C_OVERRIDES`' (see
     :func:`learner_overrides`). ``warm_start``: A2C/PPO start from a policy pretrained
     on this scheduler's decisions in ``warm_start_episodes`` episodes
-    (:mod:`policies.warm_start`, DeepRM's supervised start; FEN ignores it). The cached
-    JSON is named by :func:`cache_name`.
+    (:mod:`policies.warm_start`, DeepRM's supervised start; FEN ignores it).
+    ``team_reward``: A2C/PPO train on the env's ``team_reward`` (every tenant gets the mean
+    of the tenants' rewards; FEN keeps its own). The cached JSON is named by
+    :func:`cache_name`.
     """
     from policies.training import evaluate_checkpoint
 
     name = cache_name(learner, load, iterations, seed, reward_scale=reward_scale,
                       action_mask=action_mask, model=model, fen_options=fen_options,
                       a2c_batch=a2c_batch, warm_start=warm_start,
-                      warm_start_episodes=warm_start_episodes)
+                      warm_start_episodes=warm_start_episodes, team_reward=team_reward)
     overrides = learner_overrides(learner, a2c_batch)
     path = runs_dir / f"{name}.json"
     if path.is_file():
@@ -245,6 +249,8 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     kwargs = {**env_kwargs, "load": load, "reward_scale": reward_scale}
     if action_mask:
         kwargs["action_mask"] = True
+    if team_reward and learner != "fen":
+        kwargs["team_reward"] = True
     warm = None
     if warm_start and learner != "fen":
         check_demonstrations(seed, warm_start_episodes, eval_seed, episodes)
@@ -335,6 +341,8 @@ def run_variant(result: Mapping[str, Any]) -> str:
              f"reward scale {kwargs.get('reward_scale', 1.0):g}"]
     if kwargs.get("action_mask"):
         parts.append("action mask")
+    if kwargs.get("team_reward"):
+        parts.append("team reward")
     if result.get("model", "mlp") != "mlp":
         parts.append(result["model"])
     for option, value in fen_settings(result).items():
@@ -425,6 +433,14 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             "and a context of the cluster occupancy, own allocation and backlog; the wait "
             "logit comes from the context; the value function is an MLP over the whole "
             "observation).",
+            "",
+        ]
+    if meta.get("team_reward"):
+        out += [
+            "Team reward (`--team-reward`): A2C and PPO train on the env's `team_reward` "
+            "(every tenant receives the mean of all tenants' slowdown terms, so the shared "
+            "policy is rewarded for the cluster's average slowdown, what the table measures, "
+            "not for its own tenant's alone); FEN keeps each tenant's own reward.",
             "",
         ]
     if meta.get("warm_start"):
@@ -555,6 +571,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f"decisions (one of {list(SCHEDULERS)}; policies/warm_start.py)")
     p.add_argument("--warm-start-episodes", type=int, default=DEMO_EPISODES,
                    help="demonstration episodes of --warm-start")
+    p.add_argument("--team-reward", action="store_true",
+                   help="A2C/PPO train on the env's team_reward (every tenant gets the mean of "
+                        "the tenants' rewards, the cluster's slowdown; FEN keeps its own)")
     p.add_argument("--max-cycles", type=int, default=200, help="episode length")
     p.add_argument("--json", default="results/resource_allocation.json", metavar="FILE")
     p.add_argument("--md", default="results/resource_allocation.md", metavar="FILE")
@@ -609,6 +628,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         check_demonstrations(args.seed, args.warm_start_episodes, args.eval_seed, args.episodes)
     elif args.warm_start_episodes != DEMO_EPISODES:
         raise ValueError("--warm-start-episodes needs --warm-start")
+    if args.team_reward and not {"a2c", "ppo"} & set(learners):
+        raise ValueError(f"--team-reward applies to learners 'a2c' and 'ppo', which "
+                         f"--learners {args.learners!r} does not train")
     if not args.reward_scale > 0:
         raise ValueError(f"--reward-scale must be > 0, got {args.reward_scale}")
     env_kwargs = {"max_cycles": args.max_cycles}
@@ -638,7 +660,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     reward_scale=args.reward_scale,
                     action_mask=args.action_mask, model=args.model,
                     fen_options=fen_options, a2c_batch=args.a2c_batch,
-                    warm_start=args.warm_start, warm_start_episodes=args.warm_start_episodes)
+                    warm_start=args.warm_start, warm_start_episodes=args.warm_start_episodes,
+                    team_reward=args.team_reward)
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
@@ -654,6 +677,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "reward_scale": args.reward_scale, "action_mask": args.action_mask,
             "model": args.model, "fen_options": fen_options,
             "warm_start": args.warm_start, "warm_start_episodes": args.warm_start_episodes,
+            "team_reward": args.team_reward,
             "plot": args.plot, "json": args.json,
             "runs_dir": args.runs_dir,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}

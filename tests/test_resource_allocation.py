@@ -217,6 +217,19 @@ def test_reward_scale_scales_rewards_not_metrics() -> None:
     assert envs[0].episode_stats() == envs[1].episode_stats()
 
 
+def test_team_reward_gives_every_tenant_the_mean_not_other_metrics() -> None:
+    envs = [quiet_env(), quiet_env(team_reward=True)]
+    steps = []
+    for env in envs:
+        env.enqueue(0, [5, 1], 2, 0)
+        env.enqueue(2, [1, 5], 4, 0)
+        steps.append([env.step(acts(env, agent_0=a, agent_2=a))[1] for a in (1, WAIT, WAIT)])
+    assert any(own["agent_0"] != own["agent_1"] for own in steps[0])  # own rewards differ
+    for own, team in zip(*steps, strict=True):
+        assert team == pytest.approx(dict.fromkeys(own, sum(own.values()) / len(own)))
+    assert envs[0].episode_stats() == envs[1].episode_stats()
+
+
 def test_refusal_when_it_does_not_fit() -> None:
     env = quiet_env()
     env.enqueue(0, [15, 1], 2, 0)

@@ -175,4 +175,9 @@ def test_comparison_rejects_bad_warm_starts() -> None:
     assert cache_name("ppo", 1.5, 60, 0, warm_start="tetris") == "ppo_load1.5_it60_s0_wstetris"
     assert cache_name("a2c", 1.5, 60, 0, warm_start="sjf", warm_start_episodes=20) == (
         "a2c_load1.5_it60_s0_wssjf20")
-    assert cache_name("fen", 1.5, 15, 0, warm_start="sjf") == "fen_load1.5_it15_s0"
+    assert cache_name("fen", 1.5, 15, 0, warm_start="sjf", team_reward=True) == (
+        "fen_load1.5_it15_s0")
+    assert cache_name("ppo", 1.5, 60, 0, warm_start="tetris", team_reward=True) == (
+        "ppo_load1.5_it60_s0_team_wstetris")
+    with pytest.raises(ValueError, match="--team-reward applies to learners 'a2c' and 'ppo'"):
+        run(parse_args(["--team-reward", "--learners", "fen", "--loads", "9"]), "t")
