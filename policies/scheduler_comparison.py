@@ -105,10 +105,23 @@ def parse_loads(text: str) -> list[float]:
     return loads
 
 
-def summarize(per_episode: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """Means over episodes of the figures of :data:`STAT_KEYS`."""
-    return {name: float(np.mean([s[key] for s in per_episode]))
-            for name, key in STAT_KEYS.items()}
+def summarize(per_episode: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    """Means over episodes of the figures of :data:`STAT_KEYS`, and every episode's
+    average slowdown (``slowdown_episodes``, for paired comparisons on the same episodes)."""
+    means: dict[str, Any] = {name: float(np.mean([s[key] for s in per_episode]))
+                             for name, key in STAT_KEYS.items()}
+    means["slowdown_episodes"] = [float(s[STAT_KEYS["slowdown"]]) for s in per_episode]
+    return means
+
+
+def paired_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, float] | None:
+    """Mean and standard error of ``a``'s minus ``b``'s slowdown over the same episodes,
+    or None where either lacks per-episode figures (runs cached before they were kept)."""
+    xa, xb = a.get("slowdown_episodes"), b.get("slowdown_episodes")
+    if not xa or not xb or len(xa) != len(xb) or len(xa) < 2:
+        return None
+    d = np.asarray(xa) - np.asarray(xb)
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def evaluate_heuristic(name: str, env_kwargs: Mapping[str, Any], episodes: int,
@@ -240,10 +253,13 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
         cached = json.loads(path.read_text())
         if cached.get("episodes") == episodes and cached.get("eval_seed") == eval_seed:
             print(f"[{learner} load {load}] cached: {path}", flush=True)
-            if "figures_sampled" not in cached and Path(cached["checkpoint"]).exists():
-                cached["figures_sampled"] = summarize(evaluate_checkpoint(
-                    cached["checkpoint"], episodes=episodes, seed=eval_seed, sample=True,
-                )["per_episode"])
+            stale = [key for key in ("figures", "figures_sampled")
+                     if "slowdown_episodes" not in cached.get(key, {})]
+            if stale and Path(cached["checkpoint"]).exists():  # older caches: evaluate again
+                for key in stale:
+                    cached[key] = summarize(evaluate_checkpoint(
+                        cached["checkpoint"], episodes=episodes, seed=eval_seed,
+                        sample=key == "figures_sampled")["per_episode"])
                 path.write_text(json.dumps(cached, indent=2, sort_keys=True, default=str))
             return cached
     kwargs = {**env_kwargs, "load": load, "reward_scale": reward_scale}
@@ -307,8 +323,11 @@ def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]]) -> li
             b = figures[best][load]["slowdown"]
             met = f["slowdown"] <= b
             met_all &= met
+            paired = paired_difference(f, figures[best][load])
+            noise = "" if paired is None else (
+                f"; difference {paired[0]:+.2f} +- {paired[1]:.2f} paired SE")
             parts.append(f"load {load}: {f['slowdown']:.2f} vs {best} {b:.2f} "
-                         f"({'met' if met else 'missed'})")
+                         f"({'met' if met else 'missed'}{noise})")
         verdict = "MET" if met_all and parts else "NOT MET"
         lines.append(f"- {learner.upper()} at or below the best heuristic's average slowdown at "
                      f"loads >= 0.7: **{verdict}** ({'; '.join(parts) or 'no load >= 0.7'}).")

@@ -511,3 +511,29 @@ def test_cache_names_tell_every_setup_apart() -> None:
     assert cache_name("a2c", 1.5, 600, 0, a2c_batch=8000, fen_options={"efficiency": "period"}) == (
         "a2c_load1.5_it600_s0")
     assert cache_name("ppo", 1.5, 600, 0, a2c_batch=2000) == "ppo_load1.5_it600_s0"
+
+
+def test_target_lines_state_verdicts_and_paired_noise() -> None:
+    from policies.scheduler_comparison import paired_difference, target_lines
+
+    def fig(slowdown: float, cv: float = 0.2, episodes: list[float] | None = None) -> dict:
+        return {"slowdown": slowdown, "cv": cv,
+                **({"slowdown_episodes": episodes} if episodes else {})}
+
+    figures = {
+        "sjf": {"0.3": fig(1.0), "1.5": fig(8.0, episodes=[7.0, 9.0])},
+        "drf": {"0.3": fig(1.1), "1.5": fig(12.0, cv=0.12)},
+        "ppo": {"0.3": fig(9.0), "1.5": fig(7.5, episodes=[6.0, 9.0])},  # 0.3 is not judged
+        "a2c": {"1.5": fig(8.5)},  # an older cache: no per-episode figures
+        "fen": {"1.5": fig(12.5, cv=0.11)},
+    }
+    assert paired_difference(figures["ppo"]["1.5"], figures["sjf"]["1.5"]) == (
+        pytest.approx(-0.5), pytest.approx(0.5))
+    assert paired_difference(figures["a2c"]["1.5"], figures["sjf"]["1.5"]) is None
+    a2c, ppo, fen = target_lines(figures)
+    assert a2c == ("- A2C at or below the best heuristic's average slowdown at loads >= 0.7: "
+                   "**NOT MET** (load 1.5: 8.50 vs sjf 8.00 (missed)).")
+    assert ppo == ("- PPO at or below the best heuristic's average slowdown at loads >= 0.7: "
+                   "**MET** (load 1.5: 7.50 vs sjf 8.00 (met; difference -0.50 +- 0.50 "
+                   "paired SE)).")
+    assert "**MET**" in fen and "CV 0.110 vs DRF 0.120, slowdown 12.50 vs 12.00 (met)" in fen
