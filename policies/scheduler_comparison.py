@@ -74,12 +74,16 @@ def fen_settings(result: Mapping[str, Any]) -> dict[str, str]:
     return {k: v for k, v in options.items() if v != FEN_SETTINGS[k][0]}
 
 
-def learner_overrides(learner: str, a2c_batch: int | None = None) -> dict[str, Any]:
+def learner_overrides(learner: str, a2c_batch: int | None = None,
+                      entropy_coeff: float | None = None) -> dict[str, Any]:
     """The training settings of ``learner``; ``a2c_batch`` replaces A2C's batch size (A2C
-    takes one gradient step per batch, so a smaller batch means more updates)."""
+    takes one gradient step per batch, so a smaller batch means more updates);
+    ``entropy_coeff`` replaces A2C's and PPO's entropy bonus weight (default 0.01)."""
     overrides = {"a2c": A2C_OVERRIDES, "ppo": PPO_OVERRIDES, "fen": FEN_OVERRIDES}[learner]
     if learner == "a2c" and a2c_batch is not None:
         overrides = {**overrides, "train_batch_size_per_learner": a2c_batch}
+    if learner != "fen" and entropy_coeff is not None:
+        overrides = {**overrides, "entropy_coeff": entropy_coeff}
     return dict(overrides)
 ENVS_PER_RUNNER = 4
 
@@ -194,11 +198,12 @@ def cache_name(learner: str, load: float, iterations: int, seed: int, *,
                reward_scale: float = 1.0, action_mask: bool = False, model: str = "mlp",
                fen_options: Mapping[str, str] | None = None, a2c_batch: int | None = None,
                warm_start: str | None = None,
-               warm_start_episodes: int = DEMO_EPISODES, team_reward: bool = False) -> str:
+               warm_start_episodes: int = DEMO_EPISODES, team_reward: bool = False,
+               entropy_coeff: float | None = None) -> str:
     """The name of a learner run's cached JSON: the setup, a tag for each non-default
     setting (``fen_options`` only for FEN, :data:`FEN_SETTINGS`; ``a2c_batch`` only for
     A2C; ``warm_start``, the teacher, for A2C/PPO, with its episodes when not
-    :data:`DEMO_EPISODES`; ``team_reward`` for A2C/PPO)."""
+    :data:`DEMO_EPISODES`; ``team_reward`` and ``entropy_coeff`` for A2C/PPO)."""
     fen_options = dict(fen_options or {}) if learner == "fen" else {}
     tags = [
         "" if reward_scale == 1.0 else f"_rs{reward_scale:g}",
@@ -209,6 +214,7 @@ def cache_name(learner: str, load: float, iterations: int, seed: int, *,
         f"_b{a2c_batch}" if learner == "a2c" and a2c_batch not in (
             None, A2C_OVERRIDES["train_batch_size_per_learner"]) else "",
         "_team" if team_reward and learner != "fen" else "",
+        f"_ent{entropy_coeff:g}" if entropy_coeff is not None and learner != "fen" else "",
         f"_ws{warm_start}" if warm_start and learner != "fen" else "",
         f"{warm_start_episodes}" if warm_start and learner != "fen"
         and warm_start_episodes != DEMO_EPISODES else "",
@@ -223,7 +229,8 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                    fen_options: Mapping[str, str] | None = None,
                    a2c_batch: int | None = None, warm_start: str | None = None,
                    warm_start_episodes: int = DEMO_EPISODES,
-                   team_reward: bool = False) -> dict[str, Any]:
+                   team_reward: bool = False,
+                   entropy_coeff: float | None = None) -> dict[str, Any]:
     """The cached (or freshly trained and evaluated) result of one learner at one load.
 
     ``reward_scale`` multiplies the rewards the learner trains on (the env's kwarg); the
@@ -238,16 +245,17 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     on this scheduler's decisions in ``warm_start_episodes`` episodes
     (:mod:`policies.warm_start`, DeepRM's supervised start; FEN ignores it).
     ``team_reward``: A2C/PPO train on the env's ``team_reward`` (every tenant gets the mean
-    of the tenants' rewards; FEN keeps its own). The cached JSON is named by
-    :func:`cache_name`.
+    of the tenants' rewards; FEN keeps its own). ``entropy_coeff``: A2C's/PPO's entropy
+    bonus weight instead of 0.01. The cached JSON is named by :func:`cache_name`.
     """
     from policies.training import evaluate_checkpoint
 
     name = cache_name(learner, load, iterations, seed, reward_scale=reward_scale,
                       action_mask=action_mask, model=model, fen_options=fen_options,
                       a2c_batch=a2c_batch, warm_start=warm_start,
-                      warm_start_episodes=warm_start_episodes, team_reward=team_reward)
-    overrides = learner_overrides(learner, a2c_batch)
+                      warm_start_episodes=warm_start_episodes, team_reward=team_reward,
+                      entropy_coeff=entropy_coeff)
+    overrides = learner_overrides(learner, a2c_batch, entropy_coeff)
     path = runs_dir / f"{name}.json"
     if path.is_file():
         cached = json.loads(path.read_text())
@@ -370,6 +378,8 @@ def run_variant(result: Mapping[str, Any]) -> str:
     if result["learner"] == "a2c" and batch not in (None, A2C_OVERRIDES[
             "train_batch_size_per_learner"]):
         parts.append(f"batch {batch}")
+    if "entropy_coeff" in result.get("overrides", {}):
+        parts.append(f"entropy coeff {result['overrides']['entropy_coeff']:g}")
     if "warm_start" in result:
         ws = result["warm_start"]
         parts.append(f"warm start {ws['teacher']}"
@@ -433,8 +443,10 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "`<learner>_greedy`, which can get stuck repeating a request that is refused or "
         "names an empty slot). A2C/PPO: `build_config(..., "
         f"sampler='vector')`, A2C {meta.get('a2c_iterations') or meta['iterations']} "
-        f"iterations with overrides {json.dumps(learner_overrides('a2c', meta.get('a2c_batch')))}"
-        f", PPO {meta['iterations']} iterations with overrides {json.dumps(PPO_OVERRIDES)} "
+        "iterations with overrides "
+        f"{json.dumps(learner_overrides('a2c', meta.get('a2c_batch'), meta.get('entropy_coeff')))}"
+        f", PPO {meta['iterations']} iterations with overrides "
+        f"{json.dumps(learner_overrides('ppo', None, meta.get('entropy_coeff')))} "
         "(batch sizes in agent steps). FEN: `build_fen_config(env, 'fen', policy_mode="
         f"'shared')` with its defaults (T = 20), efficiency window `{fen['efficiency']}` "
         f"(`episode` is the paper's rhat), segment end `{fen['segment_end']}` (`terminate` "
@@ -593,6 +605,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--team-reward", action="store_true",
                    help="A2C/PPO train on the env's team_reward (every tenant gets the mean of "
                         "the tenants' rewards, the cluster's slowdown; FEN keeps its own)")
+    p.add_argument("--entropy-coeff", type=float, default=None,
+                   help="A2C's and PPO's entropy bonus weight (default 0.01)")
     p.add_argument("--max-cycles", type=int, default=200, help="episode length")
     p.add_argument("--json", default="results/resource_allocation.json", metavar="FILE")
     p.add_argument("--md", default="results/resource_allocation.md", metavar="FILE")
@@ -647,9 +661,13 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         check_demonstrations(args.seed, args.warm_start_episodes, args.eval_seed, args.episodes)
     elif args.warm_start_episodes != DEMO_EPISODES:
         raise ValueError("--warm-start-episodes needs --warm-start")
-    if args.team_reward and not {"a2c", "ppo"} & set(learners):
-        raise ValueError(f"--team-reward applies to learners 'a2c' and 'ppo', which "
-                         f"--learners {args.learners!r} does not train")
+    if args.entropy_coeff is not None and not args.entropy_coeff >= 0:
+        raise ValueError(f"--entropy-coeff must be >= 0, got {args.entropy_coeff}")
+    for flag, value in (("--team-reward", args.team_reward),
+                        ("--entropy-coeff", args.entropy_coeff is not None)):
+        if value and not {"a2c", "ppo"} & set(learners):
+            raise ValueError(f"{flag} applies to learners 'a2c' and 'ppo', which "
+                             f"--learners {args.learners!r} does not train")
     if not args.reward_scale > 0:
         raise ValueError(f"--reward-scale must be > 0, got {args.reward_scale}")
     env_kwargs = {"max_cycles": args.max_cycles}
@@ -680,7 +698,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     action_mask=args.action_mask, model=args.model,
                     fen_options=fen_options, a2c_batch=args.a2c_batch,
                     warm_start=args.warm_start, warm_start_episodes=args.warm_start_episodes,
-                    team_reward=args.team_reward)
+                    team_reward=args.team_reward, entropy_coeff=args.entropy_coeff)
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
@@ -696,7 +714,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "reward_scale": args.reward_scale, "action_mask": args.action_mask,
             "model": args.model, "fen_options": fen_options,
             "warm_start": args.warm_start, "warm_start_episodes": args.warm_start_episodes,
-            "team_reward": args.team_reward,
+            "team_reward": args.team_reward, "entropy_coeff": args.entropy_coeff,
             "plot": args.plot, "json": args.json,
             "runs_dir": args.runs_dir,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}

@@ -490,6 +490,8 @@ def test_a2c_batch_replaces_only_a2c_batch_size() -> None:
     assert A2C_OVERRIDES["train_batch_size_per_learner"] == 8000  # not mutated
     assert learner_overrides("ppo", 1000) == PPO_OVERRIDES
     assert learner_overrides("a2c") == A2C_OVERRIDES
+    assert learner_overrides("ppo", None, 0.0) == {**PPO_OVERRIDES, "entropy_coeff": 0.0}
+    assert learner_overrides("fen", None, 0.0) == {}
 
 
 def test_cache_names_tell_every_setup_apart() -> None:

@@ -181,3 +181,9 @@ def test_comparison_rejects_bad_warm_starts() -> None:
         "ppo_load1.5_it60_s0_team_wstetris")
     with pytest.raises(ValueError, match="--team-reward applies to learners 'a2c' and 'ppo'"):
         run(parse_args(["--team-reward", "--learners", "fen", "--loads", "9"]), "t")
+    with pytest.raises(ValueError, match="--entropy-coeff applies to learners 'a2c' and 'ppo'"):
+        run(parse_args(["--entropy-coeff", "0", "--learners", "fen", "--loads", "9"]), "t")
+    with pytest.raises(ValueError, match="--entropy-coeff must be >= 0, got -1.0"):
+        run(parse_args(["--entropy-coeff", "-1", "--learners", "ppo", "--loads", "9"]), "t")
+    assert cache_name("ppo", 1.5, 60, 0, team_reward=True, entropy_coeff=0.0,
+                      warm_start="tetris") == "ppo_load1.5_it60_s0_team_ent0_wstetris"
