@@ -472,6 +472,9 @@ def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:
     cached("g", 0.7, 3.3, learner="fen", setup={"fen_options": {"segment_end": "truncate"}})
     cached("f", 1.1, 4.0, learner="a2c",
            setup={"overrides": {"train_batch_size_per_learner": 1000}})
+    cached("h", 1.1, 5.0, team_reward=True,
+           setup={"overrides": {"entropy_coeff": 0.0},
+                  "warm_start": {"teacher": "tetris", "episodes": 50, "figures": {}}})
     rows = variant_table(tmp_path, episodes=10, eval_seed=1)
     assert rows[0] == "| learner setup | load 0.7 | load 1.1 |"
     assert "| ppo, 5 it, reward scale 0.02 | 2.50 | 6.00 |" in rows
@@ -479,7 +482,9 @@ def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:
     assert "| fen, 5 it, reward scale 0.02, efficiency period | - | 3.00 |" in rows
     assert "| a2c, 5 it, reward scale 0.02, batch 1000 | - | 4.00 |" in rows
     assert "| fen, 5 it, reward scale 0.02, segment end truncate | 3.30 | - |" in rows
-    assert len(rows) == 7
+    assert ("| ppo, 5 it, reward scale 0.02, team reward, entropy coeff 0, warm start tetris "
+            "| - | 5.00 |") in rows
+    assert len(rows) == 8
 
 
 def test_a2c_batch_replaces_only_a2c_batch_size() -> None:
