@@ -387,20 +387,32 @@ def run_variant(result: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def variant_table(runs_dir: Path, episodes: int, eval_seed: int) -> list[str]:
+def variant_table(runs_dir: Path, episodes: int, eval_seed: int,
+                  figures: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None
+                  ) -> list[str]:
     """Markdown rows: sampled-action slowdown per load of every cached learner run in
-    ``runs_dir`` evaluated on the same episodes (every training setup tried, side by side)."""
+    ``runs_dir`` evaluated on the same episodes (every training setup tried, side by side),
+    after a first row with the best heuristic of ``figures`` at each load, if given."""
     by_variant: dict[str, dict[str, float]] = {}
     for path in sorted(Path(runs_dir).glob("*.json")):
         result = json.loads(path.read_text())
         if result.get("episodes") != episodes or result.get("eval_seed") != eval_seed:
             continue
-        figures = result.get("figures_sampled") or result["figures"]
+        evaluated = result.get("figures_sampled") or result["figures"]
         by_variant.setdefault(run_variant(result), {})[load_key(result["load"])] = (
-            figures["slowdown"])
+            evaluated["slowdown"])
     loads = sorted({lo for v in by_variant.values() for lo in v}, key=float)
     rows = ["| learner setup | " + " | ".join(f"load {lo}" for lo in loads) + " |",
             "|---|" + "---|" * len(loads)]
+    heuristics = {s: by_load for s, by_load in (figures or {}).items() if s in SCHEDULERS}
+    if heuristics:
+        cells = []
+        for lo in loads:
+            have = [s for s, by_load in heuristics.items() if lo in by_load]
+            best = min(have, key=lambda s, lo=lo: heuristics[s][lo]["slowdown"], default=None)
+            cells.append("-" if best is None
+                         else f"{heuristics[best][lo]['slowdown']:.2f} ({best})")
+        rows.append("| *best heuristic* | " + " | ".join(cells) + " |")
     for variant, by_load in by_variant.items():
         rows.append(f"| {variant} | " + " | ".join(
             f"{by_load[lo]:.2f}" if lo in by_load else "-" for lo in loads) + " |")
@@ -532,7 +544,8 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             "Average slowdown (sampled actions, the same episodes) of every training setup "
             f"cached in `{meta['runs_dir']}/`, including those of earlier invocations with "
             "other flags (their commands: `results/resource_allocation_logs/COMMANDS.md`):", "",
-            *variant_table(Path(meta["runs_dir"]), meta["episodes"], meta["eval_seed"]), ""]
+            *variant_table(Path(meta["runs_dir"]), meta["episodes"], meta["eval_seed"],
+                           figures), ""]
     out += [f"Plot: `{meta['plot']}`. JSON: `{meta['json']}`. Per-run JSONs: "
             f"`{meta['runs_dir']}/`.", ""]
     return "\n".join(out)

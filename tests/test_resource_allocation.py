@@ -485,6 +485,11 @@ def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:
     assert ("| ppo, 5 it, reward scale 0.02, team reward, entropy coeff 0, warm start tetris "
             "| - | 5.00 |") in rows
     assert len(rows) == 8
+    heuristics = {"sjf": {"0.7": {"slowdown": 2.4}, "1.1": {"slowdown": 5.5}},
+                  "tetris": {"0.7": {"slowdown": 2.3}}, "ppo": {"0.7": {"slowdown": 1.0}}}
+    with_best = variant_table(tmp_path, episodes=10, eval_seed=1, figures=heuristics)
+    assert with_best[2] == "| *best heuristic* | 2.30 (tetris) | 5.50 (sjf) |"
+    assert with_best[:2] + with_best[3:] == rows
 
 
 def test_a2c_batch_replaces_only_a2c_batch_size() -> None:
