@@ -380,6 +380,8 @@ def run_variant(result: Mapping[str, Any]) -> str:
         parts.append(f"batch {batch}")
     if "entropy_coeff" in result.get("overrides", {}):
         parts.append(f"entropy coeff {result['overrides']['entropy_coeff']:g}")
+    if result.get("seed", 0) != 0:
+        parts.append(f"seed {result['seed']}")
     if "warm_start" in result:
         ws = result["warm_start"]
         parts.append(f"warm start {ws['teacher']}"

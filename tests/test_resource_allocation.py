@@ -475,6 +475,7 @@ def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:
     cached("h", 1.1, 5.0, team_reward=True,
            setup={"overrides": {"entropy_coeff": 0.0},
                   "warm_start": {"teacher": "tetris", "episodes": 50, "figures": {}}})
+    cached("i", 1.1, 5.5, team_reward=True, setup={"seed": 1})  # another training seed
     rows = variant_table(tmp_path, episodes=10, eval_seed=1)
     assert rows[0] == "| learner setup | load 0.7 | load 1.1 |"
     assert "| ppo, 5 it, reward scale 0.02 | 2.50 | 6.00 |" in rows
@@ -484,7 +485,8 @@ def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:
     assert "| fen, 5 it, reward scale 0.02, segment end truncate | 3.30 | - |" in rows
     assert ("| ppo, 5 it, reward scale 0.02, team reward, entropy coeff 0, warm start tetris "
             "| - | 5.00 |") in rows
-    assert len(rows) == 8
+    assert "| ppo, 5 it, reward scale 0.02, team reward, seed 1 | - | 5.50 |" in rows
+    assert len(rows) == 9
     heuristics = {"sjf": {"0.7": {"slowdown": 2.4}, "1.1": {"slowdown": 5.5}},
                   "tetris": {"0.7": {"slowdown": 2.3}}, "ppo": {"0.7": {"slowdown": 1.0}}}
     with_best = variant_table(tmp_path, episodes=10, eval_seed=1, figures=heuristics)
