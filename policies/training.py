@@ -369,14 +369,14 @@ def _module_for(mapping_fn: Any, agent_id: str) -> str:
         return mapping_fn(agent_id, None, worker=None)
 
 
-def _stack_obs(rows: list) -> Any:
+def stack_observations(rows: list) -> Any:
     """A float32 tensor batch of observations, or a dict of them for dict observations
     (e.g. ``{"observation": ..., "action_mask": ...}``)."""
     import numpy as np
     import torch
 
     if isinstance(rows[0], Mapping):
-        return {key: _stack_obs([r[key] for r in rows]) for key in rows[0]}
+        return {key: stack_observations([r[key] for r in rows]) for key in rows[0]}
     return torch.as_tensor(np.stack(rows), dtype=torch.float32)
 
 
@@ -404,7 +404,7 @@ def greedy_actions(
                     f"does not hold (modules: {sorted(module.keys())})"
                 )
             out = module[module_id].forward_inference(
-                {Columns.OBS: _stack_obs([obs_by_agent[a] for a in agents])})
+                {Columns.OBS: stack_observations([obs_by_agent[a] for a in agents])})
             if rng is not None:
                 probs = torch.softmax(out[Columns.ACTION_DIST_INPUTS], dim=-1).cpu().numpy()
                 cumulative = probs.astype(np.float64).cumsum(axis=-1)

@@ -51,7 +51,7 @@ def demonstration_seed(run_seed: int) -> int:
 
 @dataclass
 class Demonstrations:
-    """A teacher's decisions: observations (an array, or a dict of arrays for dict
+    """A teacher's decisions: observations (a float32 tensor, or a dict of them for dict
     observations), actions and discounted returns, one row per agent step."""
 
     observations: Any
@@ -61,12 +61,6 @@ class Demonstrations:
 
     def __len__(self) -> int:
         return len(self.actions)
-
-
-def _stack(rows: list) -> Any:
-    if isinstance(rows[0], Mapping):
-        return {key: _stack([r[key] for r in rows]) for key in rows[0]}
-    return np.stack(rows).astype(np.float32)
 
 
 def _rows(observations: Any, index: np.ndarray) -> Any:
@@ -90,6 +84,7 @@ def collect_demonstrations(env_config: Mapping[str, Any], teacher: str, *, episo
     """Run scheduler ``teacher`` for ``episodes`` episodes (seeds ``seed``, ``seed + 1``,
     ...) in the env of ``env_config`` (:func:`policies.rllib_env.build_parallel_env`)."""
     from policies.rllib_env import build_parallel_env
+    from policies.training import stack_observations
 
     if teacher not in SCHEDULERS:
         raise ValueError(f"unknown warm-start teacher {teacher!r}; allowed: {list(SCHEDULERS)}")
@@ -119,7 +114,7 @@ def collect_demonstrations(env_config: Mapping[str, Any], teacher: str, *, episo
                 returns.append(discounted_returns(np.array([r for _, _, r in steps]), gamma))
     finally:
         env.close()
-    return Demonstrations(_stack(observations), np.asarray(actions, dtype=np.int64),
+    return Demonstrations(stack_observations(observations), np.asarray(actions, dtype=np.int64),
                           np.concatenate(returns), teacher)
 
 
@@ -136,14 +131,8 @@ def pretrain_module(module: Any, demos: Demonstrations, *, epochs: int, minibatc
     if not lr > 0 or not vf_coeff >= 0:
         raise ValueError(f"warm-start needs lr > 0 and vf_coeff >= 0, got {lr!r}, {vf_coeff!r}")
 
-    def batch(index: np.ndarray) -> dict[str, Any]:
-        rows = _rows(demos.observations, index)
-        obs = ({k: torch.as_tensor(v) for k, v in rows.items()} if isinstance(rows, dict)
-               else torch.as_tensor(rows))
-        return {Columns.OBS: obs}
-
     def losses(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b = batch(index)
+        b = {Columns.OBS: _rows(demos.observations, index)}
         logits = module.forward_train(b)[Columns.ACTION_DIST_INPUTS]
         actions = torch.as_tensor(demos.actions[index])
         ce = torch.nn.functional.cross_entropy(logits, actions)
