@@ -215,9 +215,8 @@ def cache_name(learner: str, load: float, iterations: int, seed: int, *,
             None, A2C_OVERRIDES["train_batch_size_per_learner"]) else "",
         "_team" if team_reward and learner != "fen" else "",
         f"_ent{entropy_coeff:g}" if entropy_coeff is not None and learner != "fen" else "",
-        f"_ws{warm_start}" if warm_start and learner != "fen" else "",
-        f"{warm_start_episodes}" if warm_start and learner != "fen"
-        and warm_start_episodes != DEMO_EPISODES else "",
+        f"_ws{warm_start}{'' if warm_start_episodes == DEMO_EPISODES else warm_start_episodes}"
+        if warm_start and learner != "fen" else "",
     ]
     return f"{learner}_load{load_key(load)}_it{iterations}_s{seed}" + "".join(tags)
 
