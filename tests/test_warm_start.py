@@ -151,6 +151,10 @@ def test_run_training_warm_starts_learner_and_env_runner(local_ray, tmp_path: Pa
      "unknown --warm-start scheduler 'best'"),
     (["--env", "resource_allocation", "--algo", "ppo", "--warm-start-episodes", "5"],
      "--warm-start-episodes needs --warm-start"),
+    (["--env", "resource_allocation", "--algo", "ppo", "--warm-start", "sjf",
+      "--warm-start-episodes", "0"], "--warm-start-episodes must be >= 1, got 0"),
+    (["--env", "resource_allocation", "--algo", "ppo", "--warm-start", "sjf", "--resume", "."],
+     "--warm-start initialises a new run; --resume continues one"),
 ])
 def test_train_cli_rejects_bad_warm_starts(args: list[str], needle: str) -> None:
     p = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), *args],
@@ -172,6 +176,9 @@ def test_comparison_rejects_bad_warm_starts() -> None:
             "t")
     with pytest.raises(ValueError, match="--warm-start-episodes needs --warm-start"):
         run(parse_args(["--warm-start-episodes", "9", "--learners", "ppo"]), "t")
+    with pytest.raises(ValueError, match="--warm-start-episodes must be >= 1, got 0"):
+        run(parse_args(["--warm-start", "sjf", "--warm-start-episodes", "0",
+                        "--learners", "ppo"]), "t")
     assert cache_name("ppo", 1.5, 60, 0, warm_start="tetris") == "ppo_load1.5_it60_s0_wstetris"
     assert cache_name("a2c", 1.5, 60, 0, warm_start="sjf", warm_start_episodes=20) == (
         "a2c_load1.5_it60_s0_wssjf20")
