@@ -148,6 +148,7 @@ def build_config(
     env_kwargs: Mapping[str, Any] | None = None,
     sampler: str = "multi_agent",
     model: str = "mlp",
+    baseline: str = "critic",
 ) -> AlgorithmConfig:
     """The AlgorithmConfig of one training run (validated names, overrides applied last).
 
@@ -156,12 +157,31 @@ def build_config(
     ``envs_per_runner * n_agents`` single-agent slots, and ``train_batch_size_per_learner``
     (which then counts agent steps) is multiplied by ``n_agents`` so that an iteration
     holds as many agent steps as with the multi-agent sampler (``--set`` overrides it).
+
+    ``baseline="same_seed_mean"`` (A2C with ``sampler="vector"``, ``envs_per_runner >=
+    2``, an env with a fixed episode length ``max_cycles``): DeepRM's time-dependent
+    baseline (:mod:`policies.same_seed_baseline`). The env copies of every runner replay
+    the same seed (``env_config["shared_episode_seeds"]``), and an iteration samples
+    whole episodes: the train batch becomes ``slots x max_cycles`` agent steps (slots =
+    env copies x agents x runners), or must be a multiple of it when set by an override.
+    ``gamma`` becomes 1 unless an override sets it: the undiscounted return of a whole
+    episode is the objective itself (on resource_allocation, minus the episode's total
+    job slowdown), and the shared seeds, not discounting, keep its variance down.
+    ``vf_loss_coeff`` becomes 0 unless an override sets it: the advantages do not use the
+    critic, and its squared error on undiscounted returns would dominate the global
+    gradient-norm clip that the policy gradient shares.
     """
     check_env(env)
     check_choice("algorithm", algo, ALGOS)
     check_choice("policy mode", policy_mode, POLICY_MODES)
     check_choice("sampler", sampler, SAMPLERS)
     check_choice("model", model, MODELS)
+    from policies.same_seed_baseline import BASELINES
+
+    check_choice("baseline", baseline, BASELINES)
+    if baseline == "same_seed_mean" and (algo != "a2c" or sampler != "vector"):
+        raise ValueError(f"baseline 'same_seed_mean' is for a2c with --sampler vector, not "
+                         f"{algo!r} with sampler {sampler!r}")
     if sampler == "vector":
         if policy_mode != "shared":
             raise ValueError(
@@ -184,11 +204,14 @@ def build_config(
         module_class = _slot_scoring(algo, env, info)
         model_config["slot_layout"] = dict(info["slot_layout"])
     if sampler == "vector":
-        return _vector_config(
+        config = _vector_config(
             config, env_config, len(agents), module_class, model_config, seed=seed,
             num_env_runners=num_env_runners, envs_per_runner=envs_per_runner,
             overrides=overrides,
         )
+        if baseline == "same_seed_mean":
+            _use_same_seed_baseline(config, len(agents), info["max_cycles"], overrides)
+        return config
     config.environment(env=PettingZooMultiAgentEnv, env_config=env_config)
     config.rl_module(model_config=model_config)
     if policy_mode == "independent":
@@ -268,6 +291,36 @@ def _vector_config(
     if overrides:
         apply_overrides(config, overrides)
     return config
+
+
+def _use_same_seed_baseline(config: AlgorithmConfig, n_agents: int, max_cycles: int | None,
+                            overrides: Mapping[str, Any] | None) -> None:
+    """Shared episode seeds and whole-episode batches for A2C's same-seed baseline."""
+    from policies.vector_sampler import SHARED_EPISODE_SEEDS
+
+    copies = config.num_envs_per_env_runner // n_agents
+    if copies < 2:
+        raise ValueError(f"baseline 'same_seed_mean' compares episodes of >= 2 env copies per "
+                         f"runner; envs_per_runner is {copies}")
+    if not isinstance(max_cycles, int) or max_cycles < 1:
+        raise ValueError("baseline 'same_seed_mean' needs an env with a fixed episode length "
+                         f"(max_cycles), got {max_cycles!r}")
+    slots = config.num_envs_per_env_runner * max(1, config.num_env_runners)
+    episode_batch = slots * max_cycles
+    batch = config.train_batch_size_per_learner
+    if "train_batch_size_per_learner" not in (overrides or {}):
+        batch = episode_batch
+    elif batch % episode_batch:
+        raise ValueError(
+            f"train_batch_size_per_learner={batch} is not a multiple of {episode_batch} "
+            f"({slots} slots x max_cycles {max_cycles}): baseline 'same_seed_mean' "
+            "samples whole episodes")
+    overrides = overrides or {}
+    config.training(train_batch_size_per_learner=batch, baseline="same_seed_mean",
+                    gamma=overrides.get("gamma", 1.0),
+                    vf_loss_coeff=overrides.get("vf_loss_coeff", 0.0))
+    config.env_runners(rollout_fragment_length=batch // slots)
+    config.environment(env_config={**config.env_config, SHARED_EPISODE_SEEDS: True})
 
 
 def apply_run_settings(

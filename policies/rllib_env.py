@@ -235,16 +235,19 @@ def env_creator(env_config: Mapping[str, Any]) -> PettingZooMultiAgentEnv:
 
 def describe_env(env_config: Mapping[str, Any]) -> dict[str, Any]:
     """Agents and spaces of the env of ``env_config`` (builds and closes one instance),
-    and ``slot_layout`` (the env's ``slot_layout()``, or None where it has none)."""
+    ``slot_layout`` (the env's ``slot_layout()``, or None where it has none) and
+    ``max_cycles`` (its step limit, or None)."""
     env = build_parallel_env(env_config)
     try:
         agents = list(env.possible_agents)
-        layout_fn = getattr(getattr(env, "unwrapped", env), "slot_layout", None)
+        unwrapped = getattr(env, "unwrapped", env)
+        layout_fn = getattr(unwrapped, "slot_layout", None)
         return {
             "possible_agents": agents,
             "observation_spaces": {a: env.observation_space(a) for a in agents},
             "action_spaces": {a: env.action_space(a) for a in agents},
             "slot_layout": layout_fn() if callable(layout_fn) else None,
+            "max_cycles": getattr(unwrapped, "max_cycles", None),
         }
     finally:
         env.close()

@@ -75,13 +75,18 @@ def fen_settings(result: Mapping[str, Any]) -> dict[str, str]:
 
 
 def learner_overrides(learner: str, a2c_batch: int | None = None,
-                      entropy_coeff: float | None = None) -> dict[str, Any]:
+                      entropy_coeff: float | None = None,
+                      a2c_baseline: str = "critic") -> dict[str, Any]:
     """The training settings of ``learner``; ``a2c_batch`` replaces A2C's batch size (A2C
     takes one gradient step per batch, so a smaller batch means more updates);
-    ``entropy_coeff`` replaces A2C's and PPO's entropy bonus weight (default 0.01)."""
+    ``entropy_coeff`` replaces A2C's and PPO's entropy bonus weight (default 0.01).
+    With ``a2c_baseline="same_seed_mean"`` and no ``a2c_batch``, A2C's batch is left to
+    ``build_config`` (one round of whole episodes of every env copy)."""
     overrides = {"a2c": A2C_OVERRIDES, "ppo": PPO_OVERRIDES, "fen": FEN_OVERRIDES}[learner]
     if learner == "a2c" and a2c_batch is not None:
         overrides = {**overrides, "train_batch_size_per_learner": a2c_batch}
+    elif learner == "a2c" and a2c_baseline != "critic":
+        overrides = {k: v for k, v in overrides.items() if k != "train_batch_size_per_learner"}
     if learner != "fen" and entropy_coeff is not None:
         overrides = {**overrides, "entropy_coeff": entropy_coeff}
     return dict(overrides)
@@ -159,9 +164,10 @@ def check_demonstrations(seed: int, episodes: int, eval_seed: int,
 def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
            logdir: Path, overrides: dict[str, Any], model: str = "mlp",
            fen_options: Mapping[str, str] | None = None,
-           warm_start: tuple[str, int] | None = None) -> dict[str, Any]:
+           warm_start: tuple[str, int] | None = None,
+           a2c_baseline: str = "critic") -> dict[str, Any]:
     """Train ``learner`` (Ray must be running); the run_training summary. ``warm_start``:
-    ``(teacher, demonstration episodes)`` for A2C/PPO."""
+    ``(teacher, demonstration episodes)`` for A2C/PPO; ``a2c_baseline``: A2C's."""
     from policies.training import run_training
 
     if learner == "fen":
@@ -179,7 +185,8 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
 
         config = build_config(ENV, learner, "shared", seed=seed, num_env_runners=0,
                               envs_per_runner=ENVS_PER_RUNNER, overrides=overrides,
-                              env_kwargs=env_kwargs, sampler="vector", model=model)
+                              env_kwargs=env_kwargs, sampler="vector", model=model,
+                              baseline=a2c_baseline if learner == "a2c" else "critic")
         run_info = {"env": ENV, "algo": learner, "policy_mode": "shared", "sampler": "vector",
                     "model": model, "env_config": config.env_config, "seed": seed}
     initialize = None
@@ -199,11 +206,12 @@ def cache_name(learner: str, load: float, iterations: int, seed: int, *,
                fen_options: Mapping[str, str] | None = None, a2c_batch: int | None = None,
                warm_start: str | None = None,
                warm_start_episodes: int = DEMO_EPISODES, team_reward: bool = False,
-               entropy_coeff: float | None = None) -> str:
+               entropy_coeff: float | None = None, a2c_baseline: str = "critic") -> str:
     """The name of a learner run's cached JSON: the setup, a tag for each non-default
-    setting (``fen_options`` only for FEN, :data:`FEN_SETTINGS`; ``a2c_batch`` only for
-    A2C; ``warm_start``, the teacher, for A2C/PPO, with its episodes when not
-    :data:`DEMO_EPISODES`; ``team_reward`` and ``entropy_coeff`` for A2C/PPO)."""
+    setting (``fen_options`` only for FEN, :data:`FEN_SETTINGS`; ``a2c_batch`` and
+    ``a2c_baseline`` only for A2C; ``warm_start``, the teacher, for A2C/PPO, with its
+    episodes when not :data:`DEMO_EPISODES`; ``team_reward`` and ``entropy_coeff`` for
+    A2C/PPO)."""
     fen_options = dict(fen_options or {}) if learner == "fen" else {}
     tags = [
         "" if reward_scale == 1.0 else f"_rs{reward_scale:g}",
@@ -217,6 +225,7 @@ def cache_name(learner: str, load: float, iterations: int, seed: int, *,
         f"_ent{entropy_coeff:g}" if entropy_coeff is not None and learner != "fen" else "",
         f"_ws{warm_start}{'' if warm_start_episodes == DEMO_EPISODES else warm_start_episodes}"
         if warm_start and learner != "fen" else "",
+        f"_{a2c_baseline}" if learner == "a2c" and a2c_baseline != "critic" else "",
     ]
     return f"{learner}_load{load_key(load)}_it{iterations}_s{seed}" + "".join(tags)
 
@@ -229,7 +238,8 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                    a2c_batch: int | None = None, warm_start: str | None = None,
                    warm_start_episodes: int = DEMO_EPISODES,
                    team_reward: bool = False,
-                   entropy_coeff: float | None = None) -> dict[str, Any]:
+                   entropy_coeff: float | None = None,
+                   a2c_baseline: str = "critic") -> dict[str, Any]:
     """The cached (or freshly trained and evaluated) result of one learner at one load.
 
     ``reward_scale`` multiplies the rewards the learner trains on (the env's kwarg); the
@@ -245,7 +255,9 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     (:mod:`policies.warm_start`, DeepRM's supervised start; FEN ignores it).
     ``team_reward``: A2C/PPO train on the env's ``team_reward`` (every tenant gets the mean
     of the tenants' rewards; FEN keeps its own). ``entropy_coeff``: A2C's/PPO's entropy
-    bonus weight instead of 0.01. The cached JSON is named by :func:`cache_name`.
+    bonus weight instead of 0.01. ``a2c_baseline``: A2C's advantage baseline, ``critic``
+    (GAE) or ``same_seed_mean`` (DeepRM's, :mod:`policies.same_seed_baseline`). The cached
+    JSON is named by :func:`cache_name`.
     """
     from policies.training import evaluate_checkpoint
 
@@ -253,8 +265,8 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                       action_mask=action_mask, model=model, fen_options=fen_options,
                       a2c_batch=a2c_batch, warm_start=warm_start,
                       warm_start_episodes=warm_start_episodes, team_reward=team_reward,
-                      entropy_coeff=entropy_coeff)
-    overrides = learner_overrides(learner, a2c_batch, entropy_coeff)
+                      entropy_coeff=entropy_coeff, a2c_baseline=a2c_baseline)
+    overrides = learner_overrides(learner, a2c_batch, entropy_coeff, a2c_baseline)
     path = runs_dir / f"{name}.json"
     if path.is_file():
         cached = json.loads(path.read_text())
@@ -281,7 +293,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     print(f"[{learner} load {load}] training {iterations} iterations", flush=True)
     start = time.perf_counter()
     summary = _train(learner, kwargs, iterations, seed, train_dir / name, overrides, model,
-                     fen_options, warm)
+                     fen_options, warm, a2c_baseline)
     train_s = time.perf_counter() - start
     evaluations = {
         key: summarize(evaluate_checkpoint(summary["checkpoint"], episodes=episodes,
@@ -297,6 +309,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                            "figures": summary["warm_start"]}} if warm else {}),
         "train_wall_s": train_s,
         "overrides": overrides,
+        **({"baseline": a2c_baseline} if learner == "a2c" and a2c_baseline != "critic" else {}),
         "checkpoint": summary["checkpoint"],
         "training_final_metrics": summary["latest_metrics"],
         **evaluations,
@@ -377,6 +390,8 @@ def run_variant(result: Mapping[str, Any]) -> str:
     if result["learner"] == "a2c" and batch not in (None, A2C_OVERRIDES[
             "train_batch_size_per_learner"]):
         parts.append(f"batch {batch}")
+    if result.get("baseline", "critic") != "critic":
+        parts.append(f"baseline {result['baseline']}")
     if "entropy_coeff" in result.get("overrides", {}):
         parts.append(f"entropy coeff {result['overrides']['entropy_coeff']:g}")
     if result.get("seed", 0) != 0:
@@ -426,6 +441,8 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
     loads = sorted({lo for by_load in figures.values() for lo in by_load}, key=float)
     fen = {k: default for k, (default, _, _) in FEN_SETTINGS.items()}
     fen.update(meta.get("fen_options") or {})
+    a2c_overrides = learner_overrides("a2c", meta.get("a2c_batch"), meta.get("entropy_coeff"),
+                                      meta.get("a2c_baseline", "critic"))
     out = [
         "# Multi-tenant cluster resource allocation: schedulers and learners versus load",
         "",
@@ -457,7 +474,7 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "names an empty slot). A2C/PPO: `build_config(..., "
         f"sampler='vector')`, A2C {meta.get('a2c_iterations') or meta['iterations']} "
         "iterations with overrides "
-        f"{json.dumps(learner_overrides('a2c', meta.get('a2c_batch'), meta.get('entropy_coeff')))}"
+        f"{json.dumps(a2c_overrides)}"
         f", PPO {meta['iterations']} iterations with overrides "
         f"{json.dumps(learner_overrides('ppo', None, meta.get('entropy_coeff')))} "
         "(batch sizes in agent steps). FEN: `build_fen_config(env, 'fen', policy_mode="
@@ -485,6 +502,21 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             "(every tenant receives the mean of all tenants' slowdown terms, so the shared "
             "policy is rewarded for the cluster's average slowdown, what the table measures, "
             "not for its own tenant's alone); FEN keeps each tenant's own reward.",
+            "",
+        ]
+    if meta.get("a2c_baseline", "critic") != "critic":
+        out += [
+            f"A2C's baseline (`--a2c-baseline {meta['a2c_baseline']}`): DeepRM's "
+            "time-dependent baseline instead of the critic (`policies/same_seed_baseline.py`). "
+            "The env copies of the sampler replay the same seed, so the same job arrivals, "
+            "under independently sampled actions; every iteration samples one whole episode "
+            f"per copy ({ENVS_PER_RUNNER} copies x {meta['n_agents']} tenants x "
+            f"{meta['env_kwargs']['max_cycles']} steps = "
+            f"{ENVS_PER_RUNNER * meta['n_agents'] * meta['env_kwargs']['max_cycles']} agent "
+            "steps); the advantage of a tenant's step t is its return from t minus the mean "
+            "return from t of the same tenant in the other copies (standardised), with "
+            "gamma 1 (the return is then minus the episode's total slowdown) and no critic "
+            "loss.",
             "",
         ]
     if meta.get("warm_start"):
@@ -619,6 +651,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--team-reward", action="store_true",
                    help="A2C/PPO train on the env's team_reward (every tenant gets the mean of "
                         "the tenants' rewards, the cluster's slowdown; FEN keeps its own)")
+    p.add_argument("--a2c-baseline", default="critic",
+                   help="A2C's advantage baseline: critic (GAE with the value function) or "
+                        "same_seed_mean (DeepRM's: the env copies replay the same arrivals and "
+                        "each step's baseline is the other copies' mean return; "
+                        "policies/same_seed_baseline.py)")
     p.add_argument("--entropy-coeff", type=float, default=None,
                    help="A2C's and PPO's entropy bonus weight (default 0.01)")
     p.add_argument("--max-cycles", type=int, default=200, help="episode length")
@@ -648,6 +685,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
 
     check_choice("--fen-efficiency", args.fen_efficiency, EFFICIENCY_WINDOWS)
     check_choice("--fen-segment-end", args.fen_segment_end, SEGMENT_ENDS)
+    from policies.same_seed_baseline import BASELINES
+
+    check_choice("--a2c-baseline", args.a2c_baseline, BASELINES)
     fen_options = {k: v for k, v in (("efficiency", args.fen_efficiency),
                                      ("segment_end", args.fen_segment_end))
                    if v != FEN_SETTINGS[k][0]}
@@ -662,6 +702,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     a2c_iterations = args.a2c_iterations or args.iterations
     for flag, value, learner in (("--a2c-batch", args.a2c_batch, "a2c"),
                                  ("--a2c-iterations", args.a2c_iterations, "a2c"),
+                                 ("--a2c-baseline", args.a2c_baseline != "critic", "a2c"),
                                  ("--fen-efficiency", "efficiency" in fen_options, "fen"),
                                  ("--fen-segment-end", "segment_end" in fen_options, "fen")):
         if value and learner not in learners:
@@ -712,7 +753,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     action_mask=args.action_mask, model=args.model,
                     fen_options=fen_options, a2c_batch=args.a2c_batch,
                     warm_start=args.warm_start, warm_start_episodes=args.warm_start_episodes,
-                    team_reward=args.team_reward, entropy_coeff=args.entropy_coeff)
+                    team_reward=args.team_reward, entropy_coeff=args.entropy_coeff,
+                    a2c_baseline=args.a2c_baseline)
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
@@ -729,7 +771,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "model": args.model, "fen_options": fen_options,
             "warm_start": args.warm_start, "warm_start_episodes": args.warm_start_episodes,
             "team_reward": args.team_reward, "entropy_coeff": args.entropy_coeff,
-            "plot": args.plot, "json": args.json,
+            "a2c_baseline": args.a2c_baseline, "plot": args.plot, "json": args.json,
             "runs_dir": args.runs_dir,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}
     Path(args.md).write_text(markdown_report(figures, runs, meta))

@@ -28,7 +28,16 @@ Protocol details:
   env episode and ``agent_return/<agent>`` per agent;
 * seeding: the first reset of copy ``i`` in env runner ``w`` uses
   ``derive_seed(run_seed, w, i)`` (as :class:`policies.rllib_env.PettingZooMultiAgentEnv`
-  does per sub-env); later resets continue each env's random stream.
+  does per sub-env); later resets continue each env's random stream;
+* ``env_config["shared_episode_seeds"] = True`` (common random numbers): every copy of a
+  runner starts each episode from the same seed (the first from ``derive_seed(run_seed,
+  w, 0)``, the next ones drawn from a generator seeded with it; a seed passed to
+  ``reset`` is not used), so in an env whose
+  randomness does not depend on the actions (``resource_allocation``: the same job
+  arrivals) the copies replay the same episode under different sampled actions. The
+  copies must end their episodes at the same step (checked); every slot's reset info
+  is ``{"episode_seed": seed, "agent_id": agent}``, what
+  :mod:`policies.same_seed_baseline` groups the episodes by.
 
 RLlib's counters then count slots: ``num_env_steps_sampled`` (and
 ``throughput/env_steps_*``) are agent steps, ``train_batch_size_per_learner`` is in
@@ -62,6 +71,10 @@ from policies.rllib_env import (
 
 #: info key naming the agent of a slot (set on the final step of an episode)
 AGENT_ID_KEY = "agent_id"
+#: reset-info key of the episode's seed (``shared_episode_seeds`` only)
+EPISODE_SEED_KEY = "episode_seed"
+#: env_config key: every copy of a runner starts each episode from the same seed
+SHARED_EPISODE_SEEDS = "shared_episode_seeds"
 
 #: values of ``build_config(..., sampler=...)`` / ``scripts/train.py --sampler``
 SAMPLERS = ("multi_agent", "vector")
@@ -114,6 +127,11 @@ class PettingZooAgentVectorEnv(gym.vector.VectorEnv):
         )
         self._seeded = False
         self._needs_reset = np.zeros(self.copies, dtype=bool)
+        self.shared_seeds = bool(self.env_config.get(SHARED_EPISODE_SEEDS, False))
+        first_seed = (derive_seed(run_seed, self.worker_index, 0) if run_seed is not None
+                      else int(np.random.SeedSequence().generate_state(1)[0] >> 1))
+        self._episode_seed = first_seed
+        self._seed_stream = np.random.default_rng(first_seed)
         # an array, or a dict of arrays for Dict spaces (e.g. action-mask observations)
         self._obs = create_empty_array(obs_space, num_envs, fn=np.zeros)
 
@@ -142,7 +160,23 @@ class PettingZooAgentVectorEnv(gym.vector.VectorEnv):
         return dict(fn()) if callable(fn) else None
 
     # --------------------------------------------------------------- protocol
+    def _reset_shared(self, infos: list[dict[str, Any]], seed: int | None = None) -> None:
+        """Reset every copy from one seed (``seed``, else the next of the stream)."""
+        self._episode_seed = (int(self._seed_stream.integers(2**31)) if seed is None
+                              else int(seed))
+        for i in range(self.copies):
+            self._reset_copy(i, self._episode_seed, None)
+            for j, a in enumerate(self.possible_agents):
+                infos[i * self.n_agents + j].update(
+                    {EPISODE_SEED_KEY: self._episode_seed, AGENT_ID_KEY: a})
+
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        if self.shared_seeds:
+            infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+            first = None if self._seeded else self._episode_seed  # RLlib's seed: unused
+            self._seeded = True
+            self._reset_shared(infos, first)
+            return _copy_batch(self._obs), infos
         if self.derived_seeds is not None and (seed is not None or not self._seeded):
             seeds: list[int | None] = list(self.derived_seeds)
         elif isinstance(seed, int):
@@ -165,6 +199,9 @@ class PettingZooAgentVectorEnv(gym.vector.VectorEnv):
         truncs = np.zeros(self.num_envs, dtype=bool)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         agents = self.possible_agents
+        if self.shared_seeds and self._needs_reset.any():  # all copies ended together
+            self._reset_shared(infos)
+            return _copy_batch(self._obs), rewards, terms, truncs, infos
         for i, env in enumerate(self.envs):
             if self._needs_reset[i]:  # NEXT_STEP autoreset: actions ignored
                 self._reset_copy(i, None, None)
@@ -200,6 +237,13 @@ class PettingZooAgentVectorEnv(gym.vector.VectorEnv):
                     self._put_obs(i, obs)
             else:
                 self._put_obs(i, obs)
+        if self.shared_seeds and self._needs_reset.any() and not self._needs_reset.all():
+            raise ValueError(
+                f"env copies {np.flatnonzero(~self._needs_reset).tolist()} went on after "
+                f"copies {np.flatnonzero(self._needs_reset).tolist()} ended their episode; "
+                "shared_episode_seeds needs episodes that end at the same step in every copy "
+                "(an env with a fixed episode length, whose randomness does not depend on "
+                "the actions)")
         return _copy_batch(self._obs), rewards, terms, truncs, infos
 
     def render(self) -> Any:

@@ -12,6 +12,8 @@ docs/training.md).
 
 Warm start (PPO/A2C on resource_allocation): ``--warm-start tetris`` fits the policy to a
 scheduler's decisions before RL (policies/warm_start.py, DeepRM's supervised start).
+DeepRM's time-dependent baseline (A2C, ``--sampler vector``): ``--baseline same_seed_mean``
+(policies/same_seed_baseline.py).
 
 Prints one progress line per iteration and a summary; TensorBoard:
 ``tensorboard --logdir runs/ppo_js``. Bad input: one line on stderr, exit code 2.
@@ -70,6 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="ppo/a2c on resource_allocation: pretrain the policy on this scheduler's "
         "decisions (fifo, sjf, packer, tetris, drf) before RL",
     )
+    p.add_argument(
+        "--baseline", default="critic",
+        help="A2C's advantage baseline: critic (GAE with the value function, default) or "
+        "same_seed_mean (--sampler vector: the env copies replay the same seed and each "
+        "step's baseline is the other copies' mean return, DeepRM's)",
+    )
     p.add_argument("--warm-start-episodes", type=int, default=None,
                    help="demonstration episodes of --warm-start (default 50)")
     p.add_argument("--summary-json", default=None, help="write the final summary to this file")
@@ -108,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=run["seed"], num_env_runners=run["num_env_runners"],
             envs_per_runner=run["envs_per_runner"], overrides=run["overrides"],
             env_kwargs=env_kwargs, sampler=args.sampler, model=args.model,
+            baseline=args.baseline,
         )
         from policies.training import init_ray, run_training
 
@@ -121,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         init_ray(run["address"])
         run_info = {
             "env": args.env, "algo": args.algo, "policy_mode": args.policy_mode,
-            "sampler": args.sampler, "model": args.model, "factory": "plain",
+            "sampler": args.sampler, "model": args.model, "baseline": args.baseline,
+            "factory": "plain",
             "env_config": config.env_config,
             "seed": run["seed"],
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),

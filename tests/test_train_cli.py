@@ -41,6 +41,11 @@ def _run(script, *args, timeout=240):
         (["--env", "job_scheduling", "--algo", "ppo", "--set", "lrr=1"], "'lrr'"),
         (["--env", "job_scheduling", "--algo", "ppo", "--resume", "/no/such"], "does not exist"),
         (["--env", "job_scheduling", "--algo", "ppo", "--iterations", "0"], "--iterations"),
+        (["--env", "resource_allocation", "--algo", "ppo", "--policy-mode", "shared",
+          "--sampler", "vector", "--baseline", "same_seed_mean"],
+         "baseline 'same_seed_mean' is for a2c"),
+        (["--env", "resource_allocation", "--algo", "a2c", "--baseline", "mean"],
+         "unknown baseline 'mean'"),
     ],
 )
 def test_train_bad_input_exits_2_with_one_line(args, needle):

@@ -6,7 +6,9 @@ Each training iteration:
    policy (all runners in parallel, synchronously);
 2. the learner computes advantages ``A_t`` with GAE(gamma, lambda) on the episode
    chunks, bootstrapping with the critic at chunk ends (``lambda_=1`` gives n-step
-   returns up to the chunk end, ``lambda_=0`` one-step TD);
+   returns up to the chunk end, ``lambda_=0`` one-step TD); or, with
+   ``baseline="same_seed_mean"``, DeepRM's time-dependent baseline over whole episodes
+   that replay the same seed (:mod:`policies.same_seed_baseline`);
 3. one gradient step on the whole batch (no epochs, no minibatches, no ratio
    clipping) on ``L = -mean(logp(a_t) A_t) + vf_loss_coeff * mean((V(s_t) - R_t)^2)
    - entropy_coeff * mean(H(pi(.|s_t)))``;
@@ -41,6 +43,7 @@ class A2CConfig(AlgorithmConfig):
         self.entropy_coeff = 0.01
         self.grad_clip = 0.5
         self.grad_clip_by = "global_norm"
+        self.baseline = "critic"
 
     def training(
         self,
@@ -48,6 +51,7 @@ class A2CConfig(AlgorithmConfig):
         lambda_: float | None = NotProvided,
         vf_loss_coeff: float | None = NotProvided,
         entropy_coeff: float | None = NotProvided,
+        baseline: str | None = NotProvided,
         **kwargs: Any,
     ) -> A2CConfig:
         """A2C settings, plus every common training setting (lr, gamma, grad_clip, ...).
@@ -56,6 +60,9 @@ class A2CConfig(AlgorithmConfig):
             lambda_: GAE lambda (1.0: n-step returns to the chunk end, 0.0: TD(0)).
             vf_loss_coeff: weight of the critic's squared error in the loss.
             entropy_coeff: weight of the entropy bonus.
+            baseline: ``critic`` (GAE with the learned value function) or
+                ``same_seed_mean`` (:mod:`policies.same_seed_baseline`: whole episodes
+                of env copies that share their seed; build_config sets the sampler up).
         """
         super().training(**kwargs)
         if lambda_ is not NotProvided:
@@ -64,6 +71,8 @@ class A2CConfig(AlgorithmConfig):
             self.vf_loss_coeff = vf_loss_coeff
         if entropy_coeff is not NotProvided:
             self.entropy_coeff = entropy_coeff
+        if baseline is not NotProvided:
+            self.baseline = baseline
         return self
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
@@ -89,6 +98,11 @@ class A2CConfig(AlgorithmConfig):
                 self._value_error(f"`{name}` must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.lambda_ <= 1.0:
             self._value_error(f"`lambda_` must be in [0, 1], got {self.lambda_}")
+        from policies.same_seed_baseline import BASELINES
+
+        if self.baseline not in BASELINES:
+            self._value_error(f"`baseline` must be one of {list(BASELINES)}, "
+                              f"got {self.baseline!r}")
 
     @property
     def _model_config_auto_includes(self) -> dict[str, Any]:

@@ -1,0 +1,146 @@
+"""DeepRM's same-seed baseline: shared episode seeds in the vector env, the advantages,
+the config checks, one A2C iteration, and the comparison's flag."""
+
+import numpy as np
+import pytest
+from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+
+from policies.config import build_config
+from policies.rllib_env import derive_seed
+from policies.same_seed_baseline import (
+    EXPLAINED_VAR_KEY,
+    GROUP_SIZE_KEY,
+    _group_key,
+    leave_one_out_advantages,
+)
+from policies.scheduler_comparison import cache_name, learner_overrides, parse_args, run
+from policies.vector_sampler import (
+    AGENT_ID_KEY,
+    EPISODE_SEED_KEY,
+    SHARED_EPISODE_SEEDS,
+    PettingZooAgentVectorEnv,
+)
+
+ENV_KWARGS = {"max_cycles": 6, "load": 1.5, "reward_scale": 0.02}
+SHARED = {"env": "resource_allocation", "env_kwargs": ENV_KWARGS, "seed": 3,
+          SHARED_EPISODE_SEEDS: True}
+
+
+def test_leave_one_out_advantages() -> None:
+    returns = np.array([[3.0, 1.0], [1.0, 1.0], [2.0, 4.0]])
+    # episode 0: baseline = mean of episodes 1 and 2 = [1.5, 2.5]
+    np.testing.assert_allclose(leave_one_out_advantages(returns),
+                               [[1.5, -1.5], [-1.5, -1.5], [0.0, 3.0]])
+    # a common shift (what all episodes of one seed share) cancels out
+    np.testing.assert_allclose(leave_one_out_advantages(returns + 100.0),
+                               leave_one_out_advantages(returns))
+    with pytest.raises(ValueError, match=">= 2 episodes per seed, got 1"):
+        leave_one_out_advantages(returns[:1])
+
+
+def _arrivals(env: PettingZooAgentVectorEnv) -> list[list[int]]:
+    return [e.unwrapped._arrived.tolist() for e in env.envs]
+
+
+def test_copies_replay_the_same_arrivals_under_different_actions() -> None:
+    env = PettingZooAgentVectorEnv(SHARED, 12)  # 3 copies x 4 tenants
+    obs, infos = env.reset()
+    first = derive_seed(3, 0, 0)
+    assert infos == [{EPISODE_SEED_KEY: first, AGENT_ID_KEY: f"agent_{k}"}
+                     for _ in range(3) for k in range(4)]
+    np.testing.assert_array_equal(obs[:4], obs[4:8])  # the same first jobs in every copy
+    rng = np.random.default_rng(0)
+    arrived = []
+    for _ in range(6):
+        _, _, _, truncs, _ = env.step(rng.integers(0, 11, size=12))
+        arrived.append(_arrivals(env))
+    assert truncs.all()
+    assert all(a[0] == a[1] == a[2] for a in arrived)  # same arrivals whatever the actions
+    assert len({e.unwrapped._slowdown_sum.sum() for e in env.envs}) > 1  # actions differ
+    # the next episode: a new seed, shared by every copy, announced in every slot
+    obs, rewards, _, _, infos = env.step(np.zeros(12, dtype=np.int64))
+    seeds = {i[EPISODE_SEED_KEY] for i in infos}
+    assert len(seeds) == 1 and seeds != {first} and not rewards.any()
+    np.testing.assert_array_equal(obs[:4], obs[8:])
+    # the seed sequence is the run seed's
+    again = PettingZooAgentVectorEnv(SHARED, 12)
+    again.reset()
+    for _ in range(7):
+        _, _, _, _, infos2 = again.step(np.zeros(12, dtype=np.int64))
+    assert infos2[0][EPISODE_SEED_KEY] == seeds.pop()
+
+
+def test_episode_without_shared_seed_is_rejected() -> None:
+    episode = SingleAgentEpisode(observations=[0, 1], actions=[0], rewards=[1.0],
+                                 infos=[{}, {}], terminated=True)
+    with pytest.raises(ValueError, match="shared_episode_seeds"):
+        _group_key(episode)
+    chunk = SingleAgentEpisode(observations=[0, 1], actions=[0], rewards=[1.0],
+                               infos=[{}, {}])
+    with pytest.raises(ValueError, match="whole episodes"):
+        _group_key(chunk)
+
+
+def _config(**kwargs):
+    args = {"seed": 0, "envs_per_runner": 2, "sampler": "vector",
+            "env_kwargs": ENV_KWARGS, "baseline": "same_seed_mean", **kwargs}
+    return build_config("resource_allocation", args.pop("algo", "a2c"), "shared", **args)
+
+
+def test_config_samples_whole_episodes_of_shared_seeds() -> None:
+    cfg = _config()
+    assert cfg.train_batch_size_per_learner == 2 * 4 * 6  # copies x agents x max_cycles
+    assert cfg.rollout_fragment_length == 6 and cfg.baseline == "same_seed_mean"
+    assert cfg.env_config[SHARED_EPISODE_SEEDS] is True
+    assert cfg.gamma == 1.0 and cfg.vf_loss_coeff == 0.0
+    cfg = _config(num_env_runners=2, overrides={"train_batch_size_per_learner": 192,
+                                                "gamma": 0.9})
+    assert cfg.train_batch_size_per_learner == 192 and cfg.rollout_fragment_length == 12
+    assert cfg.gamma == 0.9
+    assert build_config("resource_allocation", "a2c", "shared", sampler="vector",
+                        env_kwargs=ENV_KWARGS).baseline == "critic"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"algo": "ppo"}, "is for a2c with --sampler vector, not 'ppo'"),
+    ({"sampler": "multi_agent"}, "sampler 'multi_agent'"),
+    ({"envs_per_runner": 1}, ">= 2 env copies per runner; envs_per_runner is 1"),
+    ({"overrides": {"train_batch_size_per_learner": 100}},
+     "100 is not a multiple of 48"),
+    ({"baseline": "mean"}, "baseline"),
+])
+def test_config_rejects_bad_setups(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        _config(**kwargs)
+
+
+def test_one_a2c_iteration_uses_the_same_seed_baseline() -> None:
+    import ray
+
+    from policies.training import init_ray
+
+    init_ray(None, num_cpus=2)
+    try:
+        algo = _config(envs_per_runner=3, model="slot_scoring").build_algo()
+        try:
+            learner = algo.train()["learners"]["default_policy"]
+        finally:
+            algo.stop()
+    finally:
+        ray.shutdown()
+    assert learner[GROUP_SIZE_KEY] == 3  # every (seed, tenant) has one episode per copy
+    assert np.isfinite(learner[EXPLAINED_VAR_KEY]) and learner[EXPLAINED_VAR_KEY] <= 1.0
+
+
+def test_comparison_flag_names_the_runs_and_keeps_the_batch_to_build_config() -> None:
+    name = cache_name("a2c", 1.5, 375, 0, a2c_baseline="same_seed_mean")
+    assert name == "a2c_load1.5_it375_s0_same_seed_mean"
+    assert cache_name("ppo", 1.5, 375, 0, a2c_baseline="same_seed_mean").endswith("_s0")
+    assert "train_batch_size_per_learner" not in learner_overrides(
+        "a2c", a2c_baseline="same_seed_mean")
+    assert learner_overrides("a2c", 6400, a2c_baseline="same_seed_mean")[
+        "train_batch_size_per_learner"] == 6400
+    with pytest.raises(ValueError, match="--a2c-baseline"):
+        run(parse_args(["--learners", "ppo", "--a2c-baseline", "same_seed_mean"]), "x")
+    with pytest.raises(ValueError, match="same_seed_mean"):
+        run(parse_args(["--learners", "a2c", "--a2c-baseline", "mean"]), "x")
