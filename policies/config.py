@@ -158,12 +158,13 @@ def build_config(
     (which then counts agent steps) is multiplied by ``n_agents`` so that an iteration
     holds as many agent steps as with the multi-agent sampler (``--set`` overrides it).
 
-    ``baseline="same_seed_mean"`` (A2C with ``sampler="vector"``, ``envs_per_runner >=
-    2``, an env with a fixed episode length ``max_cycles``): DeepRM's time-dependent
-    baseline (:mod:`policies.same_seed_baseline`). The env copies of every runner replay
-    the same seed (``env_config["shared_episode_seeds"]``), and an iteration samples
-    whole episodes: the train batch becomes ``slots x max_cycles`` agent steps (slots =
-    env copies x agents x runners), or must be a multiple of it when set by an override.
+    ``baseline="same_seed_mean"`` (A2C or PPO with ``sampler="vector"``,
+    ``envs_per_runner >= 2``, an env with a fixed episode length ``max_cycles``): DeepRM's
+    time-dependent baseline (:mod:`policies.same_seed_baseline`) instead of GAE. The env
+    copies of every runner replay the same seed (``env_config["shared_episode_seeds"]``),
+    and an iteration samples whole episodes: the train batch becomes ``slots x
+    max_cycles`` agent steps (slots = env copies x agents x runners), or must be a
+    multiple of it when set by an override.
     ``gamma`` becomes 1 unless an override sets it: the undiscounted return of a whole
     episode is the objective itself (on resource_allocation, minus the episode's total
     job slowdown), and the shared seeds, not discounting, keep its variance down.
@@ -179,9 +180,9 @@ def build_config(
     from policies.same_seed_baseline import BASELINES
 
     check_choice("baseline", baseline, BASELINES)
-    if baseline == "same_seed_mean" and (algo != "a2c" or sampler != "vector"):
-        raise ValueError(f"baseline 'same_seed_mean' is for a2c with --sampler vector, not "
-                         f"{algo!r} with sampler {sampler!r}")
+    if baseline == "same_seed_mean" and (algo not in ("a2c", "ppo") or sampler != "vector"):
+        raise ValueError(f"baseline 'same_seed_mean' is for a2c or ppo with --sampler vector, "
+                         f"not {algo!r} with sampler {sampler!r}")
     if sampler == "vector":
         if policy_mode != "shared":
             raise ValueError(
@@ -295,7 +296,9 @@ def _vector_config(
 
 def _use_same_seed_baseline(config: AlgorithmConfig, n_agents: int, max_cycles: int | None,
                             overrides: Mapping[str, Any] | None) -> None:
-    """Shared episode seeds and whole-episode batches for A2C's same-seed baseline."""
+    """Shared episode seeds and whole-episode batches for the same-seed baseline (A2C's
+    ``baseline`` setting, PPO's learner class)."""
+    from policies.same_seed_baseline import SameSeedPPOTorchLearner
     from policies.vector_sampler import SHARED_EPISODE_SEEDS
 
     copies = config.num_envs_per_env_runner // n_agents
@@ -316,9 +319,12 @@ def _use_same_seed_baseline(config: AlgorithmConfig, n_agents: int, max_cycles: 
             f"({slots} slots x max_cycles {max_cycles}): baseline 'same_seed_mean' "
             "samples whole episodes")
     overrides = overrides or {}
-    config.training(train_batch_size_per_learner=batch, baseline="same_seed_mean",
-                    gamma=overrides.get("gamma", 1.0),
+    config.training(train_batch_size_per_learner=batch, gamma=overrides.get("gamma", 1.0),
                     vf_loss_coeff=overrides.get("vf_loss_coeff", 0.0))
+    if isinstance(config, A2CConfig):
+        config.training(baseline="same_seed_mean")
+    else:
+        config.training(learner_class=SameSeedPPOTorchLearner)
     config.env_runners(rollout_fragment_length=batch // slots)
     config.environment(env_config={**config.env_config, SHARED_EPISODE_SEEDS: True})
 

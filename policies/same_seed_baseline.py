@@ -21,7 +21,8 @@ agent_id)`` and computes, for episode ``i`` of a group of ``n``::
 then standardises the advantages over the batch (as RLlib's GAE does); the value
 targets are ``G_t`` (the critic keeps learning, for its diagnostics and for warm starts,
 but is not used in the advantages). Used by A2C with ``baseline="same_seed_mean"``
-(:class:`policies.a2c.A2CConfig`; set up by :func:`policies.config.build_config`).
+(:class:`policies.a2c.A2CConfig`) and by PPO through :class:`SameSeedPPOTorchLearner`;
+:func:`policies.config.build_config` sets either up (``baseline="same_seed_mean"``).
 
 Logged per module: ``same_seed_baseline_explained_var`` (``1 - Var(G - b) / Var(G)``: the
 share of the returns' variance the baseline removes) and ``same_seed_group_size``.
@@ -33,8 +34,13 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.connectors.common.numpy_to_tensor import NumpyToTensor
 from ray.rllib.connectors.connector_v2 import ConnectorV2
+from ray.rllib.connectors.learner import (
+    AddOneTsToEpisodesAndTruncate,
+    GeneralAdvantageEstimation,
+)
 from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.numpy import convert_to_numpy
@@ -136,3 +142,23 @@ class SameSeedBaselineAdvantages(ConnectorV2):
         for module_id, columns in tensors.items():
             batch[module_id].update(columns)
         return batch
+
+
+def use_same_seed_advantages(learner: Any) -> None:
+    """Replace GAE (and the bootstrap step it appends to every episode) in ``learner``'s
+    connector pipeline by :class:`SameSeedBaselineAdvantages`."""
+    pipeline = learner._learner_connector
+    pipeline.remove(AddOneTsToEpisodesAndTruncate)
+    pipeline.remove(GeneralAdvantageEstimation)
+    pipeline.append(SameSeedBaselineAdvantages(gamma=learner.config.gamma))
+
+
+class SameSeedPPOTorchLearner(PPOTorchLearner):
+    """RLlib's PPO learner with the same-seed baseline in place of GAE (the clipped
+    surrogate loss is unchanged)."""
+
+    def build(self) -> None:
+        super().build()
+        if (self._learner_connector is not None
+                and self.config.add_default_connectors_to_learner_pipeline):
+            use_same_seed_advantages(self)

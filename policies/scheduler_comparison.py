@@ -76,16 +76,16 @@ def fen_settings(result: Mapping[str, Any]) -> dict[str, str]:
 
 def learner_overrides(learner: str, a2c_batch: int | None = None,
                       entropy_coeff: float | None = None,
-                      a2c_baseline: str = "critic") -> dict[str, Any]:
+                      baseline: str = "critic") -> dict[str, Any]:
     """The training settings of ``learner``; ``a2c_batch`` replaces A2C's batch size (A2C
     takes one gradient step per batch, so a smaller batch means more updates);
     ``entropy_coeff`` replaces A2C's and PPO's entropy bonus weight (default 0.01).
-    With ``a2c_baseline="same_seed_mean"`` and no ``a2c_batch``, A2C's batch is left to
-    ``build_config`` (one round of whole episodes of every env copy)."""
+    With ``baseline="same_seed_mean"`` (A2C/PPO) and no ``a2c_batch``, the batch is left
+    to ``build_config`` (one round of whole episodes of every env copy)."""
     overrides = {"a2c": A2C_OVERRIDES, "ppo": PPO_OVERRIDES, "fen": FEN_OVERRIDES}[learner]
     if learner == "a2c" and a2c_batch is not None:
         overrides = {**overrides, "train_batch_size_per_learner": a2c_batch}
-    elif learner == "a2c" and a2c_baseline != "critic":
+    elif learner != "fen" and baseline != "critic":
         overrides = {k: v for k, v in overrides.items() if k != "train_batch_size_per_learner"}
     if learner != "fen" and entropy_coeff is not None:
         overrides = {**overrides, "entropy_coeff": entropy_coeff}
@@ -165,9 +165,9 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
            logdir: Path, overrides: dict[str, Any], model: str = "mlp",
            fen_options: Mapping[str, str] | None = None,
            warm_start: tuple[str, int] | None = None,
-           a2c_baseline: str = "critic") -> dict[str, Any]:
+           baseline: str = "critic") -> dict[str, Any]:
     """Train ``learner`` (Ray must be running); the run_training summary. ``warm_start``:
-    ``(teacher, demonstration episodes)`` for A2C/PPO; ``a2c_baseline``: A2C's."""
+    ``(teacher, demonstration episodes)`` for A2C/PPO; ``baseline``: A2C's/PPO's."""
     from policies.training import run_training
 
     if learner == "fen":
@@ -186,7 +186,7 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
         config = build_config(ENV, learner, "shared", seed=seed, num_env_runners=0,
                               envs_per_runner=ENVS_PER_RUNNER, overrides=overrides,
                               env_kwargs=env_kwargs, sampler="vector", model=model,
-                              baseline=a2c_baseline if learner == "a2c" else "critic")
+                              baseline=baseline)
         run_info = {"env": ENV, "algo": learner, "policy_mode": "shared", "sampler": "vector",
                     "model": model, "env_config": config.env_config, "seed": seed}
     initialize = None
@@ -206,11 +206,11 @@ def cache_name(learner: str, load: float, iterations: int, seed: int, *,
                fen_options: Mapping[str, str] | None = None, a2c_batch: int | None = None,
                warm_start: str | None = None,
                warm_start_episodes: int = DEMO_EPISODES, team_reward: bool = False,
-               entropy_coeff: float | None = None, a2c_baseline: str = "critic") -> str:
+               entropy_coeff: float | None = None, baseline: str = "critic") -> str:
     """The name of a learner run's cached JSON: the setup, a tag for each non-default
-    setting (``fen_options`` only for FEN, :data:`FEN_SETTINGS`; ``a2c_batch`` and
-    ``a2c_baseline`` only for A2C; ``warm_start``, the teacher, for A2C/PPO, with its
-    episodes when not :data:`DEMO_EPISODES`; ``team_reward`` and ``entropy_coeff`` for
+    setting (``fen_options`` only for FEN, :data:`FEN_SETTINGS`; ``a2c_batch`` only for
+    A2C; ``warm_start``, the teacher, for A2C/PPO, with its episodes when not
+    :data:`DEMO_EPISODES`; ``team_reward``, ``entropy_coeff`` and ``baseline`` for
     A2C/PPO)."""
     fen_options = dict(fen_options or {}) if learner == "fen" else {}
     tags = [
@@ -225,7 +225,7 @@ def cache_name(learner: str, load: float, iterations: int, seed: int, *,
         f"_ent{entropy_coeff:g}" if entropy_coeff is not None and learner != "fen" else "",
         f"_ws{warm_start}{'' if warm_start_episodes == DEMO_EPISODES else warm_start_episodes}"
         if warm_start and learner != "fen" else "",
-        f"_{a2c_baseline}" if learner == "a2c" and a2c_baseline != "critic" else "",
+        f"_{baseline}" if learner != "fen" and baseline != "critic" else "",
     ]
     return f"{learner}_load{load_key(load)}_it{iterations}_s{seed}" + "".join(tags)
 
@@ -239,7 +239,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                    warm_start_episodes: int = DEMO_EPISODES,
                    team_reward: bool = False,
                    entropy_coeff: float | None = None,
-                   a2c_baseline: str = "critic") -> dict[str, Any]:
+                   baseline: str = "critic") -> dict[str, Any]:
     """The cached (or freshly trained and evaluated) result of one learner at one load.
 
     ``reward_scale`` multiplies the rewards the learner trains on (the env's kwarg); the
@@ -255,7 +255,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     (:mod:`policies.warm_start`, DeepRM's supervised start; FEN ignores it).
     ``team_reward``: A2C/PPO train on the env's ``team_reward`` (every tenant gets the mean
     of the tenants' rewards; FEN keeps its own). ``entropy_coeff``: A2C's/PPO's entropy
-    bonus weight instead of 0.01. ``a2c_baseline``: A2C's advantage baseline, ``critic``
+    bonus weight instead of 0.01. ``baseline``: A2C's/PPO's advantage baseline, ``critic``
     (GAE) or ``same_seed_mean`` (DeepRM's, :mod:`policies.same_seed_baseline`). The cached
     JSON is named by :func:`cache_name`.
     """
@@ -265,8 +265,8 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                       action_mask=action_mask, model=model, fen_options=fen_options,
                       a2c_batch=a2c_batch, warm_start=warm_start,
                       warm_start_episodes=warm_start_episodes, team_reward=team_reward,
-                      entropy_coeff=entropy_coeff, a2c_baseline=a2c_baseline)
-    overrides = learner_overrides(learner, a2c_batch, entropy_coeff, a2c_baseline)
+                      entropy_coeff=entropy_coeff, baseline=baseline)
+    overrides = learner_overrides(learner, a2c_batch, entropy_coeff, baseline)
     path = runs_dir / f"{name}.json"
     if path.is_file():
         cached = json.loads(path.read_text())
@@ -293,7 +293,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     print(f"[{learner} load {load}] training {iterations} iterations", flush=True)
     start = time.perf_counter()
     summary = _train(learner, kwargs, iterations, seed, train_dir / name, overrides, model,
-                     fen_options, warm, a2c_baseline)
+                     fen_options, warm, baseline)
     train_s = time.perf_counter() - start
     evaluations = {
         key: summarize(evaluate_checkpoint(summary["checkpoint"], episodes=episodes,
@@ -309,7 +309,7 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                            "figures": summary["warm_start"]}} if warm else {}),
         "train_wall_s": train_s,
         "overrides": overrides,
-        **({"baseline": a2c_baseline} if learner == "a2c" and a2c_baseline != "critic" else {}),
+        **({"baseline": baseline} if learner != "fen" and baseline != "critic" else {}),
         "checkpoint": summary["checkpoint"],
         "training_final_metrics": summary["latest_metrics"],
         **evaluations,
@@ -442,7 +442,9 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
     fen = {k: default for k, (default, _, _) in FEN_SETTINGS.items()}
     fen.update(meta.get("fen_options") or {})
     a2c_overrides = learner_overrides("a2c", meta.get("a2c_batch"), meta.get("entropy_coeff"),
-                                      meta.get("a2c_baseline", "critic"))
+                                      meta.get("baseline", "critic"))
+    ppo_overrides = learner_overrides("ppo", None, meta.get("entropy_coeff"),
+                                      meta.get("baseline", "critic"))
     out = [
         "# Multi-tenant cluster resource allocation: schedulers and learners versus load",
         "",
@@ -476,7 +478,7 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "iterations with overrides "
         f"{json.dumps(a2c_overrides)}"
         f", PPO {meta['iterations']} iterations with overrides "
-        f"{json.dumps(learner_overrides('ppo', None, meta.get('entropy_coeff')))} "
+        f"{json.dumps(ppo_overrides)} "
         "(batch sizes in agent steps). FEN: `build_fen_config(env, 'fen', policy_mode="
         f"'shared')` with its defaults (T = 20), efficiency window `{fen['efficiency']}` "
         f"(`episode` is the paper's rhat), segment end `{fen['segment_end']}` (`terminate` "
@@ -504,9 +506,9 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             "not for its own tenant's alone); FEN keeps each tenant's own reward.",
             "",
         ]
-    if meta.get("a2c_baseline", "critic") != "critic":
+    if meta.get("baseline", "critic") != "critic":
         out += [
-            f"A2C's baseline (`--a2c-baseline {meta['a2c_baseline']}`): DeepRM's "
+            f"A2C's and PPO's baseline (`--baseline {meta['baseline']}`): DeepRM's "
             "time-dependent baseline instead of the critic (`policies/same_seed_baseline.py`). "
             "The env copies of the sampler replay the same seed, so the same job arrivals, "
             "under independently sampled actions; every iteration samples one whole episode "
@@ -651,8 +653,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--team-reward", action="store_true",
                    help="A2C/PPO train on the env's team_reward (every tenant gets the mean of "
                         "the tenants' rewards, the cluster's slowdown; FEN keeps its own)")
-    p.add_argument("--a2c-baseline", default="critic",
-                   help="A2C's advantage baseline: critic (GAE with the value function) or "
+    p.add_argument("--baseline", default="critic",
+                   help="A2C's and PPO's advantage baseline: critic (GAE with the value "
+                        "function) or "
                         "same_seed_mean (DeepRM's: the env copies replay the same arrivals and "
                         "each step's baseline is the other copies' mean return; "
                         "policies/same_seed_baseline.py)")
@@ -687,7 +690,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     check_choice("--fen-segment-end", args.fen_segment_end, SEGMENT_ENDS)
     from policies.same_seed_baseline import BASELINES
 
-    check_choice("--a2c-baseline", args.a2c_baseline, BASELINES)
+    check_choice("--baseline", args.baseline, BASELINES)
     fen_options = {k: v for k, v in (("efficiency", args.fen_efficiency),
                                      ("segment_end", args.fen_segment_end))
                    if v != FEN_SETTINGS[k][0]}
@@ -702,7 +705,6 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     a2c_iterations = args.a2c_iterations or args.iterations
     for flag, value, learner in (("--a2c-batch", args.a2c_batch, "a2c"),
                                  ("--a2c-iterations", args.a2c_iterations, "a2c"),
-                                 ("--a2c-baseline", args.a2c_baseline != "critic", "a2c"),
                                  ("--fen-efficiency", "efficiency" in fen_options, "fen"),
                                  ("--fen-segment-end", "segment_end" in fen_options, "fen")):
         if value and learner not in learners:
@@ -719,6 +721,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     if args.entropy_coeff is not None and not args.entropy_coeff >= 0:
         raise ValueError(f"--entropy-coeff must be >= 0, got {args.entropy_coeff}")
     for flag, value in (("--team-reward", args.team_reward),
+                        ("--baseline", args.baseline != "critic"),
                         ("--entropy-coeff", args.entropy_coeff is not None)):
         if value and not {"a2c", "ppo"} & set(learners):
             raise ValueError(f"{flag} applies to learners 'a2c' and 'ppo', which "
@@ -754,7 +757,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     fen_options=fen_options, a2c_batch=args.a2c_batch,
                     warm_start=args.warm_start, warm_start_episodes=args.warm_start_episodes,
                     team_reward=args.team_reward, entropy_coeff=args.entropy_coeff,
-                    a2c_baseline=args.a2c_baseline)
+                    baseline=args.baseline)
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
@@ -771,7 +774,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "model": args.model, "fen_options": fen_options,
             "warm_start": args.warm_start, "warm_start_episodes": args.warm_start_episodes,
             "team_reward": args.team_reward, "entropy_coeff": args.entropy_coeff,
-            "a2c_baseline": args.a2c_baseline, "plot": args.plot, "json": args.json,
+            "baseline": args.baseline, "plot": args.plot, "json": args.json,
             "runs_dir": args.runs_dir,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}
     Path(args.md).write_text(markdown_report(figures, runs, meta))

@@ -12,7 +12,7 @@ docs/training.md).
 
 Warm start (PPO/A2C on resource_allocation): ``--warm-start tetris`` fits the policy to a
 scheduler's decisions before RL (policies/warm_start.py, DeepRM's supervised start).
-DeepRM's time-dependent baseline (A2C, ``--sampler vector``): ``--baseline same_seed_mean``
+DeepRM's time-dependent baseline (A2C/PPO, ``--sampler vector``): ``--baseline same_seed_mean``
 (policies/same_seed_baseline.py).
 
 Prints one progress line per iteration and a summary; TensorBoard:
@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--baseline", default="critic",
-        help="A2C's advantage baseline: critic (GAE with the value function, default) or "
+        help="A2C's/PPO's advantage baseline: critic (GAE with the value function, default) or "
         "same_seed_mean (--sampler vector: the env copies replay the same seed and each "
         "step's baseline is the other copies' mean return, DeepRM's)",
     )

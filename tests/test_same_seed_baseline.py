@@ -102,7 +102,7 @@ def test_config_samples_whole_episodes_of_shared_seeds() -> None:
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"algo": "ppo"}, "is for a2c with --sampler vector, not 'ppo'"),
+    ({"algo": "dqn"}, "is for a2c or ppo with --sampler vector, not 'dqn'"),
     ({"sampler": "multi_agent"}, "sampler 'multi_agent'"),
     ({"envs_per_runner": 1}, ">= 2 env copies per runner; envs_per_runner is 1"),
     ({"overrides": {"train_batch_size_per_learner": 100}},
@@ -114,33 +114,43 @@ def test_config_rejects_bad_setups(kwargs, match) -> None:
         _config(**kwargs)
 
 
-def test_one_a2c_iteration_uses_the_same_seed_baseline() -> None:
+@pytest.mark.parametrize("algo, overrides", [
+    ("a2c", {}), ("ppo", {"minibatch_size": 24, "num_epochs": 1})])
+def test_one_iteration_uses_the_same_seed_baseline(algo, overrides) -> None:
     import ray
 
     from policies.training import init_ray
 
     init_ray(None, num_cpus=2)
     try:
-        algo = _config(envs_per_runner=3, model="slot_scoring").build_algo()
+        config = _config(algo=algo, envs_per_runner=3, model="slot_scoring",
+                         overrides=overrides)
+        algo = config.build_algo()
         try:
+            pipeline = algo.learner_group._learner._learner_connector
+            names = [type(c).__name__ for c in pipeline.connectors]
             learner = algo.train()["learners"]["default_policy"]
         finally:
             algo.stop()
     finally:
         ray.shutdown()
+    assert names[-1] == "SameSeedBaselineAdvantages"
+    assert "GeneralAdvantageEstimation" not in names
+    assert "AddOneTsToEpisodesAndTruncate" not in names
     assert learner[GROUP_SIZE_KEY] == 3  # every (seed, tenant) has one episode per copy
     assert np.isfinite(learner[EXPLAINED_VAR_KEY]) and learner[EXPLAINED_VAR_KEY] <= 1.0
 
 
 def test_comparison_flag_names_the_runs_and_keeps_the_batch_to_build_config() -> None:
-    name = cache_name("a2c", 1.5, 375, 0, a2c_baseline="same_seed_mean")
-    assert name == "a2c_load1.5_it375_s0_same_seed_mean"
-    assert cache_name("ppo", 1.5, 375, 0, a2c_baseline="same_seed_mean").endswith("_s0")
-    assert "train_batch_size_per_learner" not in learner_overrides(
-        "a2c", a2c_baseline="same_seed_mean")
-    assert learner_overrides("a2c", 6400, a2c_baseline="same_seed_mean")[
+    for learner in ("a2c", "ppo"):
+        name = cache_name(learner, 1.5, 375, 0, baseline="same_seed_mean")
+        assert name == f"{learner}_load1.5_it375_s0_same_seed_mean"
+        assert "train_batch_size_per_learner" not in learner_overrides(
+            learner, baseline="same_seed_mean")
+    assert cache_name("fen", 1.5, 375, 0, baseline="same_seed_mean").endswith("_s0")
+    assert learner_overrides("a2c", 6400, baseline="same_seed_mean")[
         "train_batch_size_per_learner"] == 6400
-    with pytest.raises(ValueError, match="--a2c-baseline"):
-        run(parse_args(["--learners", "ppo", "--a2c-baseline", "same_seed_mean"]), "x")
+    with pytest.raises(ValueError, match="--baseline applies to learners 'a2c' and 'ppo'"):
+        run(parse_args(["--learners", "fen", "--baseline", "same_seed_mean"]), "x")
     with pytest.raises(ValueError, match="same_seed_mean"):
-        run(parse_args(["--learners", "a2c", "--a2c-baseline", "mean"]), "x")
+        run(parse_args(["--learners", "a2c", "--baseline", "mean"]), "x")

@@ -16,7 +16,7 @@ from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.torch_utils import explained_variance
 
-from policies.same_seed_baseline import SameSeedBaselineAdvantages
+from policies.same_seed_baseline import use_same_seed_advantages
 
 VF_EXPLAINED_VAR_KEY = "vf_explained_var"
 ADVANTAGE_MEAN_KEY = "advantage_mean"
@@ -31,15 +31,13 @@ class A2CTorchLearner(TorchLearner):
             self._learner_connector is not None
             and self.config.add_default_connectors_to_learner_pipeline
         ):
-            if self.config.baseline == "same_seed_mean":  # whole episodes, no bootstrap
-                self._learner_connector.append(
-                    SameSeedBaselineAdvantages(gamma=self.config.gamma))
-                return
             # one artificial step at each chunk end for the bootstrap value, then GAE
             self._learner_connector.prepend(AddOneTsToEpisodesAndTruncate())
             self._learner_connector.append(
                 GeneralAdvantageEstimation(gamma=self.config.gamma, lambda_=self.config.lambda_)
             )
+            if self.config.baseline == "same_seed_mean":  # whole episodes, no bootstrap
+                use_same_seed_advantages(self)
 
     @classmethod
     def rl_module_required_apis(cls) -> list[type]:
