@@ -353,7 +353,7 @@ def test_tenant_heuristics_pick_what_they_should() -> None:
     assert Tetris().act(obs, {"agent_0": i}) == {"agent_0": 2}
     assert Tetris(pack_weight=1.0).act(obs, {"agent_0": i}) == {"agent_0": 4}
     none_fit = info([[12, 1]], [1], [0], free=(10, 10))
-    for name in ("fifo", "sjf", "packer", "tetris", "drf"):
+    for name in ("fifo", "sjf", "packer", "tetris", "drf", "central_sjf"):
         assert make_scheduler(name).act(obs, {"agent_0": none_fit}) == {"agent_0": WAIT}
     with pytest.raises(ValueError, match="unknown scheduler 'lifo'.*fifo"):
         make_scheduler("lifo")
@@ -376,10 +376,24 @@ def test_drf_progressive_filling() -> None:
     assert DRF().act(obs, infos) == {"a": 1, "b": 1, "c": 0}
 
 
-def test_drf_is_never_refused_in_the_env() -> None:
+def test_central_sjf_grants_the_shortest_fitting_jobs_of_all_tenants() -> None:
+    free = (10, 10)
+    infos = {
+        "a": info([[4, 1], [2, 1]], [5, 9], [0, 0], free=free),
+        "b": info([[6, 1], [5, 5]], [2, 1], [0, 0], free=free),
+        "c": info([[3, 8]], [1], [0], free=free),
+    }
+    obs = dict.fromkeys(infos)
+    # b's (5,5) and c's (3,8) are the shortest (T=1): the tie goes to the lower tenant
+    # index, b (5,5 left); c's (3,8) no longer fits; then a's shortest fitting job, (4,1)
+    assert make_scheduler("central_sjf").act(obs, infos) == {"a": 1, "b": 2, "c": 0}
+
+
+@pytest.mark.parametrize("name", ["drf", "central_sjf"])
+def test_cluster_wide_plans_are_never_refused_in_the_env(name: str) -> None:
     env = marl_envs.make("resource_allocation", load=1.5, max_cycles=100)
     obs, infos = env.reset(seed=0)
-    scheduler = make_scheduler("drf")
+    scheduler = make_scheduler(name)
     while env.agents:
         obs, _, _, _, infos = env.step(scheduler.act(obs, infos))
     stats = env.episode_stats()
@@ -402,7 +416,7 @@ def test_comparison_heuristics_only_writes_the_json_schema(tmp_path: Any) -> Non
                        "--plot", str(tmp_path / "ra.png"), "--runs-dir", str(tmp_path / "r")])
     run(args, "test")
     table = json.loads(out.read_text())
-    assert set(table) == {"fifo", "sjf", "packer", "tetris", "drf"}
+    assert set(table) == {"fifo", "sjf", "packer", "tetris", "drf", "central_sjf"}
     for by_load in table.values():
         assert set(by_load) == {"0.5", "1.2"}
         for figures in by_load.values():
@@ -551,3 +565,6 @@ def test_target_lines_state_verdicts_and_paired_noise() -> None:
                    "**MET** (load 1.5: 7.50 vs sjf 8.00 (met; difference -0.50 +- 0.50 "
                    "paired SE)).")
     assert "**MET**" in fen and "CV 0.110 vs DRF 0.120, slowdown 12.50 vs 12.00 (met)" in fen
+    # central_sjf is a reference, not one of the issue's baselines: the target ignores it
+    figures["central_sjf"] = {"1.5": fig(4.0)}
+    assert target_lines(figures)[1] == ppo

@@ -28,14 +28,24 @@ lowest slot, and waits when no job fits:
             DeepRM's baseline
 ==========  ==========================================================================
 
-``drf`` (Dominant Resource Fairness, Ghodsi et al. 2011) is a cluster-wide allocator,
-as in real clusters: it reads every tenant's info and runs DRF's progressive filling
-on the free units -- repeatedly, the tenant with the lowest dominant share (after the
-jobs already granted this step; ties to the lower index) that has a fitting job gets
-its oldest fitting job (FIFO within a tenant), until no tenant that has not yet been
-granted a job this step has one that fits (the env starts at most one job per tenant and step).
-Every tenant's action is its part of that plan; the plan fits the free units as a
-whole, so the cluster never refuses a DRF request.
+Cluster-wide schedulers read every tenant's info and plan the whole step by
+progressive filling on the free units: repeatedly, the fitting job of highest priority
+among the tenants not yet granted a job this step is granted (the env starts at most
+one job per tenant and step), until no such tenant has a job that fits. Every tenant's
+action is its part of that plan; the plan fits the free units as a whole, so the
+cluster never refuses one of its requests:
+
+===============  =======================================================================
+``drf``          Dominant Resource Fairness (Ghodsi et al. 2011), the multi-tenant
+                 scheduler of real clusters: the tenant with the lowest dominant share
+                 (after the jobs already granted this step; ties to the lower index)
+                 gets its oldest fitting job (FIFO within a tenant)
+``central_sjf``  a central Shortest Job First: the shortest fitting job of all tenants
+                 (ties to the lower tenant index, then the lowest slot). Not one of the
+                 issue's baselines: a reference for what coordinating the tenants'
+                 requests is worth (the per-tenant schedulers lose steps to refused
+                 requests)
+===============  =======================================================================
 """
 
 from __future__ import annotations
@@ -133,14 +143,20 @@ class Tetris(TenantScheduler):
         return self.pack_weight * pack + (1.0 - self.pack_weight) * sjf
 
 
-class DRF:
-    """Dominant Resource Fairness over the tenants (a cluster-wide plan, see module doc)."""
+class ProgressiveFilling:
+    """A cluster-wide plan (see module doc): grant the highest-priority fitting job of the
+    tenants not yet granted one, until none fits."""
 
-    name = "drf"
+    name = "progressive_filling"
+
+    def pick(self, index: int, info: Mapping[str, Any], share: float,
+             mask: np.ndarray) -> tuple[tuple, int]:
+        """``(priority key, action)`` of the tenant's best fitting job; the lowest key wins."""
+        raise NotImplementedError
 
     def act(self, observations: Mapping[str, Any], infos: Mapping[str, Mapping[str, Any]]
             ) -> dict[str, int]:
-        """Every agent's part of the DRF progressive-filling plan for this step."""
+        """Every agent's part of the progressive-filling plan for this step."""
         agents = list(observations)
         actions = dict.fromkeys(agents, WAIT)
         if not agents:
@@ -149,7 +165,7 @@ class DRF:
         capacity = float(infos[agents[0]]["capacity"])
         alloc = {a: np.array(infos[a]["allocation"], dtype=np.int64) for a in agents}
         while True:
-            best: tuple[float, int, str, int] | None = None
+            best: tuple[tuple, str, int] | None = None
             for index, agent in enumerate(agents):
                 if actions[agent] != WAIT:
                     continue
@@ -157,26 +173,50 @@ class DRF:
                 mask = fitting(info, free)
                 if not mask.any():
                     continue
-                share = alloc[agent].max() / capacity
-                if best is None or (share, index) < best[:2]:
-                    slot = best_slot_action(info["slot_waits"], mask)
-                    best = (share, index, agent, slot)
+                key, action = self.pick(index, info, alloc[agent].max() / capacity, mask)
+                if best is None or key < best[0]:
+                    best = (key, agent, action)
             if best is None:
                 return actions
-            _, _, agent, action = best
+            _, agent, action = best
             demand = np.asarray(infos[agent]["slot_demands"][action - 1], dtype=np.int64)
             free -= demand
             alloc[agent] = alloc[agent] + demand
             actions[agent] = action
 
 
+class DRF(ProgressiveFilling):
+    """Dominant Resource Fairness over the tenants (lowest dominant share first)."""
+
+    name = "drf"
+
+    def pick(self, index: int, info: Mapping[str, Any], share: float,
+             mask: np.ndarray) -> tuple[tuple, int]:
+        return (share, index), best_slot_action(info["slot_waits"], mask)
+
+
+class CentralSJF(ProgressiveFilling):
+    """A central Shortest Job First over every tenant's fitting jobs."""
+
+    name = "central_sjf"
+
+    def pick(self, index: int, info: Mapping[str, Any], share: float,
+             mask: np.ndarray) -> tuple[tuple, int]:
+        durations = np.asarray(info["slot_durations"], dtype=np.float64)
+        action = best_slot_action(-durations, mask)
+        return (durations[action - 1], index), action
+
+
 #: scheduler name -> class
 SCHEDULERS: dict[str, type] = {
     "fifo": FIFO, "sjf": SJF, "packer": Packer, "tetris": Tetris, "drf": DRF,
+    "central_sjf": CentralSJF,
 }
+#: the issue's baselines, which the learners' slowdown target is measured against
+TARGET_SCHEDULERS: tuple[str, ...] = ("fifo", "sjf", "packer", "tetris", "drf")
 
 
-def make_scheduler(name: str) -> TenantScheduler | DRF:
+def make_scheduler(name: str) -> TenantScheduler | ProgressiveFilling:
     """A scheduler by name; ValueError listing the allowed names otherwise."""
     try:
         return SCHEDULERS[name]()
