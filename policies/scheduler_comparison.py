@@ -26,6 +26,7 @@ import argparse
 import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,22 +75,87 @@ def fen_settings(result: Mapping[str, Any]) -> dict[str, str]:
     return {k: v for k, v in options.items() if v != FEN_SETTINGS[k][0]}
 
 
-def learner_overrides(learner: str, a2c_batch: int | None = None,
-                      entropy_coeff: float | None = None,
-                      baseline: str = "critic") -> dict[str, Any]:
-    """The training settings of ``learner``; ``a2c_batch`` replaces A2C's batch size (A2C
-    takes one gradient step per batch, so a smaller batch means more updates);
-    ``entropy_coeff`` replaces A2C's and PPO's entropy bonus weight (default 0.01).
-    With ``baseline="same_seed_mean"`` (A2C/PPO) and no ``a2c_batch``, the batch is left
-    to ``build_config`` (one round of whole episodes of every env copy)."""
-    overrides = {"a2c": A2C_OVERRIDES, "ppo": PPO_OVERRIDES, "fen": FEN_OVERRIDES}[learner]
-    if learner == "a2c" and a2c_batch is not None:
-        overrides = {**overrides, "train_batch_size_per_learner": a2c_batch}
-    elif learner != "fen" and baseline != "critic":
-        overrides = {k: v for k, v in overrides.items() if k != "train_batch_size_per_learner"}
-    if learner != "fen" and entropy_coeff is not None:
-        overrides = {**overrides, "entropy_coeff": entropy_coeff}
-    return dict(overrides)
+@dataclass(frozen=True)
+class LearnerSetup:
+    """How a comparison trains its learners (one field per training flag of
+    compare_schedulers.py; the defaults are the flags' off states).
+
+    ``reward_scale`` multiplies the rewards the learners train on (the env's kwarg); the
+    evaluation figures do not depend on it. ``action_mask``: the learners (FEN: its
+    sub-policies) observe the env's action mask and never pick an empty slot or a job
+    that does not fit now (:mod:`policies.action_masking`); the env's dynamics are the
+    same. ``model``: ``mlp`` or ``slot_scoring`` (:mod:`policies.slot_scoring`; for FEN
+    its sub-policies, the controllers keep their MLP). ``fen_options``: FEN's options
+    other than their defaults (the keys of :data:`FEN_SETTINGS`). ``a2c_batch``: A2C's
+    batch size, when not :data:`A2C_OVERRIDES`' (A2C takes one gradient step per batch,
+    so a smaller batch means more updates). ``warm_start``: A2C/PPO start from a policy
+    pretrained on this scheduler's decisions in ``warm_start_episodes`` episodes
+    (:mod:`policies.warm_start`, DeepRM's supervised start). ``team_reward``: A2C/PPO
+    train on the env's ``team_reward`` (every tenant gets the mean of the tenants'
+    rewards). ``entropy_coeff``: A2C's/PPO's entropy bonus weight instead of 0.01.
+    ``baseline``: A2C's/PPO's advantage baseline, ``critic`` (GAE) or ``same_seed_mean``
+    (DeepRM's, :mod:`policies.same_seed_baseline`). FEN ignores the A2C/PPO options.
+    """
+
+    reward_scale: float = 1.0
+    action_mask: bool = False
+    model: str = "mlp"
+    fen_options: Mapping[str, str] = field(default_factory=dict)
+    a2c_batch: int | None = None
+    warm_start: str | None = None
+    warm_start_episodes: int = DEMO_EPISODES
+    team_reward: bool = False
+    entropy_coeff: float | None = None
+    baseline: str = "critic"
+
+    def overrides(self, learner: str) -> dict[str, Any]:
+        """The config overrides of ``learner``: its defaults (:data:`A2C_OVERRIDES`, ...)
+        with A2C's batch and the entropy weight replaced; with the same-seed baseline and
+        no ``a2c_batch`` the batch is left to ``build_config`` (one round of whole
+        episodes of every env copy)."""
+        overrides = {"a2c": A2C_OVERRIDES, "ppo": PPO_OVERRIDES, "fen": FEN_OVERRIDES}[learner]
+        if learner == "a2c" and self.a2c_batch is not None:
+            overrides = {**overrides, "train_batch_size_per_learner": self.a2c_batch}
+        elif learner != "fen" and self.baseline != "critic":
+            overrides = {k: v for k, v in overrides.items()
+                         if k != "train_batch_size_per_learner"}
+        if learner != "fen" and self.entropy_coeff is not None:
+            overrides = {**overrides, "entropy_coeff": self.entropy_coeff}
+        return dict(overrides)
+
+    def name_tags(self, learner: str) -> str:
+        """The suffix of a cached run's name: a tag for each non-default setting
+        (``fen_options`` only for FEN; ``a2c_batch`` only for A2C; the warm start, with
+        its episodes when not :data:`DEMO_EPISODES`, team reward, entropy weight and
+        baseline for A2C/PPO)."""
+        fen_options = dict(self.fen_options) if learner == "fen" else {}
+        rl = learner != "fen"
+        episodes = "" if self.warm_start_episodes == DEMO_EPISODES else self.warm_start_episodes
+        return "".join([
+            "" if self.reward_scale == 1.0 else f"_rs{self.reward_scale:g}",
+            "_mask" if self.action_mask else "",
+            "" if self.model == "mlp" else f"_{self.model}",
+            *(f"_{tag}{fen_options[k]}" for k, (default, tag, _) in FEN_SETTINGS.items()
+              if fen_options.get(k, default) != default),
+            f"_b{self.a2c_batch}" if learner == "a2c" and self.a2c_batch not in (
+                None, A2C_OVERRIDES["train_batch_size_per_learner"]) else "",
+            "_team" if self.team_reward and rl else "",
+            f"_ent{self.entropy_coeff:g}" if self.entropy_coeff is not None and rl else "",
+            f"_ws{self.warm_start}{episodes}" if self.warm_start and rl else "",
+            f"_{self.baseline}" if rl and self.baseline != "critic" else "",
+        ])
+
+    def env_kwargs(self, learner: str, base: Mapping[str, Any], load: float
+                   ) -> dict[str, Any]:
+        """The env kwargs ``learner`` trains on at ``load``."""
+        kwargs = {**base, "load": load, "reward_scale": self.reward_scale}
+        if self.action_mask:
+            kwargs["action_mask"] = True
+        if self.team_reward and learner != "fen":
+            kwargs["team_reward"] = True
+        return kwargs
+
+
 ENVS_PER_RUNNER = 4
 
 
@@ -162,21 +228,19 @@ def check_demonstrations(seed: int, episodes: int, eval_seed: int,
 
 
 def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
-           logdir: Path, overrides: dict[str, Any], model: str = "mlp",
-           fen_options: Mapping[str, str] | None = None,
-           warm_start: tuple[str, int] | None = None,
-           baseline: str = "critic") -> dict[str, Any]:
-    """Train ``learner`` (Ray must be running); the run_training summary. ``warm_start``:
-    ``(teacher, demonstration episodes)`` for A2C/PPO; ``baseline``: A2C's/PPO's."""
+           logdir: Path, setup: LearnerSetup) -> dict[str, Any]:
+    """Train ``learner`` (Ray must be running) on ``env_kwargs`` as ``setup`` says; the
+    run_training summary."""
     from policies.training import run_training
 
+    overrides, model = setup.overrides(learner), setup.model
     if learner == "fen":
         from policies.fen.config import build_fen_config
 
         config = build_fen_config(ENV, "fen", policy_mode="shared", seed=seed,
                                   num_env_runners=0, envs_per_runner=ENVS_PER_RUNNER,
                                   env_kwargs=env_kwargs, overrides=overrides,
-                                  fen_options={"model": model, **(fen_options or {})})
+                                  fen_options={"model": model, **setup.fen_options})
         run_info = {"env": ENV, "variant": "fen", "algo": "ppo", "policy_mode": "shared",
                     "factory": config.env_config["factory"], "env_config": config.env_config,
                     "seed": seed}
@@ -186,87 +250,37 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
         config = build_config(ENV, learner, "shared", seed=seed, num_env_runners=0,
                               envs_per_runner=ENVS_PER_RUNNER, overrides=overrides,
                               env_kwargs=env_kwargs, sampler="vector", model=model,
-                              baseline=baseline)
+                              baseline=setup.baseline)
         run_info = {"env": ENV, "algo": learner, "policy_mode": "shared", "sampler": "vector",
                     "model": model, "env_config": config.env_config, "seed": seed}
     initialize = None
-    if warm_start is not None:
+    if setup.warm_start is not None and learner != "fen":
         from policies.warm_start import warm_start_from
 
-        teacher, episodes = warm_start
-        initialize = warm_start_from(config, teacher, episodes=episodes, seed=seed)
+        initialize = warm_start_from(config, setup.warm_start,
+                                     episodes=setup.warm_start_episodes, seed=seed)
     summary = run_training(config, iterations=iterations, logdir=logdir, run_info=run_info,
                            verbose=True, warm_start=initialize)
     summary.pop("result", None)
     return summary
 
 
-def cache_name(learner: str, load: float, iterations: int, seed: int, *,
-               reward_scale: float = 1.0, action_mask: bool = False, model: str = "mlp",
-               fen_options: Mapping[str, str] | None = None, a2c_batch: int | None = None,
-               warm_start: str | None = None,
-               warm_start_episodes: int = DEMO_EPISODES, team_reward: bool = False,
-               entropy_coeff: float | None = None, baseline: str = "critic") -> str:
-    """The name of a learner run's cached JSON: the setup, a tag for each non-default
-    setting (``fen_options`` only for FEN, :data:`FEN_SETTINGS`; ``a2c_batch`` only for
-    A2C; ``warm_start``, the teacher, for A2C/PPO, with its episodes when not
-    :data:`DEMO_EPISODES`; ``team_reward``, ``entropy_coeff`` and ``baseline`` for
-    A2C/PPO)."""
-    fen_options = dict(fen_options or {}) if learner == "fen" else {}
-    tags = [
-        "" if reward_scale == 1.0 else f"_rs{reward_scale:g}",
-        "_mask" if action_mask else "",
-        "" if model == "mlp" else f"_{model}",
-        *(f"_{tag}{fen_options[k]}" for k, (default, tag, _) in FEN_SETTINGS.items()
-          if fen_options.get(k, default) != default),
-        f"_b{a2c_batch}" if learner == "a2c" and a2c_batch not in (
-            None, A2C_OVERRIDES["train_batch_size_per_learner"]) else "",
-        "_team" if team_reward and learner != "fen" else "",
-        f"_ent{entropy_coeff:g}" if entropy_coeff is not None and learner != "fen" else "",
-        f"_ws{warm_start}{'' if warm_start_episodes == DEMO_EPISODES else warm_start_episodes}"
-        if warm_start and learner != "fen" else "",
-        f"_{baseline}" if learner != "fen" and baseline != "critic" else "",
-    ]
-    return f"{learner}_load{load_key(load)}_it{iterations}_s{seed}" + "".join(tags)
+def cache_name(learner: str, load: float, iterations: int, seed: int,
+               setup: LearnerSetup | None = None) -> str:
+    """The name of a learner run's cached JSON: the run and :meth:`LearnerSetup.name_tags`."""
+    tags = (setup or LearnerSetup()).name_tags(learner)
+    return f"{learner}_load{load_key(load)}_it{iterations}_s{seed}{tags}"
 
 
-def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
-                   iterations: int, seed: int, episodes: int, eval_seed: int,
-                   runs_dir: Path, train_dir: Path, reward_scale: float = 1.0,
-                   action_mask: bool = False, model: str = "mlp",
-                   fen_options: Mapping[str, str] | None = None,
-                   a2c_batch: int | None = None, warm_start: str | None = None,
-                   warm_start_episodes: int = DEMO_EPISODES,
-                   team_reward: bool = False,
-                   entropy_coeff: float | None = None,
-                   baseline: str = "critic") -> dict[str, Any]:
-    """The cached (or freshly trained and evaluated) result of one learner at one load.
-
-    ``reward_scale`` multiplies the rewards the learner trains on (the env's kwarg); the
-    evaluation figures do not depend on it. ``action_mask``: the learner (FEN: its
-    sub-policies) observes the env's action mask and never picks an empty slot or a job
-    that does not fit now (:mod:`policies.action_masking`); the env's dynamics are the
-    same. ``model``: ``mlp`` or ``slot_scoring`` (:mod:`policies.slot_scoring`; for FEN
-    its sub-policies, the controllers keep their MLP). ``fen_options``: FEN's options
-    other than their defaults (the keys of :data:`FEN_SETTINGS`).
-    ``a2c_batch``: A2C's batch size, when not :data:`A2C_OVERRIDES`' (see
-    :func:`learner_overrides`). ``warm_start``: A2C/PPO start from a policy pretrained
-    on this scheduler's decisions in ``warm_start_episodes`` episodes
-    (:mod:`policies.warm_start`, DeepRM's supervised start; FEN ignores it).
-    ``team_reward``: A2C/PPO train on the env's ``team_reward`` (every tenant gets the mean
-    of the tenants' rewards; FEN keeps its own). ``entropy_coeff``: A2C's/PPO's entropy
-    bonus weight instead of 0.01. ``baseline``: A2C's/PPO's advantage baseline, ``critic``
-    (GAE) or ``same_seed_mean`` (DeepRM's, :mod:`policies.same_seed_baseline`). The cached
-    JSON is named by :func:`cache_name`.
-    """
+def learner_result(learner: str, load: float, setup: LearnerSetup, *,
+                   env_kwargs: Mapping[str, Any], iterations: int, seed: int, episodes: int,
+                   eval_seed: int, runs_dir: Path, train_dir: Path) -> dict[str, Any]:
+    """The cached (or freshly trained and evaluated) result of one learner at one load,
+    trained as ``setup`` says; the cached JSON is named by :func:`cache_name`."""
     from policies.training import evaluate_checkpoint
 
-    name = cache_name(learner, load, iterations, seed, reward_scale=reward_scale,
-                      action_mask=action_mask, model=model, fen_options=fen_options,
-                      a2c_batch=a2c_batch, warm_start=warm_start,
-                      warm_start_episodes=warm_start_episodes, team_reward=team_reward,
-                      entropy_coeff=entropy_coeff, baseline=baseline)
-    overrides = learner_overrides(learner, a2c_batch, entropy_coeff, baseline)
+    name = cache_name(learner, load, iterations, seed, setup)
+    overrides = setup.overrides(learner)
     path = runs_dir / f"{name}.json"
     if path.is_file():
         cached = json.loads(path.read_text())
@@ -281,19 +295,13 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
                         sample=key == "figures_sampled")["per_episode"])
                 path.write_text(json.dumps(cached, indent=2, sort_keys=True, default=str))
             return cached
-    kwargs = {**env_kwargs, "load": load, "reward_scale": reward_scale}
-    if action_mask:
-        kwargs["action_mask"] = True
-    if team_reward and learner != "fen":
-        kwargs["team_reward"] = True
-    warm = None
-    if warm_start and learner != "fen":
-        check_demonstrations(seed, warm_start_episodes, eval_seed, episodes)
-        warm = (warm_start, warm_start_episodes)
+    kwargs = setup.env_kwargs(learner, env_kwargs, load)
+    warm = setup.warm_start is not None and learner != "fen"
+    if warm:
+        check_demonstrations(seed, setup.warm_start_episodes, eval_seed, episodes)
     print(f"[{learner} load {load}] training {iterations} iterations", flush=True)
     start = time.perf_counter()
-    summary = _train(learner, kwargs, iterations, seed, train_dir / name, overrides, model,
-                     fen_options, warm, baseline)
+    summary = _train(learner, kwargs, iterations, seed, train_dir / name, setup)
     train_s = time.perf_counter() - start
     evaluations = {
         key: summarize(evaluate_checkpoint(summary["checkpoint"], episodes=episodes,
@@ -303,13 +311,14 @@ def learner_result(learner: str, load: float, *, env_kwargs: Mapping[str, Any],
     result = {
         "learner": learner, "load": load, "iterations": iterations, "seed": seed,
         "episodes": episodes, "eval_seed": eval_seed,
-        "env_kwargs": kwargs, "model": model, "env_steps": summary["env_steps"],
-        **({"fen_options": dict(fen_options or {})} if learner == "fen" else {}),
-        **({"warm_start": {"teacher": warm[0], "episodes": warm[1],
+        "env_kwargs": kwargs, "model": setup.model, "env_steps": summary["env_steps"],
+        **({"fen_options": dict(setup.fen_options)} if learner == "fen" else {}),
+        **({"warm_start": {"teacher": setup.warm_start, "episodes": setup.warm_start_episodes,
                            "figures": summary["warm_start"]}} if warm else {}),
         "train_wall_s": train_s,
         "overrides": overrides,
-        **({"baseline": baseline} if learner != "fen" and baseline != "critic" else {}),
+        **({"baseline": setup.baseline} if learner != "fen" and setup.baseline != "critic"
+           else {}),
         "checkpoint": summary["checkpoint"],
         "training_final_metrics": summary["latest_metrics"],
         **evaluations,
@@ -442,11 +451,9 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
     """The report: the command, budgets, tables per load, and the targets."""
     loads = sorted({lo for by_load in figures.values() for lo in by_load}, key=float)
     fen = {k: default for k, (default, _, _) in FEN_SETTINGS.items()}
-    fen.update(meta.get("fen_options") or {})
-    a2c_overrides = learner_overrides("a2c", meta.get("a2c_batch"), meta.get("entropy_coeff"),
-                                      meta.get("baseline", "critic"))
-    ppo_overrides = learner_overrides("ppo", None, meta.get("entropy_coeff"),
-                                      meta.get("baseline", "critic"))
+    setup: LearnerSetup = meta["setup"]
+    fen.update(setup.fen_options)
+    a2c_overrides, ppo_overrides = setup.overrides("a2c"), setup.overrides("ppo")
     out = [
         "# Multi-tenant cluster resource allocation: schedulers and learners versus load",
         "",
@@ -471,7 +478,7 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "it then only reflects the tenants' random arrivals.",
         "",
         "Learners: one policy shared by the tenants, trained per load "
-        f"{'(A2C/PPO warm-started, below)' if meta.get('warm_start') else 'from scratch'} "
+        f"{'(A2C/PPO warm-started, below)' if setup.warm_start else 'from scratch'} "
         f"with seed {meta['seed']}, evaluated with actions sampled from the trained stochastic "
         "policy (rows `a2c`, `ppo`, `fen`, as DeepRM evaluates) and greedily (argmax; rows "
         "`<learner>_greedy`, which can get stuck repeating a request that is refused or "
@@ -486,21 +493,21 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         f"(`episode` is the paper's rhat), segment end `{fen['segment_end']}` (`terminate` "
         "as in the authors' code), "
         f"{meta['fen_iterations']} iterations of 4000 env steps. Learners train on rewards "
-        f"scaled by {meta.get('reward_scale', 1.0):g} "
+        f"scaled by {setup.reward_scale:g} "
         "(env kwarg `reward_scale`; at scale 1 the high-load returns are in the thousands and "
         "PPO's value function explained none of their variance).",
         "",
     ]
-    if meta.get("model", "mlp") != "mlp":
+    if setup.model != "mlp":
         out += [
-            f"A2C, PPO and FEN's sub-policies use the `{meta['model']}` policy network "
+            f"A2C, PPO and FEN's sub-policies use the `{setup.model}` policy network "
             "(`policies/slot_scoring.py`: one MLP scores every visible job from its features "
             "and a context of the cluster occupancy, own allocation and backlog; the wait "
             "logit comes from the context; the value function is an MLP over the whole "
             "observation).",
             "",
         ]
-    if meta.get("team_reward"):
+    if setup.team_reward:
         out += [
             "Team reward (`--team-reward`): A2C and PPO train on the env's `team_reward` "
             "(every tenant receives the mean of all tenants' slowdown terms, so the shared "
@@ -508,9 +515,9 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             "not for its own tenant's alone); FEN keeps each tenant's own reward.",
             "",
         ]
-    if meta.get("baseline", "critic") != "critic":
+    if setup.baseline != "critic":
         out += [
-            f"A2C's and PPO's baseline (`--baseline {meta['baseline']}`): DeepRM's "
+            f"A2C's and PPO's baseline (`--baseline {setup.baseline}`): DeepRM's "
             "time-dependent baseline instead of the critic (`policies/same_seed_baseline.py`). "
             "The env copies of the sampler replay the same seed, so the same job arrivals, "
             "under independently sampled actions; every iteration samples one whole episode "
@@ -523,7 +530,7 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             "loss.",
             "",
         ]
-    if meta.get("warm_start"):
+    if setup.warm_start:
         from policies.warm_start import demonstration_seed
 
         accuracy = ", ".join(
@@ -531,9 +538,9 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             + "/".join(f"{f['accuracy']:.3f}" for f in r["warm_start"]["figures"].values())
             for r in runs if "warm_start" in r)
         out += [
-            f"Warm start (`--warm-start {meta['warm_start']}`): A2C and PPO do not start from "
+            f"Warm start (`--warm-start {setup.warm_start}`): A2C and PPO do not start from "
             f"scratch; before RL, their policy is fitted by supervised learning to "
-            f"{meta['warm_start']}'s decisions in {meta['warm_start_episodes']} episodes (seeds "
+            f"{setup.warm_start}'s decisions in {setup.warm_start_episodes} episodes (seeds "
             "from "
             f"{demonstration_seed(meta['seed'])}, none of them an evaluation episode) and their "
             "value function to those episodes' discounted returns (`policies/warm_start.py`; "
@@ -542,7 +549,7 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             f"{accuracy or 'no run of this invocation'}.",
             "",
         ]
-    if meta.get("action_mask"):
+    if setup.action_mask:
         out += [
             "The learners observe the env's action mask (`action_mask=True`: wait and the "
             "visible jobs that fit the free units now; `policies/action_masking.py` sets the "
@@ -730,6 +737,11 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                              f"--learners {args.learners!r} does not train")
     if not args.reward_scale > 0:
         raise ValueError(f"--reward-scale must be > 0, got {args.reward_scale}")
+    setup = LearnerSetup(
+        reward_scale=args.reward_scale, action_mask=args.action_mask, model=args.model,
+        fen_options=fen_options, a2c_batch=args.a2c_batch, warm_start=args.warm_start,
+        warm_start_episodes=args.warm_start_episodes, team_reward=args.team_reward,
+        entropy_coeff=args.entropy_coeff, baseline=args.baseline)
     env_kwargs = {"max_cycles": args.max_cycles}
     for load in loads:  # bad loads (too high for p <= 1) fail before any work
         marl_envs.make(ENV, load=load, **env_kwargs)
@@ -751,15 +763,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 learner, args.iterations)
             for load in loads:
                 result = learner_result(
-                    learner, load, env_kwargs=env_kwargs, iterations=iterations,
+                    learner, load, setup, env_kwargs=env_kwargs, iterations=iterations,
                     seed=args.seed, episodes=args.episodes, eval_seed=args.eval_seed,
-                    runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir),
-                    reward_scale=args.reward_scale,
-                    action_mask=args.action_mask, model=args.model,
-                    fen_options=fen_options, a2c_batch=args.a2c_batch,
-                    warm_start=args.warm_start, warm_start_episodes=args.warm_start_episodes,
-                    team_reward=args.team_reward, entropy_coeff=args.entropy_coeff,
-                    baseline=args.baseline)
+                    runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir))
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
@@ -771,12 +777,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     meta = {"command": command, "wall_s": time.perf_counter() - start, "env_kwargs": env_kwargs,
             "episodes": args.episodes, "eval_seed": args.eval_seed, "seed": args.seed,
             "iterations": args.iterations, "fen_iterations": args.fen_iterations,
-            "a2c_iterations": a2c_iterations, "a2c_batch": args.a2c_batch,
-            "reward_scale": args.reward_scale, "action_mask": args.action_mask,
-            "model": args.model, "fen_options": fen_options,
-            "warm_start": args.warm_start, "warm_start_episodes": args.warm_start_episodes,
-            "team_reward": args.team_reward, "entropy_coeff": args.entropy_coeff,
-            "baseline": args.baseline, "plot": args.plot, "json": args.json,
+            "a2c_iterations": a2c_iterations, "setup": setup,
+            "plot": args.plot, "json": args.json,
             "runs_dir": args.runs_dir,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}
     Path(args.md).write_text(markdown_report(figures, runs, meta))

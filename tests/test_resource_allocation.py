@@ -509,36 +509,42 @@ def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:
 
 
 def test_a2c_batch_replaces_only_a2c_batch_size() -> None:
-    from policies.scheduler_comparison import A2C_OVERRIDES, PPO_OVERRIDES, learner_overrides
+    from policies.scheduler_comparison import A2C_OVERRIDES, PPO_OVERRIDES, LearnerSetup
 
-    assert learner_overrides("a2c", 1000) == {**A2C_OVERRIDES,
-                                              "train_batch_size_per_learner": 1000}
+    assert LearnerSetup(a2c_batch=1000).overrides("a2c") == {
+        **A2C_OVERRIDES, "train_batch_size_per_learner": 1000}
     assert A2C_OVERRIDES["train_batch_size_per_learner"] == 8000  # not mutated
-    assert learner_overrides("ppo", 1000) == PPO_OVERRIDES
-    assert learner_overrides("a2c") == A2C_OVERRIDES
-    assert learner_overrides("ppo", None, 0.0) == {**PPO_OVERRIDES, "entropy_coeff": 0.0}
-    assert learner_overrides("fen", None, 0.0) == {}
+    assert LearnerSetup(a2c_batch=1000).overrides("ppo") == PPO_OVERRIDES
+    assert LearnerSetup().overrides("a2c") == A2C_OVERRIDES
+    assert LearnerSetup(entropy_coeff=0.0).overrides("ppo") == {**PPO_OVERRIDES,
+                                                                 "entropy_coeff": 0.0}
+    assert LearnerSetup(entropy_coeff=0.0).overrides("fen") == {}
 
 
 def test_cache_names_tell_every_setup_apart() -> None:
-    from policies.scheduler_comparison import cache_name
+    from policies.scheduler_comparison import LearnerSetup, cache_name
 
     assert cache_name("ppo", 0.7, 150, 0) == "ppo_load0.7_it150_s0"
-    assert (cache_name("fen", 1.1, 15, 0, reward_scale=0.02, action_mask=True,
-                       model="slot_scoring", fen_options={"efficiency": "period"})
+    setup = LearnerSetup(reward_scale=0.02, action_mask=True, model="slot_scoring",
+                         fen_options={"efficiency": "period"})
+    assert (cache_name("fen", 1.1, 15, 0, setup)
             == "fen_load1.1_it15_s0_rs0.02_mask_slot_scoring_effperiod")
-    assert cache_name("a2c", 1.5, 600, 0, a2c_batch=2000) == "a2c_load1.5_it600_s0_b2000"
-    assert (cache_name("fen", 0.7, 15, 0, fen_options={"segment_end": "truncate"})
+    assert (cache_name("a2c", 1.5, 600, 0, LearnerSetup(a2c_batch=2000))
+            == "a2c_load1.5_it600_s0_b2000")
+    truncate = {"segment_end": "truncate"}
+    assert (cache_name("fen", 0.7, 15, 0, LearnerSetup(fen_options=truncate))
             == "fen_load0.7_it15_s0_segtruncate")
     assert (cache_name("fen", 0.7, 15, 0,
-                       fen_options={"segment_end": "truncate", "efficiency": "period"})
+                       LearnerSetup(fen_options={**truncate, "efficiency": "period"}))
             == "fen_load0.7_it15_s0_effperiod_segtruncate")
-    assert cache_name("fen", 0.7, 15, 0, fen_options={"segment_end": "terminate"}) == (
+    assert cache_name("fen", 0.7, 15, 0,
+                      LearnerSetup(fen_options={"segment_end": "terminate"})) == (
         "fen_load0.7_it15_s0")
     # default values and settings of other learners add no tag
-    assert cache_name("a2c", 1.5, 600, 0, a2c_batch=8000, fen_options={"efficiency": "period"}) == (
-        "a2c_load1.5_it600_s0")
-    assert cache_name("ppo", 1.5, 600, 0, a2c_batch=2000) == "ppo_load1.5_it600_s0"
+    assert cache_name("a2c", 1.5, 600, 0, LearnerSetup(
+        a2c_batch=8000, fen_options={"efficiency": "period"})) == "a2c_load1.5_it600_s0"
+    assert (cache_name("ppo", 1.5, 600, 0, LearnerSetup(a2c_batch=2000))
+            == "ppo_load1.5_it600_s0")
 
 
 def test_target_lines_state_verdicts_and_paired_noise() -> None:

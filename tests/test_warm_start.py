@@ -165,7 +165,7 @@ def test_train_cli_rejects_bad_warm_starts(args: list[str], needle: str) -> None
 
 
 def test_comparison_rejects_bad_warm_starts() -> None:
-    from policies.scheduler_comparison import cache_name, parse_args, run
+    from policies.scheduler_comparison import LearnerSetup, cache_name, parse_args, run
 
     with pytest.raises(ValueError, match="unknown --warm-start 'best'"):
         run(parse_args(["--warm-start", "best", "--learners", "ppo", "--loads", "9"]), "t")
@@ -179,12 +179,15 @@ def test_comparison_rejects_bad_warm_starts() -> None:
     with pytest.raises(ValueError, match="--warm-start-episodes must be >= 1, got 0"):
         run(parse_args(["--warm-start", "sjf", "--warm-start-episodes", "0",
                         "--learners", "ppo"]), "t")
-    assert cache_name("ppo", 1.5, 60, 0, warm_start="tetris") == "ppo_load1.5_it60_s0_wstetris"
-    assert cache_name("a2c", 1.5, 60, 0, warm_start="sjf", warm_start_episodes=20) == (
+    assert (cache_name("ppo", 1.5, 60, 0, LearnerSetup(warm_start="tetris"))
+            == "ppo_load1.5_it60_s0_wstetris")
+    assert cache_name("a2c", 1.5, 60, 0, LearnerSetup(warm_start="sjf",
+                                                      warm_start_episodes=20)) == (
         "a2c_load1.5_it60_s0_wssjf20")
-    assert cache_name("fen", 1.5, 15, 0, warm_start="sjf", team_reward=True) == (
+    assert cache_name("fen", 1.5, 15, 0, LearnerSetup(warm_start="sjf", team_reward=True)) == (
         "fen_load1.5_it15_s0")
-    assert cache_name("ppo", 1.5, 60, 0, warm_start="tetris", team_reward=True) == (
+    assert cache_name("ppo", 1.5, 60, 0, LearnerSetup(warm_start="tetris",
+                                                      team_reward=True)) == (
         "ppo_load1.5_it60_s0_team_wstetris")
     with pytest.raises(ValueError, match="--team-reward applies to learners 'a2c' and 'ppo'"):
         run(parse_args(["--team-reward", "--learners", "fen", "--loads", "9"]), "t")
@@ -192,5 +195,6 @@ def test_comparison_rejects_bad_warm_starts() -> None:
         run(parse_args(["--entropy-coeff", "0", "--learners", "fen", "--loads", "9"]), "t")
     with pytest.raises(ValueError, match="--entropy-coeff must be >= 0, got -1.0"):
         run(parse_args(["--entropy-coeff", "-1", "--learners", "ppo", "--loads", "9"]), "t")
-    assert cache_name("ppo", 1.5, 60, 0, team_reward=True, entropy_coeff=0.0,
-                      warm_start="tetris") == "ppo_load1.5_it60_s0_team_ent0_wstetris"
+    assert cache_name("ppo", 1.5, 60, 0, LearnerSetup(team_reward=True, entropy_coeff=0.0,
+                                                      warm_start="tetris")) == (
+        "ppo_load1.5_it60_s0_team_ent0_wstetris")
