@@ -70,6 +70,23 @@ def test_copies_replay_the_same_arrivals_under_different_actions() -> None:
     assert infos2[0][EPISODE_SEED_KEY] == seeds.pop()
 
 
+def test_copies_ending_at_different_steps_are_rejected() -> None:
+    import itertools
+
+    import marl_envs
+    from policies.rllib_env import register_env_factory
+
+    lengths = itertools.count(3)  # every new copy's episode is one step longer
+    register_env_factory("uneven_lengths", lambda cfg: marl_envs.make(
+        "resource_allocation", max_cycles=next(lengths)))
+    env = PettingZooAgentVectorEnv({**SHARED, "factory": "uneven_lengths"}, 8)
+    env.reset()
+    for _ in range(2):
+        env.step(np.zeros(8, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"env copies \[1\] went on after copies \[0\]"):
+        env.step(np.zeros(8, dtype=np.int64))
+
+
 def test_episode_without_shared_seed_is_rejected() -> None:
     episode = SingleAgentEpisode(observations=[0, 1], actions=[0], rewards=[1.0],
                                  infos=[{}, {}], terminated=True)
