@@ -192,6 +192,11 @@ class ResourceEnv(ParallelEnvBase):
     def _infos(self) -> list[dict[str, Any]]:
         raise NotImplementedError
 
+    def current_infos(self) -> dict[str, dict[str, Any]]:
+        """Every agent's info of the current state (as the last ``reset``/``step`` returned
+        it): for a scheduler acting under a wrapper that does not pass the infos on."""
+        return dict(zip(self.possible_agents, self._infos(), strict=True))
+
     def _action_masks(self) -> np.ndarray:
         raise NotImplementedError
 

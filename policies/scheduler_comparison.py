@@ -95,6 +95,8 @@ class LearnerSetup:
     rewards). ``entropy_coeff``: A2C's/PPO's entropy bonus weight instead of 0.01.
     ``baseline``: A2C's/PPO's advantage baseline, ``critic`` (GAE) or ``same_seed_mean``
     (DeepRM's, :mod:`policies.same_seed_baseline`). FEN ignores the A2C/PPO options.
+    ``fen_warm_start``: FEN's sub-policy 0 (the one trained on the environment reward)
+    starts pretrained on this scheduler's decisions (also ``warm_start_episodes``).
     """
 
     reward_scale: float = 1.0
@@ -107,6 +109,11 @@ class LearnerSetup:
     team_reward: bool = False
     entropy_coeff: float | None = None
     baseline: str = "critic"
+    fen_warm_start: str | None = None
+
+    def teacher(self, learner: str) -> str | None:
+        """The scheduler ``learner`` is warm-started from, or None."""
+        return self.fen_warm_start if learner == "fen" else self.warm_start
 
     def overrides(self, learner: str) -> dict[str, Any]:
         """The config overrides of ``learner``: its defaults (:data:`A2C_OVERRIDES`, ...)
@@ -141,7 +148,7 @@ class LearnerSetup:
                 None, A2C_OVERRIDES["train_batch_size_per_learner"]) else "",
             "_team" if self.team_reward and rl else "",
             f"_ent{self.entropy_coeff:g}" if self.entropy_coeff is not None and rl else "",
-            f"_ws{self.warm_start}{episodes}" if self.warm_start and rl else "",
+            f"_ws{self.teacher(learner)}{episodes}" if self.teacher(learner) else "",
             f"_{self.baseline}" if rl and self.baseline != "critic" else "",
         ])
 
@@ -254,10 +261,10 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
         run_info = {"env": ENV, "algo": learner, "policy_mode": "shared", "sampler": "vector",
                     "model": model, "env_config": config.env_config, "seed": seed}
     initialize = None
-    if setup.warm_start is not None and learner != "fen":
+    if setup.teacher(learner) is not None:
         from policies.warm_start import warm_start_from
 
-        initialize = warm_start_from(config, setup.warm_start,
+        initialize = warm_start_from(config, setup.teacher(learner),
                                      episodes=setup.warm_start_episodes, seed=seed)
     summary = run_training(config, iterations=iterations, logdir=logdir, run_info=run_info,
                            verbose=True, warm_start=initialize)
@@ -296,7 +303,7 @@ def learner_result(learner: str, load: float, setup: LearnerSetup, *,
                 path.write_text(json.dumps(cached, indent=2, sort_keys=True, default=str))
             return cached
     kwargs = setup.env_kwargs(learner, env_kwargs, load)
-    warm = setup.warm_start is not None and learner != "fen"
+    warm = setup.teacher(learner) is not None
     if warm:
         check_demonstrations(seed, setup.warm_start_episodes, eval_seed, episodes)
     print(f"[{learner} load {load}] training {iterations} iterations", flush=True)
@@ -313,7 +320,8 @@ def learner_result(learner: str, load: float, setup: LearnerSetup, *,
         "episodes": episodes, "eval_seed": eval_seed,
         "env_kwargs": kwargs, "model": setup.model, "env_steps": summary["env_steps"],
         **({"fen_options": dict(setup.fen_options)} if learner == "fen" else {}),
-        **({"warm_start": {"teacher": setup.warm_start, "episodes": setup.warm_start_episodes,
+        **({"warm_start": {"teacher": setup.teacher(learner),
+                           "episodes": setup.warm_start_episodes,
                            "figures": summary["warm_start"]}} if warm else {}),
         "train_wall_s": train_s,
         "overrides": overrides,
@@ -530,13 +538,16 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             "loss.",
             "",
         ]
-    if setup.warm_start:
-        from policies.warm_start import demonstration_seed
+    from policies.warm_start import demonstration_seed
 
-        accuracy = ", ".join(
+    def accuracy(learners: Sequence[str]) -> str:
+        return ", ".join(
             f"{r['learner']} load {r['load']}: "
             + "/".join(f"{f['accuracy']:.3f}" for f in r["warm_start"]["figures"].values())
-            for r in runs if "warm_start" in r)
+            for r in runs if "warm_start" in r and r["learner"] in learners
+        ) or "no run of this invocation"
+
+    if setup.warm_start:
         out += [
             f"Warm start (`--warm-start {setup.warm_start}`): A2C and PPO do not start from "
             f"scratch; before RL, their policy is fitted by supervised learning to "
@@ -546,7 +557,18 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             "value function to those episodes' discounted returns (`policies/warm_start.py`; "
             "DeepRM pretrains its policy on a heuristic the same way). Fraction of the "
             f"demonstrations where the pretrained policy's greedy action is the teacher's: "
-            f"{accuracy or 'no run of this invocation'}.",
+            f"{accuracy(('a2c', 'ppo'))}.",
+            "",
+        ]
+    if setup.fen_warm_start:
+        out += [
+            f"FEN's warm start (`--fen-warm-start {setup.fen_warm_start}`): before RL, FEN's "
+            "sub-policy 0 (the one trained on the environment reward) is fitted to "
+            f"{setup.fen_warm_start}'s decisions in {setup.warm_start_episodes} episodes of "
+            "FEN's own env, every controller choosing sub-policy 0 (seeds from "
+            f"{demonstration_seed(meta['seed'])}); the controllers and the other "
+            "sub-policies start untrained. Imitation accuracy: "
+            f"{accuracy(('fen',))}.",
             "",
         ]
     if setup.action_mask:
@@ -657,8 +679,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warm-start", default=None, metavar="SCHEDULER",
                    help=f"A2C/PPO start from a policy pretrained on this scheduler's "
                         f"decisions (one of {list(SCHEDULERS)}; policies/warm_start.py)")
+    p.add_argument("--fen-warm-start", default=None, metavar="SCHEDULER",
+                   help="FEN's sub-policy 0 (trained on the environment reward) starts from a "
+                        "policy pretrained on this scheduler's decisions (policies/warm_start.py)")
     p.add_argument("--warm-start-episodes", type=int, default=DEMO_EPISODES,
-                   help="demonstration episodes of --warm-start")
+                   help="demonstration episodes of --warm-start and --fen-warm-start")
     p.add_argument("--team-reward", action="store_true",
                    help="A2C/PPO train on the env's team_reward (every tenant gets the mean of "
                         "the tenants' rewards, the cluster's slowdown; FEN keeps its own)")
@@ -724,9 +749,15 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         if not {"a2c", "ppo"} & set(learners):
             raise ValueError(f"--warm-start applies to learners 'a2c' and 'ppo', which "
                              f"--learners {args.learners!r} does not train")
+    if args.fen_warm_start is not None:
+        check_choice("--fen-warm-start", args.fen_warm_start, SCHEDULERS)
+        if "fen" not in learners:
+            raise ValueError(f"--fen-warm-start applies to learner 'fen', which --learners "
+                             f"{args.learners!r} does not train")
+    if args.warm_start is not None or args.fen_warm_start is not None:
         check_demonstrations(args.seed, args.warm_start_episodes, args.eval_seed, args.episodes)
     elif args.warm_start_episodes != DEMO_EPISODES:
-        raise ValueError("--warm-start-episodes needs --warm-start")
+        raise ValueError("--warm-start-episodes needs --warm-start or --fen-warm-start")
     if args.entropy_coeff is not None and not args.entropy_coeff >= 0:
         raise ValueError(f"--entropy-coeff must be >= 0, got {args.entropy_coeff}")
     for flag, value in (("--team-reward", args.team_reward),
@@ -741,7 +772,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         reward_scale=args.reward_scale, action_mask=args.action_mask, model=args.model,
         fen_options=fen_options, a2c_batch=args.a2c_batch, warm_start=args.warm_start,
         warm_start_episodes=args.warm_start_episodes, team_reward=args.team_reward,
-        entropy_coeff=args.entropy_coeff, baseline=args.baseline)
+        entropy_coeff=args.entropy_coeff, baseline=args.baseline,
+        fen_warm_start=args.fen_warm_start)
     env_kwargs = {"max_cycles": args.max_cycles}
     for load in loads:  # bad loads (too high for p <= 1) fail before any work
         marl_envs.make(ENV, load=load, **env_kwargs)

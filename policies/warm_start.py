@@ -18,6 +18,13 @@ module does the same for an RLlib algorithm of the new API stack:
    (``LearnerGroup.foreach_learner``, local or remote) and syncs the weights to the env
    runners. The Learners' own optimiser state is left as built.
 
+FEN (its hierarchical variants, :class:`policies.fen.envs.FENHierarchyEnv`): the
+demonstrations are collected in FEN's own env, with every controller choosing
+sub-policy 0 and the teacher acting for it, so the observations are the sub-policies'
+(with FEN's utility features); only sub-policy 0, the one trained on the environment
+reward, is fitted. The controllers and the other sub-policies start untrained, as FEN
+needs them to differ.
+
 The returned figures (``accuracy``: the fraction of demonstrations where the module's
 greedy action is the teacher's; ``cross_entropy``; ``vf_explained_var``) tell how well
 the module imitates the teacher before RL starts.
@@ -79,10 +86,25 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def _is_fen_hierarchy(env_config: Mapping[str, Any]) -> bool:
+    """Whether ``env_config`` builds FEN's hierarchy env (its hierarchical variants)."""
+    if env_config.get("factory") != "fen":  # policies.fen.variants.FACTORY
+        return False
+    from policies.fen.variants import HIERARCHICAL_VARIANTS
+
+    variant = env_config.get("variant")
+    if variant not in HIERARCHICAL_VARIANTS:
+        raise ValueError(f"a warm start supports FEN's hierarchical variants "
+                         f"{list(HIERARCHICAL_VARIANTS)}, not {variant!r}")
+    return True
+
+
 def collect_demonstrations(env_config: Mapping[str, Any], teacher: str, *, episodes: int,
                            seed: int, gamma: float) -> Demonstrations:
     """Run scheduler ``teacher`` for ``episodes`` episodes (seeds ``seed``, ``seed + 1``,
-    ...) in the env of ``env_config`` (:func:`policies.rllib_env.build_parallel_env`)."""
+    ...) in the env of ``env_config`` (:func:`policies.rllib_env.build_parallel_env`);
+    in FEN's hierarchy env every controller chooses sub-policy 0 and the teacher acts
+    for it (one trajectory per base agent, the observations sub-policy 0's)."""
     from policies.rllib_env import build_parallel_env
     from policies.training import stack_observations
 
@@ -92,6 +114,7 @@ def collect_demonstrations(env_config: Mapping[str, Any], teacher: str, *, episo
         raise ValueError(f"warm-start episodes must be an integer >= 1, got {episodes!r}")
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+    fen = _is_fen_hierarchy(env_config)
     env = build_parallel_env(env_config)
     observations: list[Any] = []
     actions: list[int] = []
@@ -100,13 +123,20 @@ def collect_demonstrations(env_config: Mapping[str, Any], teacher: str, *, episo
         for i in range(episodes):
             scheduler = make_scheduler(teacher)
             obs, infos = env.reset(seed=seed + i)
-            trajectory: dict[str, list[tuple[Any, int, float]]] = {a: [] for a in env.agents}
+            trajectory: dict[str, list[tuple[Any, int, float]]] = {}
             while env.agents:
-                acting = {a: obs[a] for a in env.agents}
-                chosen = scheduler.act(acting, infos)
+                # FEN's ids: "<agent>/ctrl/<k>" (controllers), "<agent>/sub/<k>/<z>"
+                owner = {a: a.split("/")[0] for a in env.agents}
+                if fen and env.agents[0].split("/")[1] == "ctrl":
+                    obs, _, _, _, _ = env.step(dict.fromkeys(env.agents, 0))
+                    continue
+                if fen:  # the wrapper does not pass the base env's infos on
+                    infos = env.unwrapped.current_infos()
+                planned = scheduler.act(dict.fromkeys(owner.values()), infos)
+                chosen = {a: planned[owner[a]] for a in env.agents}
                 next_obs, rewards, _, _, infos = env.step(chosen)
-                for agent in acting:
-                    trajectory[agent].append((acting[agent], chosen[agent], rewards[agent]))
+                for a in chosen:
+                    trajectory.setdefault(owner[a], []).append((obs[a], chosen[a], rewards[a]))
                 obs = next_obs
             for steps in trajectory.values():
                 observations += [o for o, _, _ in steps]
@@ -160,10 +190,11 @@ def pretrain_module(module: Any, demos: Demonstrations, *, epochs: int, minibatc
 
 
 def warm_start(algo: Any, demos: Demonstrations, *, seed: int,
+               modules: Callable[[str], bool] | None = None,
                **settings: Any) -> dict[str, dict[str, float]]:
-    """Pretrain every module of ``algo``'s Learners on ``demos`` and sync the env runners;
-    ``{module_id: figures}`` (of the first Learner). ``settings``: keys of
-    :data:`PRETRAIN_DEFAULTS`."""
+    """Pretrain every module of ``algo``'s Learners (those ``modules`` accepts, if given)
+    on ``demos`` and sync the env runners; ``{module_id: figures}`` (of the first
+    Learner). ``settings``: keys of :data:`PRETRAIN_DEFAULTS`."""
     unknown = set(settings) - set(PRETRAIN_DEFAULTS)
     if unknown:
         raise ValueError(f"unknown warm-start setting(s) {sorted(unknown)}; allowed: "
@@ -172,7 +203,7 @@ def warm_start(algo: Any, demos: Demonstrations, *, seed: int,
 
     def fit(learner: Any) -> dict[str, dict[str, float]]:
         return {mid: pretrain_module(learner.module[mid], demos, seed=seed, **kwargs)
-                for mid in learner.module.keys()}
+                for mid in learner.module.keys() if modules is None or modules(mid)}
 
     results = algo.learner_group.foreach_learner(fit)
     figures = [r.get() for r in results]
@@ -185,7 +216,16 @@ def warm_start_from(config: Any, teacher: str, *, episodes: int = DEMO_EPISODES,
                     seed: int) -> Callable[[Any], dict[str, dict[str, float]]]:
     """The ``warm_start`` of :func:`policies.training.run_training` for ``config`` (an
     AlgorithmConfig): ``teacher``'s demonstrations in ``config``'s env (discounted with
-    its ``gamma``, first episode :func:`demonstration_seed`), bound to :func:`warm_start`."""
+    its ``gamma``, first episode :func:`demonstration_seed`), bound to :func:`warm_start`
+    (for FEN: fitting sub-policy 0's modules only)."""
     demos = collect_demonstrations(config.env_config, teacher, episodes=episodes,
                                    seed=demonstration_seed(seed), gamma=config.gamma)
-    return functools.partial(warm_start, demos=demos, seed=seed)
+    modules = None
+    if _is_fen_hierarchy(config.env_config):
+        from policies.fen.variants import parse_sub_module_id
+
+        def modules(mid: str) -> bool:
+            sub = parse_sub_module_id(mid)
+            return sub is not None and sub[1] == 0
+
+    return functools.partial(warm_start, demos=demos, seed=seed, modules=modules)

@@ -198,3 +198,60 @@ def test_comparison_rejects_bad_warm_starts() -> None:
     assert cache_name("ppo", 1.5, 60, 0, LearnerSetup(team_reward=True, entropy_coeff=0.0,
                                                       warm_start="tetris")) == (
         "ppo_load1.5_it60_s0_team_ent0_wstetris")
+
+
+def _fen_config():
+    from policies.fen.config import build_fen_config
+
+    return build_fen_config("resource_allocation", "fen", policy_mode="shared", seed=3,
+                            num_env_runners=0, envs_per_runner=1, env_kwargs=ENV_KWARGS,
+                            fen_options={"model": "slot_scoring", "period": 10},
+                            overrides={"train_batch_size_per_learner": 120,
+                                       "minibatch_size": 60, "num_epochs": 1})
+
+
+def test_fen_demonstrations_are_the_teachers_decisions_for_sub_policy_0() -> None:
+    config = _fen_config()
+    demos = collect_demonstrations(config.env_config, "sjf", episodes=1, seed=7, gamma=1.0)
+    # one row per base agent and step; the teacher acted on the base env's infos
+    assert len(demos) == 4 * 30
+    env = marl_envs.make("resource_allocation", **ENV_KWARGS)
+    scheduler = make_scheduler("sjf")
+    obs, infos = env.reset(seed=7)
+    env.np_random.integers(2**63)  # FEN's wrapper draws its gossip seed after the reset
+    expected, rewards = [], []
+    while env.agents:
+        chosen = scheduler.act(obs, infos)
+        expected.append([chosen[a] for a in env.possible_agents])
+        obs, r, _, _, infos = env.step(chosen)
+        rewards.append([r[a] for a in env.possible_agents])
+    # rows are grouped per agent: agent_0's 30 steps, then agent_1's, ...
+    np.testing.assert_array_equal(demos.actions, np.array(expected).T.reshape(-1))
+    np.testing.assert_allclose(demos.returns[:30], np.cumsum(np.array(rewards)[::-1, 0])[::-1],
+                               rtol=1e-5)
+    # the observations are sub-policy 0's: FEN's two utility features after the base obs
+    base_dim = env.observation_space("agent_0")["observation"].shape[0]
+    assert demos.observations["observation"].shape == (120, base_dim + 2)
+    with pytest.raises(ValueError, match="hierarchical variants"):
+        collect_demonstrations({**config.env_config, "variant": "avg"}, "sjf", episodes=1,
+                               seed=0, gamma=1.0)
+
+
+def test_fen_warm_start_fits_sub_policy_0_only(local_ray) -> None:
+    import torch
+
+    from policies.warm_start import warm_start_from
+
+    config = _fen_config()
+    algo = config.build_algo()
+    try:
+        before = algo.learner_group.get_weights()
+        figures = warm_start_from(config, "sjf", episodes=2, seed=3)(algo)
+        after = algo.learner_group.get_weights()
+    finally:
+        algo.stop()
+    assert set(figures) == {"sub0"} and figures["sub0"]["accuracy"] > 0.8
+    for mid in before:
+        changed = any(not torch.equal(torch.as_tensor(before[mid][k]),
+                                      torch.as_tensor(after[mid][k])) for k in before[mid])
+        assert changed == (mid == "sub0"), mid
