@@ -176,7 +176,8 @@ def main_with_errors(fn: Callable[[], Any]) -> Any:
 def check_warm_start(teacher: str | None, episodes: int | None, *, env: str, algo: str,
                      resume: Any) -> None:
     """ValueError unless ``--warm-start`` / ``--warm-start-episodes`` make sense here:
-    a scheduler of resource_allocation, PPO or A2C, a new run (not ``--resume``)."""
+    a scheduler of resource_allocation, PPO or A2C (FEN trains with PPO), a new run (not
+    ``--resume``)."""
     if teacher is None:
         if episodes is not None:
             raise ValueError("--warm-start-episodes needs --warm-start")

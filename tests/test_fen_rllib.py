@@ -238,6 +238,12 @@ def test_truncated_segments_reach_rllib_as_truncated_sub_policy_episodes(local_r
         (["--variant", "avg", "--efficiency", "period"], "not to variant 'avg'"),
         (["--set", "no_such_field=1"], "no_such_field"),
         (["--resume", "/nonexistent/checkpoint"], "does not exist"),
+        (["--warm-start", "sjf"], "needs --env resource_allocation"),
+        (["--env", "resource_allocation", "--warm-start", "best"],
+         "unknown --warm-start scheduler 'best'"),
+        (["--env", "resource_allocation", "--variant", "avg", "--warm-start", "sjf"],
+         "hierarchical variants"),
+        (["--warm-start-episodes", "3"], "--warm-start-episodes needs --warm-start"),
     ],
 )
 def test_train_fen_cli_rejects_bad_input_with_exit_code_2(argv, message, capsys):

@@ -174,7 +174,7 @@ def test_comparison_rejects_bad_warm_starts() -> None:
     with pytest.raises(ValueError, match="overlap the evaluation episodes"):
         run(parse_args(["--warm-start", "sjf", "--learners", "ppo", "--eval-seed", "1020"]),
             "t")
-    with pytest.raises(ValueError, match="--warm-start-episodes needs --warm-start"):
+    with pytest.raises(ValueError, match="--warm-start-episodes needs --warm-start or --fen-"):
         run(parse_args(["--warm-start-episodes", "9", "--learners", "ppo"]), "t")
     with pytest.raises(ValueError, match="--warm-start-episodes must be >= 1, got 0"):
         run(parse_args(["--warm-start", "sjf", "--warm-start-episodes", "0",
@@ -189,6 +189,15 @@ def test_comparison_rejects_bad_warm_starts() -> None:
     assert cache_name("ppo", 1.5, 60, 0, LearnerSetup(warm_start="tetris",
                                                       team_reward=True)) == (
         "ppo_load1.5_it60_s0_team_wstetris")
+    assert cache_name("fen", 1.5, 15, 0, LearnerSetup(warm_start="sjf",
+                                                      fen_warm_start="central_sjf")) == (
+        "fen_load1.5_it15_s0_wscentral_sjf")
+    assert cache_name("ppo", 1.5, 60, 0, LearnerSetup(fen_warm_start="sjf")) == (
+        "ppo_load1.5_it60_s0")
+    with pytest.raises(ValueError, match="--fen-warm-start applies to learner 'fen'"):
+        run(parse_args(["--fen-warm-start", "sjf", "--learners", "ppo", "--loads", "9"]), "t")
+    with pytest.raises(ValueError, match="unknown --fen-warm-start 'best'"):
+        run(parse_args(["--fen-warm-start", "best", "--learners", "fen", "--loads", "9"]), "t")
     with pytest.raises(ValueError, match="--team-reward applies to learners 'a2c' and 'ppo'"):
         run(parse_args(["--team-reward", "--learners", "fen", "--loads", "9"]), "t")
     with pytest.raises(ValueError, match="--entropy-coeff applies to learners 'a2c' and 'ppo'"):

@@ -21,6 +21,7 @@ from policies.cli import (
     MODELS,
     add_run_arguments,
     check_choice,
+    check_warm_start,
     cli_errors,
     parse_env_kwargs,
     run_settings,
@@ -79,6 +80,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_fen_arguments(p)
     p.add_argument("--env-kwargs", default="{}",
                    help='JSON dict of environment keyword arguments, e.g. \'{"max_cycles": 200}\'')
+    p.add_argument("--warm-start", default=None, metavar="SCHEDULER",
+                   help="resource_allocation: pretrain sub-policy 0 (trained on the environment "
+                        "reward) on this scheduler's decisions before RL (policies/warm_start.py)")
+    p.add_argument("--warm-start-episodes", type=int, default=None,
+                   help="demonstration episodes of --warm-start (default 50)")
     p.add_argument("--summary-json", default=None, help="write the final summary to this file")
     add_run_arguments(p)
     return p.parse_args(argv)
@@ -153,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         from policies.training import check_resume_compatible, init_ray, run_training
 
         run = run_settings(args)
+        check_warm_start(args.warm_start, args.warm_start_episodes, env=args.env, algo="ppo",
+                         resume=run["resume"])
         options = fen_options(args)
         env_kwargs = parse_env_kwargs(args.env_kwargs)
         if args.policy_mode is not None and args.policy_mode not in POLICY_MODES:
@@ -171,12 +179,18 @@ def main(argv: list[str] | None = None) -> int:
         }
         if run["resume"] is not None:
             check_resume_compatible(run_info, run["resume"])  # before starting Ray
+        warm_start = None
+        if args.warm_start is not None:
+            from policies.warm_start import DEMO_EPISODES, warm_start_from
+
+            warm_start = warm_start_from(config, args.warm_start, seed=run["seed"],
+                                         episodes=args.warm_start_episodes or DEMO_EPISODES)
         logdir = run["logdir"] or f"runs/fen_{args.variant}_{args.env}_s{run['seed']}"
         init_ray(run["address"])
         summary = run_training(
             config, iterations=run["iterations"], logdir=logdir,
             checkpoint_every=run["checkpoint_every"], resume=run["resume"],
-            run_info=run_info, verbose=not args.quiet,
+            run_info=run_info, verbose=not args.quiet, warm_start=warm_start,
         )
     summary.pop("result", None)
     if args.summary_json:
