@@ -324,7 +324,7 @@ def _use_same_seed_baseline(config: AlgorithmConfig, n_agents: int, max_cycles: 
     if isinstance(config, A2CConfig):
         config.training(baseline="same_seed_mean")
     else:
-        config.training(learner_class=SameSeedPPOTorchLearner)
+        config.learners(learner_class=SameSeedPPOTorchLearner)
     config.env_runners(rollout_fragment_length=batch // slots)
     config.environment(env_config={**config.env_config, SHARED_EPISODE_SEEDS: True})
 
