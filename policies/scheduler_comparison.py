@@ -187,19 +187,26 @@ def parse_loads(text: str) -> list[float]:
     return loads
 
 
+#: the figures whose every episode's value is kept (``<figure>_episodes``), for paired
+#: comparisons on the same episodes
+PAIRED_FIGURES = ("slowdown", "cv")
+
+
 def summarize(per_episode: Sequence[Mapping[str, float]]) -> dict[str, Any]:
-    """Means over episodes of the figures of :data:`STAT_KEYS`, and every episode's
-    average slowdown (``slowdown_episodes``, for paired comparisons on the same episodes)."""
+    """Means over episodes of the figures of :data:`STAT_KEYS`, and every episode's value of
+    the :data:`PAIRED_FIGURES` (``slowdown_episodes``, ``cv_episodes``)."""
     means: dict[str, Any] = {name: float(np.mean([s[key] for s in per_episode]))
                              for name, key in STAT_KEYS.items()}
-    means["slowdown_episodes"] = [float(s[STAT_KEYS["slowdown"]]) for s in per_episode]
+    for name in PAIRED_FIGURES:
+        means[f"{name}_episodes"] = [float(s[STAT_KEYS[name]]) for s in per_episode]
     return means
 
 
-def paired_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[float, float] | None:
-    """Mean and standard error of ``a``'s minus ``b``'s slowdown over the same episodes,
+def paired_difference(a: Mapping[str, Any], b: Mapping[str, Any],
+                      figure: str = "slowdown") -> tuple[float, float] | None:
+    """Mean and standard error of ``a``'s minus ``b``'s ``figure`` over the same episodes,
     or None where either lacks per-episode figures (runs cached before they were kept)."""
-    xa, xb = a.get("slowdown_episodes"), b.get("slowdown_episodes")
+    xa, xb = a.get(f"{figure}_episodes"), b.get(f"{figure}_episodes")
     if not xa or not xb or len(xa) != len(xb) or len(xa) < 2:
         return None
     d = np.asarray(xa) - np.asarray(xb)
@@ -294,7 +301,8 @@ def learner_result(learner: str, load: float, setup: LearnerSetup, *,
         if cached.get("episodes") == episodes and cached.get("eval_seed") == eval_seed:
             print(f"[{learner} load {load}] cached: {path}", flush=True)
             stale = [key for key in ("figures", "figures_sampled")
-                     if "slowdown_episodes" not in cached.get(key, {})]
+                     if any(f"{name}_episodes" not in cached.get(key, {})
+                            for name in PAIRED_FIGURES)]
             if stale and Path(cached["checkpoint"]).exists():  # older caches: evaluate again
                 for key in stale:
                     cached[key] = summarize(evaluate_checkpoint(
@@ -378,9 +386,12 @@ def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]]) -> li
             comparable = f["slowdown"] <= 1.1 * d["slowdown"]
             met = f["cv"] < d["cv"] and comparable
             met_all &= met
+            paired = paired_difference(f, d, "cv")
+            noise = "" if paired is None else (
+                f"; CV difference {paired[0]:+.3f} +- {paired[1]:.3f} paired SE")
             parts.append(f"load {load}: CV {f['cv']:.3f} vs DRF {d['cv']:.3f}, slowdown "
                          f"{f['slowdown']:.2f} vs {d['slowdown']:.2f} "
-                         f"({'met' if met else 'missed'})")
+                         f"({'met' if met else 'missed'}{noise})")
         verdict = "MET" if met_all and parts else "NOT MET"
         lines.append("- FEN with a lower CV of tenant shares than DRF at comparable slowdown "
                      f"(within 10% of DRF's) at loads >= 0.7 (below, every scheduler starts "

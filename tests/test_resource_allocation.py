@@ -547,6 +547,16 @@ def test_cache_names_tell_every_setup_apart() -> None:
             == "ppo_load1.5_it600_s0")
 
 
+def test_summaries_keep_every_episodes_slowdown_and_cv() -> None:
+    from policies.scheduler_comparison import STAT_KEYS, summarize
+
+    episodes = [{key: 1.0 for key in STAT_KEYS.values()} | {"avg_slowdown": x, "cv": c}
+                for x, c in ((2.0, 0.1), (4.0, 0.3))]
+    summary = summarize(episodes)
+    assert summary["slowdown"] == 3.0 and summary["cv"] == pytest.approx(0.2)
+    assert summary["slowdown_episodes"] == [2.0, 4.0] and summary["cv_episodes"] == [0.1, 0.3]
+
+
 def test_target_lines_state_verdicts_and_paired_noise() -> None:
     from policies.scheduler_comparison import paired_difference, target_lines
 
@@ -574,3 +584,7 @@ def test_target_lines_state_verdicts_and_paired_noise() -> None:
     # central_sjf is a reference, not one of the issue's baselines: the target ignores it
     figures["central_sjf"] = {"1.5": fig(4.0)}
     assert target_lines(figures)[1] == ppo
+    # with every episode's CV kept, FEN's verdict carries the paired CV difference
+    figures["fen"]["1.5"]["cv_episodes"] = [0.10, 0.12]
+    figures["drf"]["1.5"]["cv_episodes"] = [0.11, 0.13]
+    assert "(met; CV difference -0.010 +- 0.000 paired SE)" in target_lines(figures)[2]
