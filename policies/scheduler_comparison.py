@@ -492,7 +492,8 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "system (unfinished jobs with their slowdown so far, a lower bound; DeepRM's "
         "completed-only average is `slowdown (done)`), `cv` = CV of the tenants' shares of "
         "cluster resource-time, `utilization` = cluster utilisation, `left` = jobs unfinished "
-        "at the end, `spread` = time-averaged max - min of the tenants' dominant shares. "
+        "at the end, `refused` = requests refused because the job no longer fit when they "
+        "were handled, `spread` = time-averaged max - min of the tenants' dominant shares. "
         "Where every scheduler starts jobs as they arrive (low load), all show the same CV: "
         "it then only reflects the tenants' random arrivals.",
         "",
@@ -595,15 +596,16 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
     for load in loads:
         out += [f"## Load {load}", "",
                 "| scheduler | slowdown | slowdown (done) | CV | utilization | done | left "
-                "| spread |",
-                "|---|---|---|---|---|---|---|---|"]
+                "| refused | spread |",
+                "|---|---|---|---|---|---|---|---|---|"]
         for s, by_load in figures.items():
             if load in by_load:
                 f = by_load[load]
                 out.append(
                     f"| {s} | {f['slowdown']:.2f} | {f['slowdown_completed']:.2f} | "
                     f"{f['cv']:.3f} | {f['utilization']:.3f} | {f['completed_jobs']:.1f} | "
-                    f"{f['unfinished_jobs']:.1f} | {f['dominant_share_spread']:.3f} |")
+                    f"{f['unfinished_jobs']:.1f} | {f['refused_requests']:.1f} | "
+                    f"{f['dominant_share_spread']:.3f} |")
         out.append("")
     out += ["## Targets", "", *target_lines(figures), ""]
     if runs:
