@@ -497,6 +497,13 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "Where every scheduler starts jobs as they arrive (low load), all show the same CV: "
         "it then only reflects the tenants' random arrivals.",
         "",
+        "Schedulers: `fifo`, `sjf`, `packer` and `tetris` decide per tenant from its own "
+        "queue, so their simultaneous requests collide and some are refused; `drf` and "
+        "`central_sjf` plan every tenant's request together (progressive filling), so none "
+        "is. `central_sjf` (a cluster-wide Shortest Job First) is not one of the issue's "
+        "baselines: it is a reference for what coordinating the tenants is worth, and the "
+        "targets below compare the learners with the best of the other five.",
+        "",
         "Learners: one policy shared by the tenants, trained per load "
         f"{'(A2C/PPO warm-started, below)' if setup.warm_start else 'from scratch'} "
         f"with seed {meta['seed']}, evaluated with actions sampled from the trained stochastic "
