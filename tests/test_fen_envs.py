@@ -337,3 +337,21 @@ def test_masked_base_env_gives_acting_agents_the_mask_and_controllers_none():
         marl_envs.make("resource_allocation", max_cycles=12, action_mask=True))
     obs, _ = flat.reset(seed=0)
     assert flat.observation_space("agent_0").contains(obs["agent_0"])
+
+
+@pytest.mark.parametrize("average", ["central", "gossip"])
+def test_fen_episodes_have_the_bare_envs_arrivals(average):
+    """FEN's own randomness (gossip) does not draw from the base env: an episode of seed s
+    is the one every scheduler sees for s, so evaluations compare the same episodes."""
+    fen = FENHierarchyEnv(marl_envs.make("resource_allocation", load=1.5, max_cycles=12),
+                          period=4, average=average)
+    bare = marl_envs.make("resource_allocation", load=1.5, max_cycles=12)
+    for seed in (3, 4):
+        fen.reset(seed=seed)
+        bare.reset(seed=seed)
+        while bare.agents:
+            if fen.agents[0].split("/")[1] == "ctrl":
+                fen.step(dict.fromkeys(fen.agents, 0))
+            fen.step(dict.fromkeys(fen.agents, 1))
+            bare.step(dict.fromkeys(bare.agents, 1))
+        assert fen.unwrapped.episode_stats() == bare.episode_stats()

@@ -70,6 +70,8 @@ CONTROLLER_HORIZONS = ("period", "episode")
 #: own (returns sum the segment's rewards only, as in the authors' code); ``truncate`` -- cut
 #: by the period's time limit (GAE bootstraps from the value of the last observation)
 SEGMENT_ENDS = ("terminate", "truncate")
+#: the second word of the gossip stream's seed (``[reset seed, GOSSIP_STREAM]``)
+GOSSIP_STREAM = 7919
 #: bins of the relative utility (u_i - ubar)/ubar for the controller-behaviour statistic
 RELATIVE_UTILITY_BINS = (-np.inf, -0.5, -0.1, 0.1, 0.5, np.inf)
 RELATIVE_UTILITY_BIN_NAMES = ("below_-0.5", "-0.5_to_-0.1", "-0.1_to_0.1", "0.1_to_0.5",
@@ -130,6 +132,7 @@ class _UtilityWrapper(ParallelEnv):
         self._gossip_graph = gossip_graph
         self._gossip_rounds = gossip_rounds
         self._average = AverageUtility(base.n_agents, average, gossip_graph, gossip_rounds)
+        self._gossip_stream = np.random.default_rng()  # seeded by every seeded reset
         # the relative utility (u_i - ubar)/ubar is multiplied by this in observations only:
         # near-equal utilities differ by a few percent, a scale > 1 makes them legible
         self._feature_scale = np.array([feature_scale, 1.0], dtype=np.float32)
@@ -153,10 +156,14 @@ class _UtilityWrapper(ParallelEnv):
 
     def _reset_base(self, seed: int | None) -> dict[str, np.ndarray]:
         obs, _ = self.base.reset(seed=seed)
-        # gossip noise/peers come from the episode's seeded generator
+        # gossip noise/peers come from a stream of the wrapper's own, seeded by the reset's
+        # seed: the base env's generator is left alone, so an episode of seed s has the
+        # same arrivals under FEN as in the bare env (and for every other scheduler)
+        if seed is not None:
+            self._gossip_stream = np.random.default_rng([int(seed), GOSSIP_STREAM])
         self._average = AverageUtility(
             self.base.n_agents, self._average_mode, self._gossip_graph, self._gossip_rounds,
-            rng=np.random.default_rng(self.base.np_random.integers(2**63)),
+            rng=np.random.default_rng(self._gossip_stream.integers(2**63)),
         )
         self._ubar[:] = 0.0
         self._features[:] = 0.0
