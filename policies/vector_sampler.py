@@ -32,12 +32,11 @@ Protocol details:
 * ``env_config["shared_episode_seeds"] = True`` (common random numbers): every copy of a
   runner starts each episode from the same seed (the first from ``derive_seed(run_seed,
   w, 0)``, the next ones drawn from a generator seeded with it; a seed passed to
-  ``reset`` is not used), so in an env whose
-  randomness does not depend on the actions (``resource_allocation``: the same job
-  arrivals) the copies replay the same episode under different sampled actions. The
-  copies must end their episodes at the same step (checked); every slot's reset info
-  is ``{"episode_seed": seed, "agent_id": agent}``, what
-  :mod:`policies.same_seed_baseline` groups the episodes by.
+  ``reset`` is not used), so in an env whose randomness does not depend on the actions
+  (``resource_allocation``: the same job arrivals) the copies replay the same episode
+  under different sampled actions. The copies must end their episodes at the same step
+  (checked); every slot's reset info is ``{"episode_seed": seed, "agent_id": agent}``,
+  what :mod:`policies.same_seed_baseline` groups the episodes by.
 
 RLlib's counters then count slots: ``num_env_steps_sampled`` (and
 ``throughput/env_steps_*``) are agent steps, ``train_batch_size_per_learner`` is in
