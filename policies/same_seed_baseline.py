@@ -19,10 +19,11 @@ agent_id)`` and computes, for episode ``i`` of a group of ``n``::
     A_t^i = G_t^i - b_t^i
 
 then standardises the advantages over the batch (as RLlib's GAE does); the value
-targets are ``G_t`` (the critic keeps learning, for its diagnostics and for warm starts,
-but is not used in the advantages). Used by A2C with ``baseline="same_seed_mean"``
-(:class:`policies.a2c.A2CConfig`) and by PPO through :class:`SameSeedPPOTorchLearner`;
-:func:`policies.config.build_config` sets either up (``baseline="same_seed_mean"``).
+targets are ``G_t``, for the critic's loss where ``vf_loss_coeff > 0`` (build_config sets
+it to 0 by default: the critic is not used in the advantages). Used by A2C with
+``baseline="same_seed_mean"`` (:class:`policies.a2c.A2CConfig`) and by PPO through
+:class:`SameSeedPPOTorchLearner`; :func:`policies.config.build_config` sets either up
+(``baseline="same_seed_mean"``).
 
 Logged per module: ``same_seed_baseline_explained_var`` (``1 - Var(G - b) / Var(G)``: the
 share of the returns' variance the baseline removes) and ``same_seed_group_size``.
@@ -48,7 +49,8 @@ from ray.rllib.utils.numpy import convert_to_numpy
 from policies.vector_sampler import AGENT_ID_KEY, EPISODE_SEED_KEY
 from policies.warm_start import discounted_returns
 
-#: values of A2C's ``baseline`` setting: the learned critic (GAE) or this module's
+#: values of ``build_config(..., baseline=...)`` (and A2C's ``baseline`` setting): the
+#: learned critic (GAE) or this module's
 BASELINES = ("critic", "same_seed_mean")
 EXPLAINED_VAR_KEY = "same_seed_baseline_explained_var"
 GROUP_SIZE_KEY = "same_seed_group_size"
