@@ -98,6 +98,28 @@ def test_episode_without_shared_seed_is_rejected() -> None:
         _group_key(chunk)
 
 
+def _whole_episode(length: int, seed: int = 5) -> SingleAgentEpisode:
+    reset_info = {EPISODE_SEED_KEY: seed, AGENT_ID_KEY: "agent_0"}
+    return SingleAgentEpisode(observations=list(range(length + 1)), actions=[0] * length,
+                              rewards=[-1.0] * length, infos=[reset_info] + [{}] * length,
+                              truncated=True, len_lookback_buffer=0)
+
+
+def test_connector_rejects_unequal_lengths_and_misplaced_rows() -> None:
+    from ray.rllib.core.columns import Columns
+
+    from policies.same_seed_baseline import SameSeedBaselineAdvantages, _check_row_order
+
+    connector = SameSeedBaselineAdvantages(gamma=1.0)
+    with pytest.raises(ValueError, match=r"seed 5 \(agent_0\) have different lengths \[2, 3\]"):
+        connector(rl_module=None, episodes=[_whole_episode(2), _whole_episode(3)],
+                  batch={"default_policy": {}})
+    episodes = [_whole_episode(2), _whole_episode(2)]
+    _check_row_order({Columns.REWARDS: np.full(4, -1.0)}, episodes)  # rows in order: fine
+    with pytest.raises(ValueError, match="rows are not the episodes' steps in order"):
+        _check_row_order({Columns.REWARDS: np.full(5, -1.0)}, episodes)
+
+
 def _config(**kwargs):
     args = {"seed": 0, "envs_per_runner": 2, "sampler": "vector",
             "env_kwargs": ENV_KWARGS, "baseline": "same_seed_mean", **kwargs}
