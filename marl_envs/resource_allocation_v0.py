@@ -7,7 +7,7 @@
 | Observation | ``obs_layout="flat"`` (default): ``Box(n_resources*horizon + n_resources + n_slots*(n_resources+3) + 1,)`` float32 in [0, 1] (93 by default), see *Observation*; ``obs_layout="image"``: DeepRM's image, flattened, ``Box(horizon*width,)`` |
 | Reward | ``-reward_scale * sum(1 / T_j)`` over the tenant's jobs in the system during the step (DeepRM; ``reward_scale`` default 1): the return is minus the sum of its jobs' slowdowns (times ``reward_scale``); ``team_reward=True``: every tenant gets the mean of all tenants' rewards (a cooperative objective: the return is then minus the cluster's job slowdowns, over ``n_agents``) |
 | Action mask | ``action_mask=True``: observations are ``{"observation": <above>, "action_mask": int8 (n_slots + 1,)}`` (PettingZoo's convention): 1 for wait and for every visible job that fits the free units now; masked actions stay legal (a refusal or a no-op, as below) |
-| Episode | ``max_cycles`` steps (default 200), then truncated |
+| Episode | ``max_cycles`` steps (default 200), then truncated; with ``arrival_cycles < max_cycles`` jobs stop arriving after ``arrival_cycles`` steps and the episode terminates as soon as every job has completed (DeepRM's fixed job sequence), see *Draining* |
 | c (max fair utility) | ``1 / n_agents``; utility = the tenant's share of cluster resource-time, so utilization = cluster utilisation |
 
 **Cluster and jobs.** ``n_resources`` resource types (default 2: CPU, memory), each of
@@ -54,12 +54,24 @@ backlog job moves into it at the end of the step.
 for the next ``horizon`` (default 20) steps from the running jobs, ``[h, r]`` h-major
 (``n_resources*horizon``); the tenant's own allocation per resource (``n_resources``);
 per visible slot ``[demand_r / capacity for r, T / max duration, min(1, wait /
-max_cycles), filled]`` (``n_slots*(n_resources+3)``); backlog length / ``backlog_size``.
+arrival_cycles), filled]`` (``n_slots*(n_resources+3)``); backlog length / ``backlog_size``.
 ``image``: DeepRM's picture, a ``(horizon, width)`` array flattened row-major with
 ``width = n_resources*capacity*(1 + n_slots) + ceil(backlog_size / horizon)``: the
 cluster block of every resource (row h = step ``t+h``; the tenant's own units 1.0,
 other tenants' units 0.5), then each slot's job as a ``T x demand_r`` block of ones per
 resource, then the backlog as filled cells (column-major).
+
+**Draining** (``arrival_cycles``, default ``max_cycles``: arrivals never stop). The last
+arrivals come with step ``arrival_cycles`` (the jobs a ``max_cycles = arrival_cycles``
+episode ends with); then the tenants keep scheduling their queues and the episode
+*terminates* at the first step after which no job is waiting or running, or is truncated
+at ``max_cycles`` (a cap; jobs left then count as below). Its first ``arrival_cycles``
+steps are those of the undrained episode of the same seed and actions, so an evaluation
+with, e.g., ``arrival_cycles=200, max_cycles=1000`` charges every job its full slowdown
+instead of the slowdown so far of the jobs a policy leaves unfinished at step 200. The
+observation scales waits by ``arrival_cycles``, so a policy trained on
+``max_cycles=200`` episodes sees the same features. ``utilization`` and ``cv`` then
+cover the drain steps too.
 
 **Slowdown of unfinished jobs.** ``avg_slowdown`` averages over every job that spent at
 least one step in the system: completed jobs with their slowdown, jobs still queued or
@@ -68,7 +80,7 @@ minus the sum of rewards over the same jobs). This matches the reward and does n
 reward starving long jobs. ``avg_slowdown_completed`` is DeepRM's average over
 completed jobs only, and ``unfinished_jobs`` counts the jobs left.
 
-``episode_stats()`` adds: ``avg_slowdown``, ``slowdown/<agent>``,
+``episode_stats()`` adds: ``episode_steps`` (steps so far), ``avg_slowdown``, ``slowdown/<agent>``,
 ``avg_slowdown_completed``, ``completed_jobs``, ``unfinished_jobs``, ``arrived_jobs``,
 ``dropped_jobs``, ``refused_requests``, ``empty_slot_choices``,
 ``dominant_share_spread`` (time average of max - min of the tenants' dominant shares)
@@ -154,6 +166,7 @@ class ResourceAllocationEnv(ResourceEnv):
         backlog_size: int = 60,
         horizon: int = 20,
         max_cycles: int = 200,
+        arrival_cycles: int | None = None,
         obs_layout: str = "flat",
         small_job_prob: float = 0.8,
         small_duration: tuple[int, int] = (1, 3),
@@ -170,6 +183,11 @@ class ResourceAllocationEnv(ResourceEnv):
                                  ("horizon", horizon, 1)):
             if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if arrival_cycles is not None and (
+                not isinstance(arrival_cycles, int | np.integer) or isinstance(arrival_cycles, bool)
+                or not 1 <= arrival_cycles <= max_cycles):
+            raise ValueError(f"arrival_cycles must be an integer in 1..max_cycles={max_cycles}, "
+                             f"got {arrival_cycles!r}")
         if obs_layout not in OBS_LAYOUTS:
             raise ValueError(f"obs_layout={obs_layout!r} is not supported; allowed: "
                              f"{list(OBS_LAYOUTS)}")
@@ -203,6 +221,7 @@ class ResourceAllocationEnv(ResourceEnv):
         self.backlog_size = int(backlog_size)
         self.horizon = int(horizon)
         self.obs_layout = obs_layout
+        self.arrival_cycles = int(max_cycles if arrival_cycles is None else arrival_cycles)
         self.load = float(load)
         # learners fit values far better at returns of tens than of thousands (Adam moves a
         # value head by ~lr per update): the metrics never depend on it
@@ -349,7 +368,8 @@ class ResourceAllocationEnv(ResourceEnv):
                 still.append(job)
         self._running = still
         self._fill_slots()
-        self._arrivals(t + 1)
+        if t + 1 <= self.arrival_cycles:
+            self._arrivals(t + 1)
         return rewards
 
     def _fill_slots(self) -> None:
@@ -364,6 +384,14 @@ class ResourceAllocationEnv(ResourceEnv):
 
     def _utility_gains(self, rewards: np.ndarray) -> np.ndarray:
         return self._share_gain
+
+    def _terminated(self) -> bool:
+        """Drained: arrivals have stopped before ``max_cycles`` and no job is left."""
+        return (self.arrival_cycles < self.max_cycles
+                and self.num_steps >= self.arrival_cycles
+                and not self._running
+                and not self._slot_filled.any()
+                and not any(self._backlog))
 
     # --------------------------------------------------------- observations
     def _occupancy(self) -> tuple[np.ndarray, np.ndarray]:
@@ -386,7 +414,7 @@ class ResourceAllocationEnv(ResourceEnv):
         slots[:, :, :d] = self._slot_demand / c
         slots[:, :, d] = self._slot_duration / self.max_duration
         waits = (self.num_steps - self._slot_arrival) * self._slot_filled
-        slots[:, :, d + 1] = np.minimum(1.0, waits / self.max_cycles)
+        slots[:, :, d + 1] = np.minimum(1.0, waits / self.arrival_cycles)
         slots[:, :, d + 2] = self._slot_filled
         slots[~self._slot_filled] = 0.0
         obs[:, d * h + d : -1] = slots.reshape(n, -1)
@@ -491,6 +519,7 @@ class ResourceAllocationEnv(ResourceEnv):
             "refused_requests": float(self._refused.sum()),
             "empty_slot_choices": float(self._empty_choices.sum()),
             "dominant_share_spread": self._spread_sum / steps,
+            "episode_steps": float(self.num_steps),
         }
         for i, agent in enumerate(self.possible_agents):
             stats[f"slowdown/{agent}"] = float(slowdown[i])

@@ -51,6 +51,7 @@ STAT_KEYS = {
     "refused_requests": "refused_requests",
     "empty_slot_choices": "empty_slot_choices",
     "dominant_share_spread": "dominant_share_spread",
+    "steps": "episode_steps",
 }
 #: training settings of the learners (sampled agent steps per iteration etc.)
 A2C_OVERRIDES: dict[str, Any] = {"train_batch_size_per_learner": 8000, "lr": 1e-3}

@@ -21,9 +21,11 @@ from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, ren
 import marl_envs
 from marl_envs import resource_allocation_v0
 from marl_envs.resource_allocation_v0 import ResourceAllocationEnv
+from policies import drained_evaluation as drained
 from policies.heuristics.schedulers import (
     DRF,
     FIFO,
+    SCHEDULERS,
     SJF,
     Packer,
     Tetris,
@@ -115,6 +117,9 @@ def test_same_seed_same_episode() -> None:
     ({"capacity": 0}, r"capacity must be an integer >= 1"),
     ({"max_cycles": 0}, r"max_cycles must be >= 1"),
     ({"reward_scale": 0.0}, r"reward_scale must be a finite number > 0"),
+    ({"arrival_cycles": 0}, r"arrival_cycles must be an integer in 1\.\.max_cycles=200"),
+    ({"arrival_cycles": 201}, r"arrival_cycles must be .*got 201"),
+    ({"arrival_cycles": 20.5}, r"arrival_cycles must be an integer"),
 ])
 def test_bad_config(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -297,6 +302,44 @@ def test_unfinished_jobs_and_dominant_share_spread() -> None:
     assert stats["dominant_share/agent_0"] == pytest.approx(0.5)
 
 
+def test_drained_episode_extends_the_undrained_one_until_every_job_is_done() -> None:
+    def rollout(**kwargs: Any) -> tuple[list[Any], dict[str, float], int, bool]:
+        env = marl_envs.make("resource_allocation", load=1.1, **kwargs)
+        obs, infos = env.reset(seed=5)
+        sjf, trace, terminated = make_scheduler("sjf"), [], False
+        while env.agents:
+            obs, _, terms, _, infos = env.step(sjf.act(obs, infos))
+            trace.append(obs["agent_0"])
+            terminated = all(terms.values())
+        return trace, env.episode_stats(), env.num_steps, terminated
+
+    plain, plain_stats, _, plain_terminated = rollout(max_cycles=60)
+    drained, stats, steps, terminated = rollout(max_cycles=400, arrival_cycles=60)
+    assert not plain_terminated and terminated and 60 < steps < 400
+    # the same jobs and decisions for the first 60 steps (waits scaled by arrival_cycles)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, drained[:60], strict=True))
+    assert stats["arrived_jobs"] == plain_stats["arrived_jobs"]
+    assert stats["unfinished_jobs"] == 0
+    assert stats["completed_jobs"] == stats["arrived_jobs"] - stats["dropped_jobs"]
+    assert stats["avg_slowdown"] == pytest.approx(stats["avg_slowdown_completed"])
+    assert stats["avg_slowdown"] > plain_stats["avg_slowdown"]
+
+
+def test_drained_episode_is_capped_by_max_cycles() -> None:
+    env = quiet_env(max_cycles=5, arrival_cycles=2)
+    env.enqueue(0, [10, 2], 12, 0)
+    env.step(acts(env, agent_0=1))
+    while env.agents:
+        _, _, terms, truncs, _ = env.step(acts(env))
+    assert truncs["agent_0"] and not terms["agent_0"] and env.num_steps == 5
+    assert env.episode_stats()["unfinished_jobs"] == 1
+
+
+def test_drained_env_passes_the_parallel_api_test() -> None:
+    parallel_api_test(resource_allocation_v0.parallel_env(max_cycles=120, arrival_cycles=30,
+                                                          load=0.7), num_cycles=120)
+
+
 def test_flat_and_image_observation_layouts() -> None:
     env = quiet_env()
     env.enqueue(2, [5, 2], 3, 0)
@@ -442,7 +485,7 @@ def test_comparison_heuristics_only_writes_the_json_schema(tmp_path: Any) -> Non
         run(parse_args(["--fen-segment-end", "truncate", "--learners", "ppo"]), "test")
 
 
-def test_a2c_one_iteration_and_greedy_evaluation(tmp_path: Any) -> None:
+def test_a2c_one_iteration_greedy_and_drained_evaluation(tmp_path: Any) -> None:
     import ray
 
     from policies.config import build_config
@@ -464,8 +507,44 @@ def test_a2c_one_iteration_and_greedy_evaluation(tmp_path: Any) -> None:
                    for _ in range(2)]
         assert sampled[0]["actions"] == "sampled"
         assert sampled[0]["per_episode"] == sampled[1]["per_episode"]  # seeded
+        # the checkpoint as a cached comparison run, evaluated on drained episodes
+        run_json = tmp_path / "a2c_load0.7_it1_s1.json"
+        run_json.write_text(json.dumps({
+            "learner": "a2c", "load": 0.7, "seed": 1, "checkpoint": summary["checkpoint"],
+            "env_kwargs": {"load": 0.7, "max_cycles": 25}}))
+        report = drained.run(drained.parse_args(
+            [str(run_json), "--drain-cycles", "300", "--episodes", "2",
+             "--md", str(tmp_path / "d.md"), "--json", str(tmp_path / "d.json")]), "cmd")
+        figures = report["figures"]
+        assert set(figures) == {*SCHEDULERS, "a2c seed 1"} and report["arrival_cycles"] == 25
+        for name in SCHEDULERS:  # work-conserving: every job done before the cap
+            f = figures[name]["0.7"]
+            assert f["unfinished_jobs"] == 0 and 25 < f["steps"] < 325
+        assert figures["a2c seed 1"]["0.7"]["run"] == "a2c_load0.7_it1_s1"
+        assert len(figures["a2c seed 1"]["0.7"]["slowdown_episodes"]) == 2
+        assert json.loads((tmp_path / "d.json").read_text()) == report
+        assert "| a2c seed 1 |" in (tmp_path / "d.md").read_text()
     finally:
         ray.shutdown()
+
+
+def test_drained_evaluation_rejects_bad_input(tmp_path: Any) -> None:
+    with pytest.raises(ValueError, match="--drain-cycles must be an integer >= 1, got 0"):
+        drained.drained_env_kwargs({}, 0)
+    assert drained.drained_env_kwargs({"load": 1.1}, 50) == {
+        "load": 1.1, "arrival_cycles": 200, "max_cycles": 250}
+    with pytest.raises(ValueError, match="no such file"):
+        drained.read_runs([tmp_path / "none.json"])
+    bad = tmp_path / "bad.json"
+    for content, match in (({"learner": "a2c"}, r"lacks \['load'"),
+                           ({"learner": "fen", "load": 1.1, "seed": 0, "checkpoint": "x",
+                             "env_kwargs": {}}, "is a FEN run"),
+                           ({"learner": "ppo", "load": 1.1, "seed": 0,
+                             "checkpoint": str(tmp_path / "gone"), "env_kwargs": {}},
+                            "checkpoint .* is missing")):
+        bad.write_text(json.dumps(content))
+        with pytest.raises(ValueError, match=match):
+            drained.read_runs([bad])
 
 
 def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:

@@ -1,0 +1,36 @@
+#!/usr/bin/env python
+"""Slowdown with every job finished: heuristics and cached A2C/PPO runs on drained episodes.
+
+    python scripts/evaluate_drained.py \\
+        results/resource_allocation_runs/a2c_load1.5_*.json \\
+        [--drain-cycles 800] [--episodes 10] [--md FILE] [--json FILE]
+
+Writes results/resource_allocation_drained.{md,json} (see policies/drained_evaluation.py).
+Bad input: one line on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from policies.cli import cli_errors  # noqa: E402
+from policies.drained_evaluation import parse_args, run  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = "python scripts/evaluate_drained.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv)
+    with cli_errors():
+        run(args, command)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
