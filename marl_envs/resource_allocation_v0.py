@@ -7,7 +7,7 @@
 | Observation | ``obs_layout="flat"`` (default): ``Box(n_resources*horizon + n_resources + n_slots*(n_resources+3) + 1,)`` float32 in [0, 1] (93 by default), see *Observation*; ``obs_layout="image"``: DeepRM's image, flattened, ``Box(horizon*width,)`` |
 | Reward | ``-reward_scale * sum(1 / T_j)`` over the tenant's jobs in the system during the step (DeepRM; ``reward_scale`` default 1): the return is minus the sum of its jobs' slowdowns (times ``reward_scale``); ``team_reward=True``: every tenant gets the mean of all tenants' rewards (a cooperative objective: the return is then minus the cluster's job slowdowns, over ``n_agents``) |
 | Action mask | ``action_mask=True``: observations are ``{"observation": <above>, "action_mask": int8 (n_slots + 1,)}`` (PettingZoo's convention): 1 for wait and for every visible job that fits the free units now; masked actions stay legal (a refusal or a no-op, as below) |
-| Episode | ``max_cycles`` steps (default 200), then truncated; with ``arrival_cycles < max_cycles`` jobs stop arriving after ``arrival_cycles`` steps and the episode terminates as soon as every job has completed (DeepRM's fixed job sequence), see *Draining* |
+| Episode | ``max_cycles`` steps (default 200), then truncated; with ``arrival_cycles < max_cycles`` jobs stop arriving after ``arrival_cycles`` steps and the rest of the episode drains the queues (DeepRM's fixed job sequence), see *Draining* |
 | c (max fair utility) | ``1 / n_agents``; utility = the tenant's share of cluster resource-time, so utilization = cluster utilisation |
 
 **Cluster and jobs.** ``n_resources`` resource types (default 2: CPU, memory), each of
@@ -63,15 +63,16 @@ resource, then the backlog as filled cells (column-major).
 
 **Draining** (``arrival_cycles``, default ``max_cycles``: arrivals never stop). The last
 arrivals come with step ``arrival_cycles`` (the jobs a ``max_cycles = arrival_cycles``
-episode ends with); then the tenants keep scheduling their queues and the episode
-*terminates* at the first step after which no job is waiting or running, or is truncated
-at ``max_cycles`` (a cap; jobs left then count as below). Its first ``arrival_cycles``
-steps are those of the undrained episode of the same seed and actions, so an evaluation
-with, e.g., ``arrival_cycles=200, max_cycles=1000`` charges every job its full slowdown
-instead of the slowdown so far of the jobs a policy leaves unfinished at step 200. The
-observation scales waits by ``arrival_cycles``, so a policy trained on
-``max_cycles=200`` episodes sees the same features. ``utilization`` and ``cv`` then
-cover the drain steps too.
+episode ends with); for the remaining ``max_cycles - arrival_cycles`` steps the tenants
+keep scheduling their queues, and once every job is done the steps cost nothing (the
+episode keeps its fixed length, so it suits samplers that need one). Its first
+``arrival_cycles`` steps are those of the undrained episode of the same seed and actions,
+so with, e.g., ``arrival_cycles=200, max_cycles=1000`` every job counts with its full
+slowdown instead of its slowdown so far at step 200: the return is minus the total
+slowdown of all the jobs, and a policy gains nothing by leaving work unfinished at the
+end (DeepRM's objective). The observation scales waits by ``arrival_cycles``, so a
+policy trained on ``max_cycles=200`` episodes sees the same features. ``utilization``
+and ``cv`` cover the drain steps too; ``makespan`` is the step the last job completed.
 
 **Slowdown of unfinished jobs.** ``avg_slowdown`` averages over every job that spent at
 least one step in the system: completed jobs with their slowdown, jobs still queued or
@@ -80,7 +81,8 @@ minus the sum of rewards over the same jobs). This matches the reward and does n
 reward starving long jobs. ``avg_slowdown_completed`` is DeepRM's average over
 completed jobs only, and ``unfinished_jobs`` counts the jobs left.
 
-``episode_stats()`` adds: ``episode_steps`` (steps so far), ``avg_slowdown``, ``slowdown/<agent>``,
+``episode_stats()`` adds: ``makespan`` (the step the last completed job finished),
+``avg_slowdown``, ``slowdown/<agent>``,
 ``avg_slowdown_completed``, ``completed_jobs``, ``unfinished_jobs``, ``arrived_jobs``,
 ``dropped_jobs``, ``refused_requests``, ``empty_slot_choices``,
 ``dominant_share_spread`` (time average of max - min of the tenants' dominant shares)
@@ -256,9 +258,11 @@ class ResourceAllocationEnv(ResourceEnv):
         self._running: list[tuple[int, np.ndarray, int, int, int]] = []
         self._alloc = np.zeros((n, d), dtype=np.int64)  # units held per tenant
         self._inv_duration = np.zeros(n)  # sum of 1/T over the tenant's jobs in the system
+        self._in_system = np.zeros(n, dtype=np.int64)  # the tenant's jobs in the system
         self._share_gain = np.zeros(n)
         self._completed = np.zeros(n, dtype=np.int64)
         self._slowdown_sum = np.zeros(n)
+        self._makespan = 0
         self._arrived = np.zeros(n, dtype=np.int64)
         self._dropped = np.zeros(n, dtype=np.int64)
         self._refused = np.zeros(n, dtype=np.int64)
@@ -315,6 +319,7 @@ class ResourceAllocationEnv(ResourceEnv):
             self._dropped[tenant] += 1
             return False
         self._inv_duration[tenant] += 1.0 / duration
+        self._in_system[tenant] += 1
         return True
 
     def _arrivals(self, arrival: int) -> None:
@@ -364,6 +369,10 @@ class ResourceAllocationEnv(ResourceEnv):
                 self._completed[i] += 1
                 self._slowdown_sum[i] += (end - arrival) / duration
                 self._inv_duration[i] -= 1.0 / duration
+                self._in_system[i] -= 1
+                if not self._in_system[i]:  # no rounding residue: an empty queue costs 0
+                    self._inv_duration[i] = 0.0
+                self._makespan = max(self._makespan, end)
             else:
                 still.append(job)
         self._running = still
@@ -385,13 +394,6 @@ class ResourceAllocationEnv(ResourceEnv):
     def _utility_gains(self, rewards: np.ndarray) -> np.ndarray:
         return self._share_gain
 
-    def _terminated(self) -> bool:
-        """Drained: arrivals have stopped before ``max_cycles`` and no job is left."""
-        return (self.arrival_cycles < self.max_cycles
-                and self.num_steps >= self.arrival_cycles
-                and not self._running
-                and not self._slot_filled.any()
-                and not any(self._backlog))
 
     # --------------------------------------------------------- observations
     def _occupancy(self) -> tuple[np.ndarray, np.ndarray]:
@@ -519,7 +521,7 @@ class ResourceAllocationEnv(ResourceEnv):
             "refused_requests": float(self._refused.sum()),
             "empty_slot_choices": float(self._empty_choices.sum()),
             "dominant_share_spread": self._spread_sum / steps,
-            "episode_steps": float(self.num_steps),
+            "makespan": float(self._makespan),
         }
         for i, agent in enumerate(self.possible_agents):
             stats[f"slowdown/{agent}"] = float(slowdown[i])

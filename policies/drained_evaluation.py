@@ -6,8 +6,8 @@ leaves more work unfinished at the end looks better than it is. Here the same ep
 (episode ``i`` resets with seed ``eval_seed + i``) are *drained*: jobs stop arriving after
 the training length (``arrival_cycles = max_cycles``), every scheduler keeps scheduling
 until its queues are empty, and each job counts with its full slowdown (DeepRM's fixed
-job sequence; ``marl_envs.resource_allocation_v0``, *Draining*). Each episode is capped
-at ``max_cycles + drain_cycles`` steps, and the jobs left at the cap are reported.
+job sequence; ``marl_envs.resource_allocation_v0``, *Draining*). Each episode lasts
+``drain_cycles`` steps more, and the jobs left at its end are reported.
 
 The learners are evaluated from the checkpoints of cached comparison runs, sampling
 their actions as the comparison does; their observations are those of training (waits
@@ -32,15 +32,16 @@ from policies.scheduler_comparison import (
 )
 
 #: the figures of each row of the report (summarize's names)
-REPORTED = ("slowdown", "completed_jobs", "unfinished_jobs", "steps", "utilization")
+REPORTED = ("slowdown", "completed_jobs", "unfinished_jobs", "makespan", "utilization")
 
 
 def drained_env_kwargs(env_kwargs: Mapping[str, Any], drain_cycles: int) -> dict[str, Any]:
-    """``env_kwargs`` whose episodes stop arrivals at their ``max_cycles`` (default 200)
-    and then run up to ``drain_cycles`` more steps until every job is done."""
+    """``env_kwargs`` whose episodes stop arrivals where they do (their
+    ``arrival_cycles``, else their ``max_cycles``, default 200) and then run
+    ``drain_cycles`` more steps."""
     if not isinstance(drain_cycles, int) or drain_cycles < 1:
         raise ValueError(f"--drain-cycles must be an integer >= 1, got {drain_cycles!r}")
-    length = int(env_kwargs.get("max_cycles", 200))
+    length = int(env_kwargs.get("arrival_cycles", env_kwargs.get("max_cycles", 200)))
     return {**env_kwargs, "arrival_cycles": length, "max_cycles": length + drain_cycles}
 
 
@@ -117,17 +118,17 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, Any]]],
            f"Command: `{meta['command']}`", "",
            f"Jobs arrive for {meta['arrival_cycles']} steps, as in training and in "
            "`results/resource_allocation.md`; then every scheduler keeps scheduling until "
-           f"its queues are empty (at most {meta['drain_cycles']} more steps). The slowdown "
+           f"its queues are empty ({meta['drain_cycles']} more steps). The slowdown "
            "averages every job's full slowdown; `left` counts jobs still unfinished at the "
-           f"cap. {meta['episodes']} episodes (seeds {meta['eval_seed']}..."
+           f"end. {meta['episodes']} episodes (seeds {meta['eval_seed']}..."
            f"{meta['eval_seed'] + meta['episodes'] - 1}, the comparison's), learners' actions "
-           "sampled. `steps`: the episode's length, arrivals and drain (when the last job "
-           "finished). Utilisation averages over all of them.", ""]
+           "sampled. `makespan`: the step the last job finished. Utilisation averages over "
+           "every step of the episode, the drain too.", ""]
     for load in loads:
         best = best_heuristic(figures, load)
         b = figures[best][load]
         out += [f"## Load {load}", "", "| scheduler | slowdown | vs best heuristic "
-                f"({best}, paired SE) | completed | left | steps | utilisation | run |",
+                f"({best}, paired SE) | completed | left | makespan | utilisation | run |",
                 "|---|---|---|---|---|---|---|---|"]
         for name, by_load in figures.items():
             if load not in by_load:
@@ -137,7 +138,7 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, Any]]],
             diff = "" if paired is None else f"{paired[0]:+.2f} ± {paired[1]:.2f}"
             run = f"`{f['run']}`" if "run" in f else ""
             out.append(f"| {name} | {f['slowdown']:.2f} | {diff} | {f['completed_jobs']:.1f} "
-                       f"| {f['unfinished_jobs']:.1f} | {f['steps']:.0f} "
+                       f"| {f['unfinished_jobs']:.1f} | {f['makespan']:.0f} "
                        f"| {f['utilization']:.2f} | {run} |")
         out.append("")
     return "\n".join(out)
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                                eval_seed=args.eval_seed)
     meta = {"command": command, "drain_cycles": args.drain_cycles, "episodes": args.episodes,
             "eval_seed": args.eval_seed,
-            "arrival_cycles": int(runs[0]["env_kwargs"].get("max_cycles", 200))}
+            "arrival_cycles": drained_env_kwargs(runs[0]["env_kwargs"], 1)["arrival_cycles"]}
     for path in (args.md, args.json):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(args.md).write_text(markdown_report(figures, meta) + "\n")

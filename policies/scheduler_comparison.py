@@ -51,7 +51,7 @@ STAT_KEYS = {
     "refused_requests": "refused_requests",
     "empty_slot_choices": "empty_slot_choices",
     "dominant_share_spread": "dominant_share_spread",
-    "steps": "episode_steps",
+    "makespan": "makespan",
 }
 #: training settings of the learners (sampled agent steps per iteration etc.)
 A2C_OVERRIDES: dict[str, Any] = {"train_batch_size_per_learner": 8000, "lr": 1e-3}
@@ -280,11 +280,22 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
     return summary
 
 
+def drain_cycles(env_kwargs: Mapping[str, Any]) -> int:
+    """The drain steps of episodes made with ``env_kwargs`` (0: undrained)."""
+    if "arrival_cycles" not in env_kwargs:
+        return 0
+    return int(env_kwargs.get("max_cycles", 200)) - int(env_kwargs["arrival_cycles"])
+
+
 def cache_name(learner: str, load: float, iterations: int, seed: int,
-               setup: LearnerSetup | None = None) -> str:
-    """The name of a learner run's cached JSON: the run and :meth:`LearnerSetup.name_tags`."""
+               setup: LearnerSetup | None = None,
+               env_kwargs: Mapping[str, Any] | None = None) -> str:
+    """The name of a learner run's cached JSON: the run, :meth:`LearnerSetup.name_tags`
+    and, for drained episodes, ``_drain<steps>``."""
     tags = (setup or LearnerSetup()).name_tags(learner)
-    return f"{learner}_load{load_key(load)}_it{iterations}_s{seed}{tags}"
+    drain = drain_cycles(env_kwargs or {})
+    return (f"{learner}_load{load_key(load)}_it{iterations}_s{seed}{tags}"
+            + (f"_drain{drain}" if drain else ""))
 
 
 def learner_result(learner: str, load: float, setup: LearnerSetup, *,
@@ -294,7 +305,7 @@ def learner_result(learner: str, load: float, setup: LearnerSetup, *,
     trained as ``setup`` says; the cached JSON is named by :func:`cache_name`."""
     from policies.training import evaluate_checkpoint
 
-    name = cache_name(learner, load, iterations, seed, setup)
+    name = cache_name(learner, load, iterations, seed, setup, env_kwargs)
     overrides = setup.overrides(learner)
     path = runs_dir / f"{name}.json"
     if path.is_file():
@@ -426,6 +437,8 @@ def run_variant(result: Mapping[str, Any]) -> str:
         parts.append(f"entropy coeff {result['overrides']['entropy_coeff']:g}")
     if result.get("seed", 0) != 0:
         parts.append(f"seed {result['seed']}")
+    if drain_cycles(kwargs):
+        parts.append(f"drained {drain_cycles(kwargs)}")
     if "warm_start" in result:
         ws = result["warm_start"]
         parts.append(f"warm start {ws['teacher']}"
@@ -497,6 +510,13 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "were handled, `spread` = time-averaged max - min of the tenants' dominant shares. "
         "Where every scheduler starts jobs as they arrive (low load), all show the same CV: "
         "it then only reflects the tenants' random arrivals.",
+        *([] if not drain_cycles(meta["env_kwargs"]) else [
+            "", f"**Drained episodes**: jobs arrive for {meta['env_kwargs']['arrival_cycles']} "
+            f"steps, then the episode runs {drain_cycles(meta['env_kwargs'])} more steps in "
+            "which the schedulers empty their queues; every job counts with its full "
+            "slowdown, and the learners were trained on the same episodes (their return is "
+            "minus the total slowdown of all the jobs). Utilisation and CV cover the drain "
+            "steps too."]),
         "",
         "Schedulers: `fifo`, `sjf`, `packer` and `tetris` decide per tenant from its own "
         "queue, so their simultaneous requests collide and some are refused; `drf` and "
@@ -716,7 +736,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "policies/same_seed_baseline.py)")
     p.add_argument("--entropy-coeff", type=float, default=None,
                    help="A2C's and PPO's entropy bonus weight (default 0.01)")
-    p.add_argument("--max-cycles", type=int, default=200, help="episode length")
+    p.add_argument("--max-cycles", type=int, default=200,
+                   help="episode length (with --drain-cycles: the steps with arrivals)")
+    p.add_argument("--drain-cycles", type=int, default=0,
+                   help="train and evaluate on drained episodes: after --max-cycles steps "
+                        "jobs stop arriving and the episode runs this many more steps, so "
+                        "every job counts with its full slowdown (DeepRM's objective; "
+                        "default 0: undrained). Use its own --runs-dir and report paths")
     p.add_argument("--json", default="results/resource_allocation.json", metavar="FILE")
     p.add_argument("--md", default="results/resource_allocation.md", metavar="FILE")
     p.add_argument("--plot", default="results/resource_allocation.png", metavar="FILE")
@@ -795,7 +821,12 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         warm_start_episodes=args.warm_start_episodes, team_reward=args.team_reward,
         entropy_coeff=args.entropy_coeff, baseline=args.baseline,
         fen_warm_start=args.fen_warm_start)
-    env_kwargs = {"max_cycles": args.max_cycles}
+    if args.drain_cycles < 0:
+        raise ValueError(f"--drain-cycles must be >= 0, got {args.drain_cycles}")
+    env_kwargs: dict[str, Any] = {"max_cycles": args.max_cycles}
+    if args.drain_cycles:
+        env_kwargs = {"max_cycles": args.max_cycles + args.drain_cycles,
+                      "arrival_cycles": args.max_cycles}
     for load in loads:  # bad loads (too high for p <= 1) fail before any work
         marl_envs.make(ENV, load=load, **env_kwargs)
     figures: dict[str, dict[str, dict[str, float]]] = {}

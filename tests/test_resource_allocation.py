@@ -31,7 +31,7 @@ from policies.heuristics.schedulers import (
     Tetris,
     make_scheduler,
 )
-from policies.scheduler_comparison import JSON_METRICS, parse_args, run
+from policies.scheduler_comparison import JSON_METRICS, evaluate_heuristic, parse_args, run
 
 WAIT = 0
 
@@ -303,19 +303,19 @@ def test_unfinished_jobs_and_dominant_share_spread() -> None:
 
 
 def test_drained_episode_extends_the_undrained_one_until_every_job_is_done() -> None:
-    def rollout(**kwargs: Any) -> tuple[list[Any], dict[str, float], int, bool]:
+    def rollout(**kwargs: Any) -> tuple[list[Any], dict[str, float], list[float]]:
         env = marl_envs.make("resource_allocation", load=1.1, **kwargs)
         obs, infos = env.reset(seed=5)
-        sjf, trace, terminated = make_scheduler("sjf"), [], False
+        sjf, trace, rewards = make_scheduler("sjf"), [], []
         while env.agents:
-            obs, _, terms, _, infos = env.step(sjf.act(obs, infos))
+            obs, rew, _, _, infos = env.step(sjf.act(obs, infos))
             trace.append(obs["agent_0"])
-            terminated = all(terms.values())
-        return trace, env.episode_stats(), env.num_steps, terminated
+            rewards.append(sum(rew.values()))
+        return trace, env.episode_stats(), rewards
 
-    plain, plain_stats, _, plain_terminated = rollout(max_cycles=60)
-    drained, stats, steps, terminated = rollout(max_cycles=400, arrival_cycles=60)
-    assert not plain_terminated and terminated and 60 < steps < 400
+    plain, plain_stats, _ = rollout(max_cycles=60)
+    drained, stats, rewards = rollout(max_cycles=400, arrival_cycles=60)
+    assert len(drained) == 400  # a fixed length
     # the same jobs and decisions for the first 60 steps (waits scaled by arrival_cycles)
     assert all(np.array_equal(a, b) for a, b in zip(plain, drained[:60], strict=True))
     assert stats["arrived_jobs"] == plain_stats["arrived_jobs"]
@@ -323,16 +323,21 @@ def test_drained_episode_extends_the_undrained_one_until_every_job_is_done() -> 
     assert stats["completed_jobs"] == stats["arrived_jobs"] - stats["dropped_jobs"]
     assert stats["avg_slowdown"] == pytest.approx(stats["avg_slowdown_completed"])
     assert stats["avg_slowdown"] > plain_stats["avg_slowdown"]
+    # once the last job is done the steps cost nothing; the return is the total slowdown
+    assert 60 < stats["makespan"] < 400
+    assert all(r == 0 for r in rewards[int(stats["makespan"]):])
+    assert -sum(rewards) == pytest.approx(stats["avg_slowdown"] * stats["completed_jobs"])
 
 
-def test_drained_episode_is_capped_by_max_cycles() -> None:
+def test_jobs_left_at_the_end_of_a_drained_episode_count_as_unfinished() -> None:
     env = quiet_env(max_cycles=5, arrival_cycles=2)
     env.enqueue(0, [10, 2], 12, 0)
     env.step(acts(env, agent_0=1))
     while env.agents:
-        _, _, terms, truncs, _ = env.step(acts(env))
-    assert truncs["agent_0"] and not terms["agent_0"] and env.num_steps == 5
+        env.step(acts(env))
+    assert env.num_steps == 5
     assert env.episode_stats()["unfinished_jobs"] == 1
+    assert env.episode_stats()["makespan"] == 0
 
 
 def test_drained_env_passes_the_parallel_api_test() -> None:
@@ -483,6 +488,24 @@ def test_comparison_heuristics_only_writes_the_json_schema(tmp_path: Any) -> Non
         run(parse_args(["--fen-segment-end", "cut", "--learners", "none"]), "test")
     with pytest.raises(ValueError, match="--fen-segment-end applies to learner 'fen'"):
         run(parse_args(["--fen-segment-end", "truncate", "--learners", "ppo"]), "test")
+    with pytest.raises(ValueError, match="--drain-cycles must be >= 0, got -1"):
+        run(parse_args(["--drain-cycles", "-1", "--learners", "none"]), "test")
+
+
+def test_comparison_on_drained_episodes_finishes_every_job(tmp_path: Any) -> None:
+    out = tmp_path / "ra.json"
+    run(parse_args(["--loads", "1.1", "--episodes", "2", "--learners", "none",
+                    "--max-cycles", "30", "--drain-cycles", "100", "--json", str(out),
+                    "--md", str(tmp_path / "ra.md"), "--plot", str(tmp_path / "ra.png")]),
+        "test")
+    assert "**Drained episodes**: jobs arrive for 30 steps, then the episode runs 100" in (
+        tmp_path / "ra.md").read_text()
+    plain = evaluate_heuristic("sjf", {"load": 1.1, "max_cycles": 30}, 2, 10_000)
+    drained_sjf = evaluate_heuristic(
+        "sjf", {"load": 1.1, "max_cycles": 130, "arrival_cycles": 30}, 2, 10_000)
+    assert drained_sjf["unfinished_jobs"] == 0 < plain["unfinished_jobs"]
+    assert json.loads(out.read_text())["sjf"]["1.1"]["slowdown"] == pytest.approx(
+        drained_sjf["slowdown"])
 
 
 def test_a2c_one_iteration_greedy_and_drained_evaluation(tmp_path: Any) -> None:
@@ -519,7 +542,7 @@ def test_a2c_one_iteration_greedy_and_drained_evaluation(tmp_path: Any) -> None:
         assert set(figures) == {*SCHEDULERS, "a2c seed 1"} and report["arrival_cycles"] == 25
         for name in SCHEDULERS:  # work-conserving: every job done before the cap
             f = figures[name]["0.7"]
-            assert f["unfinished_jobs"] == 0 and 25 < f["steps"] < 325
+            assert f["unfinished_jobs"] == 0 and 25 < f["makespan"] < 325
         assert figures["a2c seed 1"]["0.7"]["run"] == "a2c_load0.7_it1_s1"
         assert len(figures["a2c seed 1"]["0.7"]["slowdown_episodes"]) == 2
         assert json.loads((tmp_path / "d.json").read_text()) == report
@@ -624,6 +647,12 @@ def test_cache_names_tell_every_setup_apart() -> None:
         a2c_batch=8000, fen_options={"efficiency": "period"})) == "a2c_load1.5_it600_s0"
     assert (cache_name("ppo", 1.5, 600, 0, LearnerSetup(a2c_batch=2000))
             == "ppo_load1.5_it600_s0")
+    # drained episodes
+    drained_kwargs = {"max_cycles": 400, "arrival_cycles": 200}
+    assert (cache_name("ppo", 1.5, 600, 0, LearnerSetup(), drained_kwargs)
+            == "ppo_load1.5_it600_s0_drain200")
+    assert cache_name("ppo", 1.5, 600, 0, LearnerSetup(), {"max_cycles": 400}) == (
+        "ppo_load1.5_it600_s0")
 
 
 def test_summaries_keep_every_episodes_slowdown_and_cv() -> None:
