@@ -446,20 +446,29 @@ def run_variant(result: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def cached_runs(runs_dir: Path, episodes: int, eval_seed: int
+                ) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{setup in words: {load: sampled-action figures}}`` of every cached learner run in
+    ``runs_dir`` evaluated on these episodes (greedy figures for runs cached before
+    sampled ones were kept)."""
+    by_variant: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in sorted(Path(runs_dir).glob("*.json")):
+        result = json.loads(path.read_text())
+        if result.get("episodes") != episodes or result.get("eval_seed") != eval_seed:
+            continue
+        by_variant.setdefault(run_variant(result), {})[load_key(result["load"])] = (
+            result.get("figures_sampled") or result["figures"])
+    return by_variant
+
+
 def variant_table(runs_dir: Path, episodes: int, eval_seed: int,
                   figures: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None
                   ) -> list[str]:
     """Markdown rows: sampled-action slowdown per load of every cached learner run in
     ``runs_dir`` evaluated on the same episodes (every training setup tried, side by side),
     after a first row with the best heuristic of ``figures`` at each load, if given."""
-    by_variant: dict[str, dict[str, float]] = {}
-    for path in sorted(Path(runs_dir).glob("*.json")):
-        result = json.loads(path.read_text())
-        if result.get("episodes") != episodes or result.get("eval_seed") != eval_seed:
-            continue
-        evaluated = result.get("figures_sampled") or result["figures"]
-        by_variant.setdefault(run_variant(result), {})[load_key(result["load"])] = (
-            evaluated["slowdown"])
+    by_variant = {variant: {lo: f["slowdown"] for lo, f in by_load.items()}
+                  for variant, by_load in cached_runs(runs_dir, episodes, eval_seed).items()}
     loads = sorted({lo for v in by_variant.values() for lo in v}, key=float)
     rows = ["| learner setup | " + " | ".join(f"load {lo}" for lo in loads) + " |",
             "|---|" + "---|" * len(loads)]
@@ -476,6 +485,38 @@ def variant_table(runs_dir: Path, episodes: int, eval_seed: int,
     for variant, by_load in by_variant.items():
         rows.append(f"| {variant} | " + " | ".join(
             f"{by_load[lo]:.2f}" if lo in by_load else "-" for lo in loads) + " |")
+    return rows
+
+
+def fen_tradeoff_table(runs_dir: Path, episodes: int, eval_seed: int,
+                       figures: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[str]:
+    """Markdown rows: CV (with its paired difference to DRF's) and slowdown, sampled
+    actions, of every cached FEN setup at the loads >= 0.7, after DRF's row: FEN's
+    fairness target as a trade-off. Only runs that kept their per-episode CVs: FEN runs
+    evaluated before its wrapper stopped shifting the arrivals (commit 29f26c0) saw other
+    episodes than DRF and did not keep them."""
+    fen_runs = {v: by_load for v, by_load in cached_runs(runs_dir, episodes, eval_seed).items()
+                if v.startswith("fen,")
+                and all("cv_episodes" in f for f in by_load.values())}
+    drf = figures.get("drf", {})
+    loads = sorted({lo for by_load in fen_runs.values() for lo in by_load
+                    if float(lo) >= 0.7}, key=float)
+    if not fen_runs or not loads:
+        return []
+
+    def cell(f: Mapping[str, Any] | None, lo: str) -> str:
+        if f is None:
+            return "-"
+        paired = paired_difference(f, drf[lo], "cv") if lo in drf and f is not drf[lo] else None
+        diff = "" if paired is None else f" ({paired[0]:+.3f} ± {paired[1]:.3f})"
+        return f"{f['cv']:.3f}{diff} / {f['slowdown']:.2f}"
+
+    rows = ["| setup | " + " | ".join(f"load {lo}: CV / slowdown" for lo in loads) + " |",
+            "|---|" + "---|" * len(loads),
+            "| *drf* | " + " | ".join(cell(drf.get(lo), lo) for lo in loads) + " |"]
+    for variant, by_load in fen_runs.items():
+        rows.append(f"| {variant} | " + " | ".join(cell(by_load.get(lo), lo) for lo in loads)
+                    + " |")
     return rows
 
 
@@ -653,6 +694,16 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             "other flags (their commands: `results/resource_allocation_logs/COMMANDS.md`):", "",
             *variant_table(Path(meta["runs_dir"]), meta["episodes"], meta["eval_seed"],
                            figures), ""]
+    tradeoff = fen_tradeoff_table(Path(meta["runs_dir"]), meta["episodes"], meta["eval_seed"],
+                                  figures)
+    if tradeoff:
+        out += ["## FEN's fairness and efficiency, every cached setup", "",
+                "CV of the tenants' shares (its paired difference to DRF's, ± standard error) "
+                "/ average slowdown, sampled actions, the same episodes, of every FEN setup "
+                "cached since FEN's evaluation episodes are the schedulers' (commit 29f26c0), "
+                "next to DRF's. The target asks for a lower CV than DRF's at a slowdown "
+                "within 10% of DRF's (or lower).", "",
+                *tradeoff, ""]
     out += [f"Plot: `{meta['plot']}`. JSON: `{meta['json']}`. Per-run JSONs: "
             f"`{meta['runs_dir']}/`.", ""]
     return "\n".join(out)

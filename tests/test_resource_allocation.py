@@ -610,6 +610,30 @@ def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:
     assert with_best[:2] + with_best[3:] == rows
 
 
+def test_fen_tradeoff_table_pairs_fen_runs_with_drf(tmp_path: Any) -> None:
+    from policies.scheduler_comparison import fen_tradeoff_table
+
+    def cached(name: str, load: float, cvs: list[float] | None, slowdown: float,
+               iterations: int = 5) -> None:
+        figures = {"slowdown": slowdown, "cv": float(np.mean(cvs or [0.5]))}
+        if cvs is not None:
+            figures["cv_episodes"] = cvs
+        (tmp_path / f"{name}.json").write_text(json.dumps({
+            "learner": "fen", "iterations": iterations, "load": load, "episodes": 3,
+            "eval_seed": 1, "env_kwargs": {"reward_scale": 0.02}, "model": "mlp",
+            "figures_sampled": figures}))
+
+    cached("a", 0.7, [0.1, 0.2, 0.3], 3.0)
+    cached("b", 0.3, [0.4, 0.4, 0.4], 1.0)  # below 0.7: no column
+    cached("c", 0.7, None, 2.0, iterations=9)  # no per-episode CVs (shifted episodes): left out
+    drf = {"0.7": {"slowdown": 2.5, "cv": 0.25, "cv_episodes": [0.2, 0.25, 0.3]}}
+    rows = fen_tradeoff_table(tmp_path, 3, 1, {"drf": drf})
+    assert rows == ["| setup | load 0.7: CV / slowdown |", "|---|---|",
+                    "| *drf* | 0.250 / 2.50 |",
+                    "| fen, 5 it, reward scale 0.02 | 0.200 (-0.050 ± 0.029) / 3.00 |"]
+    assert fen_tradeoff_table(tmp_path, 10, 1, {"drf": drf}) == []  # no run on 10 episodes
+
+
 def test_a2c_batch_replaces_only_a2c_batch_size() -> None:
     from policies.scheduler_comparison import A2C_OVERRIDES, PPO_OVERRIDES, LearnerSetup
 
