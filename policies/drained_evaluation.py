@@ -25,6 +25,7 @@ from typing import Any
 from policies.scheduler_comparison import (
     SCHEDULERS,
     TARGET_SCHEDULERS,
+    drain_cycles,
     evaluate_heuristic,
     load_key,
     paired_difference,
@@ -71,7 +72,7 @@ def read_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
 def evaluate_drained(runs: Sequence[Mapping[str, Any]], *, drain_cycles: int, episodes: int,
                      eval_seed: int) -> dict[str, dict[str, dict[str, Any]]]:
     """``{name: {load: summary}}`` of every heuristic at the runs' loads and of every run
-    (named ``<learner> seed <seed>``) on drained episodes."""
+    (named by :func:`run_label`) on drained episodes."""
     from policies.training import evaluate_checkpoint
 
     if not isinstance(episodes, int) or episodes < 1:
@@ -90,7 +91,10 @@ def evaluate_drained(runs: Sequence[Mapping[str, Any]], *, drain_cycles: int, ep
         print(f"[{name}] " + ", ".join(f"load {lo}: slowdown {f['slowdown']:.2f}"
                                        for lo, f in figures[name].items()), flush=True)
     for run in runs:
-        label = f"{run['learner']} seed {run['seed']}"
+        label = run_label(run)
+        if load_key(run["load"]) in figures.get(label, {}):
+            raise ValueError(f"two runs are {label!r} at load {run['load']}: evaluate one "
+                             "setup per invocation")
         kwargs = drained_env_kwargs(run["env_kwargs"], drain_cycles)
         result = evaluate_checkpoint(run["checkpoint"], episodes=episodes, seed=eval_seed,
                                      env_kwargs={k: kwargs[k] for k in
@@ -101,6 +105,14 @@ def evaluate_drained(runs: Sequence[Mapping[str, Any]], *, drain_cycles: int, ep
         print(f"[{label} load {run['load']}] slowdown {summary['slowdown']:.2f}, "
               f"unfinished {summary['unfinished_jobs']:.1f}", flush=True)
     return figures
+
+
+def run_label(run: Mapping[str, Any]) -> str:
+    """``<learner> seed <seed>``, with ``, trained drained <steps>`` for runs trained on
+    drained episodes."""
+    drain = drain_cycles(run["env_kwargs"])
+    return f"{run['learner']} seed {run['seed']}" + (
+        f", trained drained {drain}" if drain else "")
 
 
 def best_heuristic(figures: Mapping[str, Mapping[str, Mapping[str, Any]]], load: str) -> str:

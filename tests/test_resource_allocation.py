@@ -556,6 +556,13 @@ def test_drained_evaluation_rejects_bad_input(tmp_path: Any) -> None:
         drained.drained_env_kwargs({}, 0)
     assert drained.drained_env_kwargs({"load": 1.1}, 50) == {
         "load": 1.1, "arrival_cycles": 200, "max_cycles": 250}
+    # a run trained on drained episodes keeps its arrival length
+    assert drained.drained_env_kwargs({"max_cycles": 400, "arrival_cycles": 200}, 800) == {
+        "arrival_cycles": 200, "max_cycles": 1000}
+    run = {"learner": "ppo", "seed": 1, "env_kwargs": {"max_cycles": 200}}
+    assert drained.run_label(run) == "ppo seed 1"
+    assert drained.run_label({**run, "env_kwargs": {"max_cycles": 400, "arrival_cycles": 200}}
+                             ) == "ppo seed 1, trained drained 200"
     with pytest.raises(ValueError, match="no such file"):
         drained.read_runs([tmp_path / "none.json"])
     bad = tmp_path / "bad.json"
