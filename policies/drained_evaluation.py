@@ -174,8 +174,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="most steps after the arrivals stop (default 800)")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per load")
     p.add_argument("--eval-seed", type=int, default=10_000, help="seed of the first episode")
-    p.add_argument("--md", default="results/resource_allocation_drained.md", metavar="FILE")
-    p.add_argument("--json", default="results/resource_allocation_drained.json",
+    p.add_argument("--md", default="results/resource_allocation_drained_eval.md", metavar="FILE")
+    p.add_argument("--json", default="results/resource_allocation_drained_eval.json",
                    metavar="FILE")
     return p.parse_args(argv)
 

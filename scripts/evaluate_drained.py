@@ -5,7 +5,7 @@
         results/resource_allocation_runs/a2c_load1.5_*.json \\
         [--drain-cycles 800] [--episodes 10] [--md FILE] [--json FILE]
 
-Writes results/resource_allocation_drained.{md,json} (see policies/drained_evaluation.py).
+Writes results/resource_allocation_drained_eval.{md,json} (see policies/drained_evaluation.py).
 Bad input: one line on stderr, exit code 2.
 """
 
