@@ -394,7 +394,6 @@ class ResourceAllocationEnv(ResourceEnv):
     def _utility_gains(self, rewards: np.ndarray) -> np.ndarray:
         return self._share_gain
 
-
     # --------------------------------------------------------- observations
     def _occupancy(self) -> tuple[np.ndarray, np.ndarray]:
         """Units used at steps ``t .. t+horizon-1``: ``(n_agents, horizon, d)`` by tenant."""

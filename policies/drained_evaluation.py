@@ -25,7 +25,7 @@ from typing import Any
 from policies.scheduler_comparison import (
     SCHEDULERS,
     TARGET_SCHEDULERS,
-    drain_cycles,
+    drain_steps,
     evaluate_heuristic,
     load_key,
     paired_difference,
@@ -110,7 +110,7 @@ def evaluate_drained(runs: Sequence[Mapping[str, Any]], *, drain_cycles: int, ep
 def run_label(run: Mapping[str, Any]) -> str:
     """``<learner> seed <seed>``, with ``, trained drained <steps>`` for runs trained on
     drained episodes."""
-    drain = drain_cycles(run["env_kwargs"])
+    drain = drain_steps(run["env_kwargs"])
     return f"{run['learner']} seed {run['seed']}" + (
         f", trained drained {drain}" if drain else "")
 

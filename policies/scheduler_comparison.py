@@ -280,7 +280,7 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
     return summary
 
 
-def drain_cycles(env_kwargs: Mapping[str, Any]) -> int:
+def drain_steps(env_kwargs: Mapping[str, Any]) -> int:
     """The drain steps of episodes made with ``env_kwargs`` (0: undrained)."""
     if "arrival_cycles" not in env_kwargs:
         return 0
@@ -293,7 +293,7 @@ def cache_name(learner: str, load: float, iterations: int, seed: int,
     """The name of a learner run's cached JSON: the run, :meth:`LearnerSetup.name_tags`
     and, for drained episodes, ``_drain<steps>``."""
     tags = (setup or LearnerSetup()).name_tags(learner)
-    drain = drain_cycles(env_kwargs or {})
+    drain = drain_steps(env_kwargs or {})
     return (f"{learner}_load{load_key(load)}_it{iterations}_s{seed}{tags}"
             + (f"_drain{drain}" if drain else ""))
 
@@ -437,8 +437,8 @@ def run_variant(result: Mapping[str, Any]) -> str:
         parts.append(f"entropy coeff {result['overrides']['entropy_coeff']:g}")
     if result.get("seed", 0) != 0:
         parts.append(f"seed {result['seed']}")
-    if drain_cycles(kwargs):
-        parts.append(f"drained {drain_cycles(kwargs)}")
+    if drain_steps(kwargs):
+        parts.append(f"drained {drain_steps(kwargs)}")
     if "warm_start" in result:
         ws = result["warm_start"]
         parts.append(f"warm start {ws['teacher']}"
@@ -551,9 +551,9 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "were handled, `spread` = time-averaged max - min of the tenants' dominant shares. "
         "Where every scheduler starts jobs as they arrive (low load), all show the same CV: "
         "it then only reflects the tenants' random arrivals.",
-        *([] if not drain_cycles(meta["env_kwargs"]) else [
+        *([] if not drain_steps(meta["env_kwargs"]) else [
             "", f"**Drained episodes**: jobs arrive for {meta['env_kwargs']['arrival_cycles']} "
-            f"steps, then the episode runs {drain_cycles(meta['env_kwargs'])} more steps in "
+            f"steps, then the episode runs {drain_steps(meta['env_kwargs'])} more steps in "
             "which the schedulers empty their queues; every job counts with its full "
             "slowdown, and the learners were trained on the same episodes (their return is "
             "minus the total slowdown of all the jobs). Utilisation and CV cover the drain "
