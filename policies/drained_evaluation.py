@@ -25,7 +25,9 @@ from typing import Any
 from policies.scheduler_comparison import (
     SCHEDULERS,
     TARGET_SCHEDULERS,
+    arrival_steps,
     drain_steps,
+    drained_env_kwargs,
     evaluate_heuristic,
     load_key,
     paired_difference,
@@ -34,16 +36,6 @@ from policies.scheduler_comparison import (
 
 #: the figures of each row of the report (summarize's names)
 REPORTED = ("slowdown", "completed_jobs", "unfinished_jobs", "makespan", "utilization")
-
-
-def drained_env_kwargs(env_kwargs: Mapping[str, Any], drain_cycles: int) -> dict[str, Any]:
-    """``env_kwargs`` whose episodes stop arrivals where they do (their
-    ``arrival_cycles``, else their ``max_cycles``, default 200) and then run
-    ``drain_cycles`` more steps."""
-    if not isinstance(drain_cycles, int) or drain_cycles < 1:
-        raise ValueError(f"--drain-cycles must be an integer >= 1, got {drain_cycles!r}")
-    length = int(env_kwargs.get("arrival_cycles", env_kwargs.get("max_cycles", 200)))
-    return {**env_kwargs, "arrival_cycles": length, "max_cycles": length + drain_cycles}
 
 
 def read_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
@@ -188,7 +180,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                                eval_seed=args.eval_seed)
     meta = {"command": command, "drain_cycles": args.drain_cycles, "episodes": args.episodes,
             "eval_seed": args.eval_seed,
-            "arrival_cycles": drained_env_kwargs(runs[0]["env_kwargs"], 1)["arrival_cycles"]}
+            "arrival_cycles": arrival_steps(runs[0]["env_kwargs"])}
     for path in (args.md, args.json):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(args.md).write_text(markdown_report(figures, meta) + "\n")

@@ -287,6 +287,21 @@ def drain_steps(env_kwargs: Mapping[str, Any]) -> int:
     return int(env_kwargs.get("max_cycles", 200)) - int(env_kwargs["arrival_cycles"])
 
 
+def arrival_steps(env_kwargs: Mapping[str, Any]) -> int:
+    """The steps with job arrivals of episodes made with ``env_kwargs``."""
+    return int(env_kwargs.get("arrival_cycles", env_kwargs.get("max_cycles", 200)))
+
+
+def drained_env_kwargs(env_kwargs: Mapping[str, Any], drain_cycles: int) -> dict[str, Any]:
+    """``env_kwargs`` whose episodes stop arrivals where they do (their
+    ``arrival_cycles``, else their ``max_cycles``, default 200) and then run
+    ``drain_cycles`` more steps."""
+    if not isinstance(drain_cycles, int) or drain_cycles < 1:
+        raise ValueError(f"--drain-cycles must be an integer >= 1, got {drain_cycles!r}")
+    length = arrival_steps(env_kwargs)
+    return {**env_kwargs, "arrival_cycles": length, "max_cycles": length + drain_cycles}
+
+
 def cache_name(learner: str, load: float, iterations: int, seed: int,
                setup: LearnerSetup | None = None,
                env_kwargs: Mapping[str, Any] | None = None) -> str:
@@ -876,8 +891,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         raise ValueError(f"--drain-cycles must be >= 0, got {args.drain_cycles}")
     env_kwargs: dict[str, Any] = {"max_cycles": args.max_cycles}
     if args.drain_cycles:
-        env_kwargs = {"max_cycles": args.max_cycles + args.drain_cycles,
-                      "arrival_cycles": args.max_cycles}
+        env_kwargs = drained_env_kwargs(env_kwargs, args.drain_cycles)
     for load in loads:  # bad loads (too high for p <= 1) fail before any work
         marl_envs.make(ENV, load=load, **env_kwargs)
     figures: dict[str, dict[str, dict[str, float]]] = {}
