@@ -40,7 +40,8 @@ REPORTED = ("slowdown", "completed_jobs", "unfinished_jobs", "makespan", "utiliz
 
 def read_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     """The cached comparison runs at ``paths`` (JSON files of ``runs_dir``); ValueError
-    naming a file that is not one or whose checkpoint is missing."""
+    naming a file that is not one or whose checkpoint is missing, or when the runs'
+    episodes have different arrival lengths."""
     runs = []
     for path in map(Path, paths):
         if not path.is_file():
@@ -58,6 +59,11 @@ def read_runs(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             raise ValueError(f"the checkpoint of {str(path)!r} ({run['checkpoint']}) is "
                              "missing; train the run again with compare_schedulers.py")
         runs.append({**run, "name": path.stem})
+    lengths = {arrival_steps(r["env_kwargs"]) for r in runs}
+    if len(lengths) > 1:
+        raise ValueError(f"the runs were trained with arrivals for {sorted(lengths)} steps; "
+                         "the heuristics run the same episodes as the runs, so evaluate "
+                         "runs of one arrival length per invocation")
     return runs
 
 

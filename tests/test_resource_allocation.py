@@ -575,6 +575,17 @@ def test_drained_evaluation_rejects_bad_input(tmp_path: Any) -> None:
         bad.write_text(json.dumps(content))
         with pytest.raises(ValueError, match=match):
             drained.read_runs([bad])
+    # runs whose episodes have arrivals for different lengths: one set of heuristic episodes
+    # cannot match both
+    paths = []
+    for name, kwargs in (("short", {"max_cycles": 25}),
+                         ("long", {"max_cycles": 400, "arrival_cycles": 200})):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps({"learner": "ppo", "load": 1.1, "seed": 0,
+                                         "checkpoint": str(tmp_path), "env_kwargs": kwargs}))
+    with pytest.raises(ValueError, match=r"arrivals for \[25, 200\] steps"):
+        drained.read_runs(paths)
+    assert len(drained.read_runs(paths[1:])) == 1
 
 
 def test_variant_table_lists_every_cached_setup(tmp_path: Any) -> None:
