@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 import marl_envs
+from policies.fen.reward import CONTROLLER_PERIOD
 from policies.heuristics.schedulers import SCHEDULERS, TARGET_SCHEDULERS, make_scheduler
 from policies.warm_start import DEMO_EPISODES
 
@@ -59,15 +60,17 @@ PPO_OVERRIDES: dict[str, Any] = {
     "train_batch_size_per_learner": 8000, "minibatch_size": 1000, "num_epochs": 4, "lr": 5e-4,
 }
 FEN_OVERRIDES: dict[str, Any] = {}
-#: FEN options a comparison can set (``--fen-efficiency``, ``--fen-segment-end``): option ->
-#: (its default, the tag of a cached run's name, its words in the setups table)
-FEN_SETTINGS: dict[str, tuple[str, str, str]] = {
+#: FEN options a comparison can set (``--fen-efficiency``, ``--fen-segment-end``,
+#: ``--fen-period``): option -> (its default, the tag of a cached run's name, its words in
+#: the setups table)
+FEN_SETTINGS: dict[str, tuple[Any, str, str]] = {
     "efficiency": ("episode", "eff", "efficiency"),
     "segment_end": ("terminate", "seg", "segment end"),
+    "period": (CONTROLLER_PERIOD[ENV], "T", "controller period"),
 }
 
 
-def fen_settings(result: Mapping[str, Any]) -> dict[str, str]:
+def fen_settings(result: Mapping[str, Any]) -> dict[str, Any]:
     """The non-default FEN options of a cached run (runs cached before ``fen_options``
     existed name their efficiency window alone, as ``fen_efficiency``)."""
     options = dict(result.get("fen_options") or {})
@@ -243,8 +246,9 @@ def check_demonstrations(seed: int, episodes: int, eval_seed: int,
 
 
 def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
-           logdir: Path, setup: LearnerSetup) -> dict[str, Any]:
-    """Train ``learner`` (Ray must be running) on ``env_kwargs`` as ``setup`` says; the
+           logdir: Path, setup: LearnerSetup, checkpoint_every: int = 0) -> dict[str, Any]:
+    """Train ``learner`` (Ray must be running) on ``env_kwargs`` as ``setup`` says,
+    checkpointing every ``checkpoint_every`` iterations (0: at the end only); the
     run_training summary."""
     from policies.training import run_training
 
@@ -275,7 +279,8 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
         initialize = warm_start_from(config, setup.teacher(learner),
                                      episodes=setup.warm_start_episodes, seed=seed)
     summary = run_training(config, iterations=iterations, logdir=logdir, run_info=run_info,
-                           verbose=True, warm_start=initialize)
+                           verbose=True, warm_start=initialize,
+                           checkpoint_every=checkpoint_every)
     summary.pop("result", None)
     return summary
 
@@ -315,9 +320,11 @@ def cache_name(learner: str, load: float, iterations: int, seed: int,
 
 def learner_result(learner: str, load: float, setup: LearnerSetup, *,
                    env_kwargs: Mapping[str, Any], iterations: int, seed: int, episodes: int,
-                   eval_seed: int, runs_dir: Path, train_dir: Path) -> dict[str, Any]:
+                   eval_seed: int, runs_dir: Path, train_dir: Path,
+                   checkpoint_every: int = 0) -> dict[str, Any]:
     """The cached (or freshly trained and evaluated) result of one learner at one load,
-    trained as ``setup`` says; the cached JSON is named by :func:`cache_name`."""
+    trained as ``setup`` says (a fresh run keeps a checkpoint every ``checkpoint_every``
+    iterations besides its last); the cached JSON is named by :func:`cache_name`."""
     from policies.training import evaluate_checkpoint
 
     name = cache_name(learner, load, iterations, seed, setup, env_kwargs)
@@ -343,7 +350,8 @@ def learner_result(learner: str, load: float, setup: LearnerSetup, *,
         check_demonstrations(seed, setup.warm_start_episodes, eval_seed, episodes)
     print(f"[{learner} load {load}] training {iterations} iterations", flush=True)
     start = time.perf_counter()
-    summary = _train(learner, kwargs, iterations, seed, train_dir / name, setup)
+    summary = _train(learner, kwargs, iterations, seed, train_dir / name, setup,
+                     checkpoint_every)
     train_s = time.perf_counter() - start
     evaluations = {
         key: summarize(evaluate_checkpoint(summary["checkpoint"], episodes=episodes,
@@ -593,7 +601,8 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         f", PPO {meta['iterations']} iterations with overrides "
         f"{json.dumps(ppo_overrides)} "
         "(batch sizes in agent steps). FEN: `build_fen_config(env, 'fen', policy_mode="
-        f"'shared')` with its defaults (T = 20), efficiency window `{fen['efficiency']}` "
+        f"'shared')` with its defaults, controller period T = {fen['period']}, "
+        f"efficiency window `{fen['efficiency']}` "
         f"(`episode` is the paper's rhat), segment end `{fen['segment_end']}` (`terminate` "
         "as in the authors' code), "
         f"{meta['fen_iterations']} iterations of 4000 env steps. Learners train on rewards "
@@ -783,6 +792,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fen-segment-end", default="terminate",
                    help="how FEN's sub-policy segments end with their period: terminate (the "
                         "authors' code) or truncate (bootstrapped; policies/fen/envs.py)")
+    p.add_argument("--fen-period", type=int, default=None,
+                   help=f"FEN's controller period T in steps (default "
+                        f"{CONTROLLER_PERIOD[ENV]}): the controller picks a sub-policy every T "
+                        "steps")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                   help="freshly trained learners also keep a checkpoint every N iterations "
+                        "(under --train-dir; default 0: the last one only)")
     p.add_argument("--warm-start", default=None, metavar="SCHEDULER",
                    help=f"A2C/PPO start from a policy pretrained on this scheduler's "
                         f"decisions (one of {list(SCHEDULERS)}; policies/warm_start.py)")
@@ -838,9 +854,14 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     from policies.same_seed_baseline import BASELINES
 
     check_choice("--baseline", args.baseline, BASELINES)
+    if args.fen_period is not None and args.fen_period < 1:
+        raise ValueError(f"--fen-period must be >= 1, got {args.fen_period}")
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     fen_options = {k: v for k, v in (("efficiency", args.fen_efficiency),
-                                     ("segment_end", args.fen_segment_end))
-                   if v != FEN_SETTINGS[k][0]}
+                                     ("segment_end", args.fen_segment_end),
+                                     ("period", args.fen_period))
+                   if v is not None and v != FEN_SETTINGS[k][0]}
     for flag, value in (("--episodes", args.episodes), ("--iterations", args.iterations),
                         ("--fen-iterations", args.fen_iterations),
                         ("--a2c-iterations", args.a2c_iterations),
@@ -853,7 +874,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     for flag, value, learner in (("--a2c-batch", args.a2c_batch, "a2c"),
                                  ("--a2c-iterations", args.a2c_iterations, "a2c"),
                                  ("--fen-efficiency", "efficiency" in fen_options, "fen"),
-                                 ("--fen-segment-end", "segment_end" in fen_options, "fen")):
+                                 ("--fen-segment-end", "segment_end" in fen_options, "fen"),
+                                 ("--fen-period", "period" in fen_options, "fen")):
         if value and learner not in learners:
             raise ValueError(f"{flag} applies to learner {learner!r}, which --learners "
                              f"{args.learners!r} does not train")
@@ -914,7 +936,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 result = learner_result(
                     learner, load, setup, env_kwargs=env_kwargs, iterations=iterations,
                     seed=args.seed, episodes=args.episodes, eval_seed=args.eval_seed,
-                    runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir))
+                    runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir),
+                    checkpoint_every=args.checkpoint_every)
                 runs.append(result)
                 figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]

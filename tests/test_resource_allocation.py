@@ -490,6 +490,12 @@ def test_comparison_heuristics_only_writes_the_json_schema(tmp_path: Any) -> Non
         run(parse_args(["--fen-segment-end", "truncate", "--learners", "ppo"]), "test")
     with pytest.raises(ValueError, match="--drain-cycles must be >= 0, got -1"):
         run(parse_args(["--drain-cycles", "-1", "--learners", "none"]), "test")
+    with pytest.raises(ValueError, match="--fen-period must be >= 1, got 0"):
+        run(parse_args(["--fen-period", "0", "--learners", "fen"]), "test")
+    with pytest.raises(ValueError, match="--fen-period applies to learner 'fen'"):
+        run(parse_args(["--fen-period", "10", "--learners", "ppo"]), "test")
+    with pytest.raises(ValueError, match="--checkpoint-every must be >= 0, got -5"):
+        run(parse_args(["--checkpoint-every", "-5", "--learners", "none"]), "test")
 
 
 def test_comparison_on_drained_episodes_finishes_every_job(tmp_path: Any) -> None:
@@ -684,6 +690,10 @@ def test_cache_names_tell_every_setup_apart() -> None:
     assert cache_name("fen", 0.7, 15, 0,
                       LearnerSetup(fen_options={"segment_end": "terminate"})) == (
         "fen_load0.7_it15_s0")
+    assert (cache_name("fen", 0.7, 45, 0, LearnerSetup(fen_options={**truncate, "period": 10}))
+            == "fen_load0.7_it45_s0_segtruncate_T10")
+    assert cache_name("fen", 0.7, 45, 0, LearnerSetup(fen_options={"period": 20})) == (
+        "fen_load0.7_it45_s0")  # T = 20 is resource_allocation's default
     # default values and settings of other learners add no tag
     assert cache_name("a2c", 1.5, 600, 0, LearnerSetup(
         a2c_batch=8000, fen_options={"efficiency": "period"})) == "a2c_load1.5_it600_s0"
@@ -738,3 +748,33 @@ def test_target_lines_state_verdicts_and_paired_noise() -> None:
     figures["fen"]["1.5"]["cv_episodes"] = [0.10, 0.12]
     figures["drf"]["1.5"]["cv_episodes"] = [0.11, 0.13]
     assert "(met; CV difference -0.010 +- 0.000 paired SE)" in target_lines(figures)[2]
+
+
+def test_fen_period_and_checkpoints_reach_the_training_run(tmp_path: Any,
+                                                           monkeypatch: Any) -> None:
+    """``--fen-period`` sets FEN's controller period in the config that trains, and
+    ``--checkpoint-every`` reaches run_training (training itself is stubbed out here)."""
+    import policies.training
+    from policies.scheduler_comparison import STAT_KEYS, LearnerSetup, learner_result
+
+    seen: dict[str, Any] = {}
+
+    def fake_training(config: Any, *, iterations: int, logdir: Any, checkpoint_every: int,
+                      **_: Any) -> dict[str, Any]:
+        seen.update(fen=config.env_config["fen"], iterations=iterations,
+                    checkpoint_every=checkpoint_every)
+        return {"checkpoint": str(tmp_path / "ckpt"), "env_steps": 0, "latest_metrics": {}}
+
+    def fake_evaluation(checkpoint: str, *, episodes: int, seed: int, sample: bool
+                        ) -> dict[str, Any]:
+        return {"per_episode": [dict.fromkeys(STAT_KEYS.values(), 1.0)] * episodes}
+
+    monkeypatch.setattr(policies.training, "run_training", fake_training)
+    monkeypatch.setattr(policies.training, "evaluate_checkpoint", fake_evaluation)
+    setup = LearnerSetup(fen_options={"period": 10})
+    result = learner_result("fen", 0.7, setup, env_kwargs={"max_cycles": 40}, iterations=3,
+                            seed=0, episodes=2, eval_seed=10_000, runs_dir=tmp_path / "runs",
+                            train_dir=tmp_path / "train", checkpoint_every=5)
+    assert seen == {"fen": {"period": 10}, "iterations": 3, "checkpoint_every": 5}
+    assert result["fen_options"] == {"period": 10}
+    assert (tmp_path / "runs" / "fen_load0.7_it3_s0_T10.json").is_file()
