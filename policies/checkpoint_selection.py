@@ -1,0 +1,212 @@
+"""Choosing FEN's training budget on validation episodes, not on the evaluation episodes.
+
+FEN's target on ``resource_allocation`` is a lower CV of tenant shares than Dominant
+Resource Fairness at comparable slowdown (at most ``slowdown_ratio`` times DRF's). Longer
+training moves FEN along its fairness/efficiency trade-off, so the iteration count is a
+choice, and making it by looking at the evaluation episodes would be selection on the
+test set. Here the choice is made on *validation* episodes:
+
+1. every checkpoint a cached comparison run kept (``compare_schedulers.py
+   --checkpoint-every N``) and the reference scheduler run the same validation episodes
+   (seeds ``validation_seed ..``, disjoint from the evaluation episodes and the warm-start
+   demonstrations; the learners' actions sampled, as the comparison evaluates them);
+2. the chosen checkpoint is the one with the lowest validation CV among those whose
+   validation slowdown is at most ``slowdown_ratio`` times the reference's; none when no
+   checkpoint qualifies;
+3. the chosen checkpoint is then evaluated once on the comparison's evaluation episodes,
+   next to the reference on those episodes (paired over episodes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from policies.scheduler_comparison import (
+    SCHEDULERS,
+    evaluate_heuristic,
+    load_key,
+    paired_difference,
+    summarize,
+)
+from policies.warm_start import DEMO_EPISODES, demonstration_seed
+
+#: env kwargs of a learner's run that only change what it observes or trains on
+TRAINING_ONLY_KWARGS = ("action_mask", "reward_scale", "team_reward")
+CHECKPOINT_NAME = re.compile(r"iter_(\d+)")
+
+
+def read_run(path: str | Path) -> dict[str, Any]:
+    """The cached comparison run at ``path`` with its checkpoints ``{iteration: path}``;
+    ValueError naming a file that is not a cached run or whose checkpoints are missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} is not a cached run (no such file)")
+    run = json.loads(path.read_text())
+    missing = [k for k in ("learner", "load", "seed", "checkpoint", "env_kwargs", "episodes",
+                           "eval_seed") if k not in run]
+    if missing:
+        raise ValueError(f"{str(path)!r} is not a cached comparison run: it lacks {missing}")
+    directory = Path(run["checkpoint"]).parent
+    checkpoints = {int(m.group(1)): p for p in sorted(directory.glob("iter_*"))
+                   if (m := CHECKPOINT_NAME.fullmatch(p.name))} if directory.is_dir() else {}
+    if not checkpoints:
+        raise ValueError(f"the checkpoints of {str(path)!r} ({directory}) are missing; train "
+                         "the run again with compare_schedulers.py --checkpoint-every N")
+    return {**run, "name": path.stem, "checkpoints": checkpoints}
+
+
+def check_validation_seeds(run: Mapping[str, Any], validation_seed: int, episodes: int) -> None:
+    """ValueError when the validation episodes overlap ``run``'s evaluation episodes or its
+    warm-start demonstrations."""
+    last = validation_seed + episodes - 1
+    first_demo = demonstration_seed(run["seed"])
+    demo_episodes = (run.get("warm_start") or {}).get("episodes", DEMO_EPISODES)
+    for what, first, n in (("evaluation episodes", run["eval_seed"], run["episodes"]),
+                           ("warm-start demonstrations", first_demo, demo_episodes)):
+        if first <= last and validation_seed <= first + n - 1:
+            raise ValueError(f"the validation episodes (seeds {validation_seed}..{last}) "
+                             f"overlap {run['name']}'s {what} ({first}..{first + n - 1}); "
+                             "choose another --validation-seed")
+
+
+def choose(validation: Mapping[int, Mapping[str, float]], reference: Mapping[str, float],
+           slowdown_ratio: float) -> int | None:
+    """The iteration with the lowest CV among those whose slowdown is at most
+    ``slowdown_ratio`` times ``reference``'s (ties: the earlier), or None."""
+    limit = slowdown_ratio * reference["slowdown"]
+    eligible = [it for it, f in validation.items() if f["slowdown"] <= limit]
+    return min(eligible, key=lambda it: (validation[it]["cv"], it)) if eligible else None
+
+
+def scheduler_env_kwargs(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The env kwargs a scheduler runs ``run``'s episodes with."""
+    return {k: v for k, v in run["env_kwargs"].items() if k not in TRAINING_ONLY_KWARGS}
+
+
+def select(run: Mapping[str, Any], *, reference: str, validation_seed: int, episodes: int,
+           slowdown_ratio: float) -> dict[str, Any]:
+    """Validation figures of every checkpoint of ``run`` and of ``reference``, the chosen
+    iteration, and its evaluation next to ``reference``'s (see the module docstring)."""
+    from policies.training import evaluate_checkpoint
+
+    def learner(checkpoint: Path, seed: int, n: int) -> dict[str, Any]:
+        return summarize(evaluate_checkpoint(str(checkpoint), episodes=n, seed=seed,
+                                             sample=True)["per_episode"])
+
+    check_validation_seeds(run, validation_seed, episodes)
+    kwargs = scheduler_env_kwargs(run)
+    ref_validation = evaluate_heuristic(reference, kwargs, episodes, validation_seed)
+    validation = {}
+    for it, checkpoint in run["checkpoints"].items():
+        validation[it] = learner(checkpoint, validation_seed, episodes)
+        print(f"[{run['name']}] iteration {it}: validation slowdown "
+              f"{validation[it]['slowdown']:.2f} cv {validation[it]['cv']:.3f} "
+              f"({reference}: {ref_validation['slowdown']:.2f} / {ref_validation['cv']:.3f})",
+              flush=True)
+    chosen = choose(validation, ref_validation, slowdown_ratio)
+    out: dict[str, Any] = {"run": run["name"], "load": run["load"], "reference": reference,
+                           "reference_validation": ref_validation, "validation": validation,
+                           "chosen": chosen}
+    if chosen is not None:
+        evaluation = learner(run["checkpoints"][chosen], run["eval_seed"], run["episodes"])
+        ref_eval = evaluate_heuristic(reference, kwargs, run["episodes"], run["eval_seed"])
+        out.update(evaluation=evaluation, reference_evaluation=ref_eval,
+                   cv_difference=paired_difference(evaluation, ref_eval, "cv"),
+                   slowdown_ratio=evaluation["slowdown"] / ref_eval["slowdown"],
+                   met=bool(evaluation["cv"] < ref_eval["cv"]
+                            and evaluation["slowdown"] <= slowdown_ratio * ref_eval["slowdown"]))
+        print(f"[{run['name']}] chose iteration {chosen}: evaluation cv "
+              f"{evaluation['cv']:.3f} slowdown {evaluation['slowdown']:.2f} ({reference}: "
+              f"{ref_eval['cv']:.3f} / {ref_eval['slowdown']:.2f})", flush=True)
+    return out
+
+
+def markdown_report(selections: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
+    """Per run: every checkpoint's validation figures, the choice and its evaluation."""
+    ratio = meta["slowdown_ratio"]
+    out = ["# FEN's training budget chosen on validation episodes", "",
+           f"Command: `{meta['command']}`", "",
+           f"Every kept checkpoint of each run and {meta['reference']} run the same "
+           f"{meta['episodes']} validation episodes (seeds {meta['validation_seed']}.."
+           f"{meta['validation_seed'] + meta['episodes'] - 1}, disjoint from the evaluation "
+           "episodes and the warm-start demonstrations; actions sampled). The chosen "
+           f"checkpoint has the lowest validation CV among those with a validation slowdown "
+           f"at most {ratio:g} times {meta['reference']}'s; it alone is then evaluated on the "
+           "comparison's evaluation episodes (policies/checkpoint_selection.py).", ""]
+    for s in selections:
+        ref = s["reference_validation"]
+        out += [f"## `{s['run']}` (load {load_key(s['load'])})", "",
+                f"Validation: {s['reference']} slowdown {ref['slowdown']:.2f}, CV "
+                f"{ref['cv']:.3f}; the slowdown limit is {ratio * ref['slowdown']:.2f}.", "",
+                "| iteration | slowdown | CV | utilisation | unfinished jobs |",
+                "|---|---|---|---|---|"]
+        for it, f in s["validation"].items():
+            mark = " (chosen)" if it == s["chosen"] else ""
+            out.append(f"| {it}{mark} | {f['slowdown']:.2f} | {f['cv']:.3f} "
+                       f"| {f['utilization']:.3f} | {f['unfinished_jobs']:.1f} |")
+        out.append("")
+        if s["chosen"] is None:
+            out += ["No checkpoint is within the slowdown limit on validation: none chosen.",
+                    ""]
+            continue
+        e, r, d = s["evaluation"], s["reference_evaluation"], s["cv_difference"]
+        out += [f"Evaluation episodes (seeds {meta['eval_seeds'][s['run']]}): iteration "
+                f"{s['chosen']} CV {e['cv']:.3f} against {s['reference']}'s {r['cv']:.3f} "
+                f"(difference {d[0]:+.3f} ± {d[1]:.3f}, paired SE), slowdown "
+                f"{e['slowdown']:.2f} against {r['slowdown']:.2f} ({s['slowdown_ratio']:.2f} "
+                f"times). Target (lower CV at at most {ratio:g} times the slowdown): "
+                f"**{'met' if s['met'] else 'missed'}**.", ""]
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Choose the checkpoint of cached "
+                                "compare_schedulers.py runs on validation episodes.")
+    p.add_argument("runs", nargs="+", help="cached run JSONs of compare_schedulers.py, trained "
+                   "with --checkpoint-every")
+    p.add_argument("--reference", default="drf",
+                   help=f"the scheduler to compare with (one of {list(SCHEDULERS)})")
+    p.add_argument("--slowdown-ratio", type=float, default=1.1,
+                   help="the most slowdown a chosen checkpoint may have, as a multiple of the "
+                        "reference's (default 1.1)")
+    p.add_argument("--validation-seed", type=int, default=20_000,
+                   help="seed of the first validation episode")
+    p.add_argument("--episodes", type=int, default=10, help="validation episodes")
+    p.add_argument("--md", default="results/resource_allocation_fen_selection.md",
+                   metavar="FILE")
+    p.add_argument("--json", default="results/resource_allocation_fen_selection.json",
+                   metavar="FILE")
+    return p.parse_args(argv)
+
+
+def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """Select, write the markdown and JSON reports; return the JSON."""
+    from policies.cli import check_choice
+
+    check_choice("--reference", args.reference, SCHEDULERS)
+    if not args.slowdown_ratio > 0:
+        raise ValueError(f"--slowdown-ratio must be > 0, got {args.slowdown_ratio}")
+    if args.episodes < 2:
+        raise ValueError(f"--episodes must be >= 2 (a paired SE needs two), got {args.episodes}")
+    runs = [read_run(path) for path in args.runs]
+    for r in runs:  # every run's seeds are checked before any evaluation
+        check_validation_seeds(r, args.validation_seed, args.episodes)
+    selections = [select(r, reference=args.reference, validation_seed=args.validation_seed,
+                         episodes=args.episodes, slowdown_ratio=args.slowdown_ratio)
+                  for r in runs]
+    meta = {"command": command, "reference": args.reference, "episodes": args.episodes,
+            "validation_seed": args.validation_seed, "slowdown_ratio": args.slowdown_ratio,
+            "eval_seeds": {r["name"]: f"{r['eval_seed']}..{r['eval_seed'] + r['episodes'] - 1}"
+                           for r in runs}}
+    for path in (args.md, args.json):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.md).write_text(markdown_report(selections, meta) + "\n")
+    report = {**meta, "selections": selections}
+    Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"wrote {args.md}, {args.json}", flush=True)
+    return report

@@ -1,0 +1,95 @@
+"""Choosing a run's checkpoint on validation episodes (policies/checkpoint_selection.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policies import checkpoint_selection as selection
+from policies.scheduler_comparison import STAT_KEYS
+
+
+def figures(slowdown: float, cv: float) -> dict[str, float]:
+    return {"slowdown": slowdown, "cv": cv}
+
+
+def test_choose_takes_the_fairest_checkpoint_within_the_slowdown_limit() -> None:
+    validation = {5: figures(3.0, 0.20), 10: figures(3.3, 0.15), 15: figures(3.4, 0.10),
+                  20: figures(3.2, 0.15)}
+    assert selection.choose(validation, figures(3.0, 0.19), 1.1) == 10  # 15 is too slow
+    assert selection.choose(validation, figures(3.0, 0.19), 1.2) == 15
+    assert selection.choose(validation, figures(2.0, 0.19), 1.1) is None
+
+
+def cached_run(tmp_path: Path, iterations: tuple[int, ...] = (5, 10), **extra: Any) -> Path:
+    checkpoints = tmp_path / "train" / "checkpoints"
+    for it in iterations:
+        (checkpoints / f"iter_{it:06d}").mkdir(parents=True)
+    run = {"learner": "fen", "load": 0.7, "seed": 0, "episodes": 3, "eval_seed": 10_000,
+           "env_kwargs": {"max_cycles": 30, "load": 0.7, "action_mask": True,
+                          "reward_scale": 0.02},
+           "checkpoint": str(checkpoints / f"iter_{max(iterations or (1,)):06d}"), **extra}
+    path = tmp_path / "fen_load0.7_it10_s0.json"
+    path.write_text(json.dumps(run))
+    return path
+
+
+def test_bad_runs_and_seeds_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'nowhere.json' is not a cached run"):
+        selection.read_run("nowhere.json")
+    (tmp_path / "x.json").write_text(json.dumps({"learner": "fen"}))
+    with pytest.raises(ValueError, match="lacks \\['load', 'seed', 'checkpoint'"):
+        selection.read_run(tmp_path / "x.json")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="checkpoints of .* are missing.*--checkpoint-every"):
+        selection.read_run(cached_run(empty, iterations=()))
+    run = selection.read_run(cached_run(tmp_path))
+    assert sorted(run["checkpoints"]) == [5, 10]
+    with pytest.raises(ValueError, match="overlap fen_load0.7_it10_s0's evaluation episodes "
+                                         "\\(10000..10002\\)"):
+        selection.check_validation_seeds(run, 9_999, 2)
+    with pytest.raises(ValueError, match="warm-start demonstrations \\(1000..1049\\)"):
+        selection.check_validation_seeds(run, 1_040, 5)
+    selection.check_validation_seeds(run, 10_003, 5)
+    args = selection.parse_args([str(cached_run(tmp_path / "r"))])
+    args.reference = "fairest"
+    with pytest.raises(ValueError, match="unknown --reference 'fairest'"):
+        selection.run(args, "t")
+
+
+def test_selection_reports_the_choice_and_its_evaluation(tmp_path: Path, monkeypatch: Any
+                                                          ) -> None:
+    """The learner's evaluation is stubbed (no training here): checkpoint 10 is fair but
+    slow, checkpoint 5 fair enough and fast; DRF runs for real."""
+    import policies.training
+
+    calls = []
+
+    def fake_evaluation(checkpoint: str, *, episodes: int, seed: int, sample: bool
+                        ) -> dict[str, Any]:
+        calls.append((Path(checkpoint).name, seed, sample))
+        slow = checkpoint.endswith("10")
+        stats = dict.fromkeys(STAT_KEYS.values(), 1.0)
+        return {"per_episode": [{**stats, "avg_slowdown": 50.0 if slow else 0.5 + 0.1 * i,
+                                 "cv": 0.0 if slow else 0.01 * i} for i in range(episodes)]}
+
+    monkeypatch.setattr(policies.training, "evaluate_checkpoint", fake_evaluation)
+    md, out = tmp_path / "sel.md", tmp_path / "sel.json"
+    report = selection.run(selection.parse_args(
+        [str(cached_run(tmp_path)), "--episodes", "2", "--md", str(md), "--json", str(out)]),
+        "python scripts/select_checkpoint.py ...")
+    (s,) = report["selections"]
+    assert s["chosen"] == 5
+    # the stub's CVs (0.00, 0.01) and slowdowns (0.5, 0.6) beat any scheduler's
+    assert s["met"] is True and s["cv_difference"][0] < 0 and s["slowdown_ratio"] < 1
+    # validation on 20000.., then one evaluation of the chosen checkpoint on the run's seeds
+    assert calls == [("iter_000005", 20_000, True), ("iter_000010", 20_000, True),
+                     ("iter_000005", 10_000, True)]
+    assert s["reference_evaluation"]["slowdown_episodes"] != s["reference_validation"][
+        "slowdown_episodes"]
+    assert "| 5 (chosen) |" in md.read_text()
+    assert json.loads(out.read_text())["selections"][0]["chosen"] == 5
