@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +30,26 @@ MODELS: tuple[str, ...] = ("mlp", "slot_scoring")
 FEN_ENVS: tuple[str, ...] = ("job_scheduling", "matthew_effect", "manufacturing_plant")
 #: the environments train.py trains on: per-step PettingZoo episodes with episode_stats
 TRAIN_ENVS: tuple[str, ...] = (*FEN_ENVS, "resource_allocation", "live_recommendation")
+
+
+#: the string-hash seed of training processes (see :func:`fix_hash_seed`)
+HASH_SEED = "0"
+
+
+def fix_hash_seed() -> None:
+    """Run this process with ``PYTHONHASHSEED=HASH_SEED``: re-execute the interpreter with
+    it unless it is set already (training scripts call this first, under ``__main__``).
+
+    RLlib's ``MultiAgentEpisode.add_env_step`` orders the agents that appear mid-episode by
+    iterating a set of their string ids, and that order decides which agent's action takes
+    which draw of torch's generator. Python salts string hashes per process, so FEN's
+    runs (a controller and a sub-policy segment id appear every period) differed between
+    two invocations of one config from their first iteration on. With one hash seed they
+    are the same run; Ray's workers inherit the variable.
+    """
+    if os.environ.get("PYTHONHASHSEED") != HASH_SEED:
+        os.environ["PYTHONHASHSEED"] = HASH_SEED
+        os.execv(sys.executable, sys.orig_argv)
 
 
 def check_choice(kind: str, value: str, allowed: Sequence[str]) -> str:

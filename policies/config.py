@@ -221,7 +221,7 @@ def build_config(
     else:
         module_ids = [SHARED_MODULE_ID]
         mapping = map_agent_to_shared_module
-    config.multi_agent(policies=set(module_ids), policy_mapping_fn=mapping)
+    config.multi_agent(policies=list(module_ids), policy_mapping_fn=mapping)
     config.rl_module(
         rl_module_spec=MultiRLModuleSpec(rl_module_specs={
             m: RLModuleSpec(module_class=module_class) for m in module_ids

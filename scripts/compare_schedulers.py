@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from policies.cli import cli_errors  # noqa: E402
+from policies.cli import cli_errors, fix_hash_seed  # noqa: E402
 from policies.scheduler_comparison import parse_args, run  # noqa: E402
 
 
@@ -33,4 +33,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    fix_hash_seed()  # one string-hash seed: the same config trains the same run
     raise SystemExit(main())

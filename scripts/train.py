@@ -41,6 +41,7 @@ from policies.cli import (  # noqa: E402  (light: no Ray import before the check
     check_env,
     check_warm_start,
     cli_errors,
+    fix_hash_seed,
     parse_env_kwargs,
     run_settings,
 )
@@ -158,4 +159,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    fix_hash_seed()  # one string-hash seed: the same config trains the same run
     sys.exit(main())

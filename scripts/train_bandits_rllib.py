@@ -129,4 +129,7 @@ def write_markdown(
 
 
 if __name__ == "__main__":
+    from policies.cli import fix_hash_seed
+
+    fix_hash_seed()  # one string-hash seed: the same config trains the same run
     main()

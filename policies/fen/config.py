@@ -130,7 +130,7 @@ def build_fen_config(
         .environment(env=PettingZooMultiAgentEnv, env_config=env_config)
         .training(**PPO_DEFAULTS)
         .multi_agent(
-            policies=set(mids),
+            policies=list(mids),
             policy_mapping_fn=policy_mapping(variant, policy_mode),
             policies_to_train=list(mids),
         )
