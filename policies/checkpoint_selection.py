@@ -13,8 +13,9 @@ test set. Here the choice is made on *validation* episodes:
 2. the chosen checkpoint is the one with the lowest validation CV among those whose
    validation slowdown is at most ``slowdown_ratio`` times the reference's; none when no
    checkpoint qualifies;
-3. the chosen checkpoint is then evaluated once on the comparison's evaluation episodes,
-   next to the reference on those episodes (paired over episodes).
+3. the chosen checkpoint is then evaluated once on the comparison's evaluation episodes
+   (or more of them: ``eval_episodes`` from the same first seed), next to the reference
+   on those episodes (paired over episodes).
 """
 
 from __future__ import annotations
@@ -60,13 +61,16 @@ def read_run(path: str | Path) -> dict[str, Any]:
     return {**run, "name": path.stem, "checkpoints": checkpoints}
 
 
-def check_validation_seeds(run: Mapping[str, Any], validation_seed: int, episodes: int) -> None:
-    """ValueError when the validation episodes overlap ``run``'s evaluation episodes or its
-    warm-start demonstrations."""
+def check_validation_seeds(run: Mapping[str, Any], validation_seed: int, episodes: int,
+                           eval_episodes: int | None = None) -> None:
+    """ValueError when the validation episodes overlap ``run``'s evaluation episodes (the
+    first ``eval_episodes``, default the run's own count) or its warm-start
+    demonstrations."""
     last = validation_seed + episodes - 1
     first_demo = demonstration_seed(run["seed"])
     demo_episodes = (run.get("warm_start") or {}).get("episodes", DEMO_EPISODES)
-    for what, first, n in (("evaluation episodes", run["eval_seed"], run["episodes"]),
+    n_eval = eval_episodes or run["episodes"]
+    for what, first, n in (("evaluation episodes", run["eval_seed"], n_eval),
                            ("warm-start demonstrations", first_demo, demo_episodes)):
         if first <= last and validation_seed <= first + n - 1:
             raise ValueError(f"the validation episodes (seeds {validation_seed}..{last}) "
@@ -89,16 +93,18 @@ def scheduler_env_kwargs(run: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def select(run: Mapping[str, Any], *, reference: str, validation_seed: int, episodes: int,
-           slowdown_ratio: float) -> dict[str, Any]:
+           slowdown_ratio: float, eval_episodes: int | None = None) -> dict[str, Any]:
     """Validation figures of every checkpoint of ``run`` and of ``reference``, the chosen
-    iteration, and its evaluation next to ``reference``'s (see the module docstring)."""
+    iteration, and its evaluation next to ``reference``'s on ``eval_episodes`` episodes
+    from ``run``'s evaluation seed (default: the run's own; see the module docstring)."""
     from policies.training import evaluate_checkpoint
 
     def learner(checkpoint: Path, seed: int, n: int) -> dict[str, Any]:
         return summarize(evaluate_checkpoint(str(checkpoint), episodes=n, seed=seed,
                                              sample=True)["per_episode"])
 
-    check_validation_seeds(run, validation_seed, episodes)
+    check_validation_seeds(run, validation_seed, episodes, eval_episodes)
+    n_eval = eval_episodes or run["episodes"]
     kwargs = scheduler_env_kwargs(run)
     ref_validation = evaluate_heuristic(reference, kwargs, episodes, validation_seed)
     validation = {}
@@ -113,9 +119,10 @@ def select(run: Mapping[str, Any], *, reference: str, validation_seed: int, epis
                            "reference_validation": ref_validation, "validation": validation,
                            "chosen": chosen}
     if chosen is not None:
-        evaluation = learner(run["checkpoints"][chosen], run["eval_seed"], run["episodes"])
-        ref_eval = evaluate_heuristic(reference, kwargs, run["episodes"], run["eval_seed"])
+        evaluation = learner(run["checkpoints"][chosen], run["eval_seed"], n_eval)
+        ref_eval = evaluate_heuristic(reference, kwargs, n_eval, run["eval_seed"])
         out.update(evaluation=evaluation, reference_evaluation=ref_eval,
+                   eval_seeds=f"{run['eval_seed']}..{run['eval_seed'] + n_eval - 1}",
                    cv_difference=paired_difference(evaluation, ref_eval, "cv"),
                    slowdown_ratio=evaluation["slowdown"] / ref_eval["slowdown"],
                    met=bool(evaluation["cv"] < ref_eval["cv"]
@@ -155,7 +162,7 @@ def markdown_report(selections: Sequence[Mapping[str, Any]], meta: Mapping[str, 
                     ""]
             continue
         e, r, d = s["evaluation"], s["reference_evaluation"], s["cv_difference"]
-        out += [f"Evaluation episodes (seeds {meta['eval_seeds'][s['run']]}): iteration "
+        out += [f"Evaluation episodes (seeds {s['eval_seeds']}): iteration "
                 f"{s['chosen']} CV {e['cv']:.3f} against {s['reference']}'s {r['cv']:.3f} "
                 f"(difference {d[0]:+.3f} ± {d[1]:.3f}, paired SE), slowdown "
                 f"{e['slowdown']:.2f} against {r['slowdown']:.2f} ({s['slowdown_ratio']:.2f} "
@@ -177,6 +184,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--validation-seed", type=int, default=20_000,
                    help="seed of the first validation episode")
     p.add_argument("--episodes", type=int, default=10, help="validation episodes")
+    p.add_argument("--eval-episodes", type=int, default=None,
+                   help="evaluation episodes of the chosen checkpoint, from the run's first "
+                        "evaluation seed (default: the run's own count, the comparison's "
+                        "episodes); more of them narrow the paired SE")
     p.add_argument("--md", default="results/resource_allocation_fen_selection.md",
                    metavar="FILE")
     p.add_argument("--json", default="results/resource_allocation_fen_selection.json",
@@ -191,18 +202,18 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     check_choice("--reference", args.reference, SCHEDULERS)
     if not args.slowdown_ratio > 0:
         raise ValueError(f"--slowdown-ratio must be > 0, got {args.slowdown_ratio}")
-    if args.episodes < 2:
-        raise ValueError(f"--episodes must be >= 2 (a paired SE needs two), got {args.episodes}")
+    for flag, value in (("--episodes", args.episodes), ("--eval-episodes", args.eval_episodes)):
+        if value is not None and value < 2:
+            raise ValueError(f"{flag} must be >= 2 (a paired SE needs two), got {value}")
     runs = [read_run(path) for path in args.runs]
     for r in runs:  # every run's seeds are checked before any evaluation
-        check_validation_seeds(r, args.validation_seed, args.episodes)
+        check_validation_seeds(r, args.validation_seed, args.episodes, args.eval_episodes)
     selections = [select(r, reference=args.reference, validation_seed=args.validation_seed,
-                         episodes=args.episodes, slowdown_ratio=args.slowdown_ratio)
+                         episodes=args.episodes, slowdown_ratio=args.slowdown_ratio,
+                         eval_episodes=args.eval_episodes)
                   for r in runs]
     meta = {"command": command, "reference": args.reference, "episodes": args.episodes,
-            "validation_seed": args.validation_seed, "slowdown_ratio": args.slowdown_ratio,
-            "eval_seeds": {r["name"]: f"{r['eval_seed']}..{r['eval_seed'] + r['episodes'] - 1}"
-                           for r in runs}}
+            "validation_seed": args.validation_seed, "slowdown_ratio": args.slowdown_ratio}
     for path in (args.md, args.json):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(args.md).write_text(markdown_report(selections, meta) + "\n")

@@ -55,10 +55,15 @@ def test_bad_runs_and_seeds_are_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="warm-start demonstrations \\(1000..1049\\)"):
         selection.check_validation_seeds(run, 1_040, 5)
     selection.check_validation_seeds(run, 10_003, 5)
+    with pytest.raises(ValueError, match="evaluation episodes \\(10000..10049\\)"):
+        selection.check_validation_seeds(run, 10_003, 5, eval_episodes=50)
     args = selection.parse_args([str(cached_run(tmp_path / "r"))])
     args.reference = "fairest"
     with pytest.raises(ValueError, match="unknown --reference 'fairest'"):
         selection.run(args, "t")
+    with pytest.raises(ValueError, match="--eval-episodes must be >= 2 .*got 1"):
+        selection.run(selection.parse_args([str(tmp_path / "r" / "x.json"), "--eval-episodes",
+                                            "1"]), "t")
 
 
 def test_selection_reports_the_choice_and_its_evaluation(tmp_path: Path, monkeypatch: Any
@@ -80,15 +85,18 @@ def test_selection_reports_the_choice_and_its_evaluation(tmp_path: Path, monkeyp
     monkeypatch.setattr(policies.training, "evaluate_checkpoint", fake_evaluation)
     md, out = tmp_path / "sel.md", tmp_path / "sel.json"
     report = selection.run(selection.parse_args(
-        [str(cached_run(tmp_path)), "--episodes", "2", "--md", str(md), "--json", str(out)]),
-        "python scripts/select_checkpoint.py ...")
+        [str(cached_run(tmp_path)), "--episodes", "2", "--eval-episodes", "4", "--md", str(md),
+         "--json", str(out)]), "python scripts/select_checkpoint.py ...")
     (s,) = report["selections"]
     assert s["chosen"] == 5
     # the stub's CVs (0.00, 0.01) and slowdowns (0.5, 0.6) beat any scheduler's
     assert s["met"] is True and s["cv_difference"][0] < 0 and s["slowdown_ratio"] < 1
-    # validation on 20000.., then one evaluation of the chosen checkpoint on the run's seeds
+    # validation on 20000.., then one evaluation of the chosen checkpoint on 4 episodes
+    # from the run's first evaluation seed (the run itself was evaluated on 3)
     assert calls == [("iter_000005", 20_000, True), ("iter_000010", 20_000, True),
                      ("iter_000005", 10_000, True)]
+    assert len(s["evaluation"]["cv_episodes"]) == len(s["reference_evaluation"]["cv_episodes"]) == 4
+    assert "Evaluation episodes (seeds 10000..10003)" in md.read_text()
     assert s["reference_evaluation"]["slowdown_episodes"] != s["reference_validation"][
         "slowdown_episodes"]
     assert "| 5 (chosen) |" in md.read_text()
