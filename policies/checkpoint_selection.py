@@ -28,7 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from policies.scheduler_comparison import (
+    COMPARABLE_SLOWDOWN,
+    CV_SIGNIFICANCE_SE,
     SCHEDULERS,
+    cv_verdict,
     evaluate_heuristic,
     load_key,
     paired_difference,
@@ -125,8 +128,7 @@ def select(run: Mapping[str, Any], *, reference: str, validation_seed: int, epis
                    eval_seeds=f"{run['eval_seed']}..{run['eval_seed'] + n_eval - 1}",
                    cv_difference=paired_difference(evaluation, ref_eval, "cv"),
                    slowdown_ratio=evaluation["slowdown"] / ref_eval["slowdown"],
-                   met=bool(evaluation["cv"] < ref_eval["cv"]
-                            and evaluation["slowdown"] <= slowdown_ratio * ref_eval["slowdown"]))
+                   verdict=cv_verdict(evaluation, ref_eval, slowdown_ratio))
         print(f"[{run['name']}] chose iteration {chosen}: evaluation cv "
               f"{evaluation['cv']:.3f} slowdown {evaluation['slowdown']:.2f} ({reference}: "
               f"{ref_eval['cv']:.3f} / {ref_eval['slowdown']:.2f})", flush=True)
@@ -166,8 +168,8 @@ def markdown_report(selections: Sequence[Mapping[str, Any]], meta: Mapping[str, 
                 f"{s['chosen']} CV {e['cv']:.3f} against {s['reference']}'s {r['cv']:.3f} "
                 f"(difference {d[0]:+.3f} ± {d[1]:.3f}, paired SE), slowdown "
                 f"{e['slowdown']:.2f} against {r['slowdown']:.2f} ({s['slowdown_ratio']:.2f} "
-                f"times). Target (lower CV at at most {ratio:g} times the slowdown): "
-                f"**{'met' if s['met'] else 'missed'}**.", ""]
+                f"times). Target (a CV lower by more than {CV_SIGNIFICANCE_SE:g} paired SEs at "
+                f"at most {ratio:g} times the slowdown): **{s['verdict']}**.", ""]
     return "\n".join(out)
 
 
@@ -178,9 +180,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "with --checkpoint-every")
     p.add_argument("--reference", default="drf",
                    help=f"the scheduler to compare with (one of {list(SCHEDULERS)})")
-    p.add_argument("--slowdown-ratio", type=float, default=1.1,
+    p.add_argument("--slowdown-ratio", type=float, default=COMPARABLE_SLOWDOWN,
                    help="the most slowdown a chosen checkpoint may have, as a multiple of the "
-                        "reference's (default 1.1)")
+                        f"reference's (default {COMPARABLE_SLOWDOWN:g})")
     p.add_argument("--validation-seed", type=int, default=20_000,
                    help="seed of the first validation episode")
     p.add_argument("--episodes", type=int, default=10, help="validation episodes")

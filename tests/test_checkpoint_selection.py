@@ -90,7 +90,7 @@ def test_selection_reports_the_choice_and_its_evaluation(tmp_path: Path, monkeyp
     (s,) = report["selections"]
     assert s["chosen"] == 5
     # the stub's CVs (0.00, 0.01) and slowdowns (0.5, 0.6) beat any scheduler's
-    assert s["met"] is True and s["cv_difference"][0] < 0 and s["slowdown_ratio"] < 1
+    assert s["verdict"] == "met" and s["cv_difference"][0] < 0 and s["slowdown_ratio"] < 1
     # validation on 20000.., then one evaluation of the chosen checkpoint on 4 episodes
     # from the run's first evaluation seed (the run itself was evaluated on 3)
     assert calls == [("iter_000005", 20_000, True), ("iter_000010", 20_000, True),

@@ -718,7 +718,7 @@ def test_summaries_keep_every_episodes_slowdown_and_cv() -> None:
 
 
 def test_target_lines_state_verdicts_and_paired_noise() -> None:
-    from policies.scheduler_comparison import paired_difference, target_lines
+    from policies.scheduler_comparison import cv_verdict, paired_difference, target_lines
 
     def fig(slowdown: float, cv: float = 0.2, episodes: list[float] | None = None) -> dict:
         return {"slowdown": slowdown, "cv": cv,
@@ -748,6 +748,15 @@ def test_target_lines_state_verdicts_and_paired_noise() -> None:
     figures["fen"]["1.5"]["cv_episodes"] = [0.10, 0.12]
     figures["drf"]["1.5"]["cv_episodes"] = [0.11, 0.13]
     assert "(met; CV difference -0.010 +- 0.000 paired SE)" in target_lines(figures)[2]
+    # a lower mean CV within two paired SEs of DRF's is a tie, and the target is not met
+    figures["fen"]["1.5"]["cv_episodes"] = [0.08, 0.14]  # differences -0.03, +0.01
+    tie = target_lines(figures)[2]
+    assert "**NOT MET**" in tie and "(tie; CV difference -0.010 +- 0.020 paired SE)" in tie
+    assert cv_verdict({**figures["fen"]["1.5"], "cv": 0.30, "cv_episodes": [0.3, 0.31]},
+                      figures["drf"]["1.5"]) == "missed"
+    fair_but_slow = {"slowdown": 13.3, "cv": 0.0, "cv_episodes": [0.0, 0.0]}
+    assert cv_verdict(fair_but_slow, figures["drf"]["1.5"]) == "missed"  # > 1.1 x 12.0
+    assert cv_verdict(fair_but_slow, figures["drf"]["1.5"], slowdown_ratio=1.2) == "met"
 
 
 def test_fen_period_and_checkpoints_reach_the_training_run(tmp_path: Any,
