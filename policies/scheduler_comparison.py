@@ -61,12 +61,13 @@ PPO_OVERRIDES: dict[str, Any] = {
 }
 FEN_OVERRIDES: dict[str, Any] = {}
 #: FEN options a comparison can set (``--fen-efficiency``, ``--fen-segment-end``,
-#: ``--fen-period``): option -> (its default, the tag of a cached run's name, its words in
-#: the setups table)
+#: ``--fen-period``, ``--fen-feature-scale``): option -> (its default, the tag of a cached
+#: run's name, its words in the setups table)
 FEN_SETTINGS: dict[str, tuple[Any, str, str]] = {
     "efficiency": ("episode", "eff", "efficiency"),
     "segment_end": ("terminate", "seg", "segment end"),
     "period": (CONTROLLER_PERIOD[ENV], "T", "controller period"),
+    "feature_scale": (1.0, "fs", "feature scale"),
 }
 
 
@@ -146,7 +147,8 @@ class LearnerSetup:
             "" if self.reward_scale == 1.0 else f"_rs{self.reward_scale:g}",
             "_mask" if self.action_mask else "",
             "" if self.model == "mlp" else f"_{self.model}",
-            *(f"_{tag}{fen_options[k]}" for k, (default, tag, _) in FEN_SETTINGS.items()
+            *(f"_{tag}{fen_options[k]:g}" if isinstance(fen_options[k], float)
+              else f"_{tag}{fen_options[k]}" for k, (default, tag, _) in FEN_SETTINGS.items()
               if fen_options.get(k, default) != default),
             f"_b{self.a2c_batch}" if learner == "a2c" and self.a2c_batch not in (
                 None, A2C_OVERRIDES["train_batch_size_per_learner"]) else "",
@@ -820,6 +822,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"FEN's controller period T in steps (default "
                         f"{CONTROLLER_PERIOD[ENV]}): the controller picks a sub-policy every T "
                         "steps")
+    p.add_argument("--fen-feature-scale", type=float, default=None,
+                   help="multiply (u_i - ubar)/ubar in FEN's controller observation (default "
+                        "1; near-equal tenants differ by a few percent, which a fresh "
+                        "controller hardly sees)")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                    help="freshly trained learners also keep a checkpoint every N iterations "
                         "(under --train-dir; default 0: the last one only)")
@@ -880,11 +886,14 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     check_choice("--baseline", args.baseline, BASELINES)
     if args.fen_period is not None and args.fen_period < 1:
         raise ValueError(f"--fen-period must be >= 1, got {args.fen_period}")
+    if args.fen_feature_scale is not None and not args.fen_feature_scale > 0:
+        raise ValueError(f"--fen-feature-scale must be > 0, got {args.fen_feature_scale}")
     if args.checkpoint_every < 0:
         raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     fen_options = {k: v for k, v in (("efficiency", args.fen_efficiency),
                                      ("segment_end", args.fen_segment_end),
-                                     ("period", args.fen_period))
+                                     ("period", args.fen_period),
+                                     ("feature_scale", args.fen_feature_scale))
                    if v is not None and v != FEN_SETTINGS[k][0]}
     for flag, value in (("--episodes", args.episodes), ("--iterations", args.iterations),
                         ("--fen-iterations", args.fen_iterations),
@@ -899,7 +908,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                                  ("--a2c-iterations", args.a2c_iterations, "a2c"),
                                  ("--fen-efficiency", "efficiency" in fen_options, "fen"),
                                  ("--fen-segment-end", "segment_end" in fen_options, "fen"),
-                                 ("--fen-period", "period" in fen_options, "fen")):
+                                 ("--fen-period", "period" in fen_options, "fen"),
+                                 ("--fen-feature-scale", "feature_scale" in fen_options, "fen")):
         if value and learner not in learners:
             raise ValueError(f"{flag} applies to learner {learner!r}, which --learners "
                              f"{args.learners!r} does not train")

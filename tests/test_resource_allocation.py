@@ -494,6 +494,10 @@ def test_comparison_heuristics_only_writes_the_json_schema(tmp_path: Any) -> Non
         run(parse_args(["--fen-period", "0", "--learners", "fen"]), "test")
     with pytest.raises(ValueError, match="--fen-period applies to learner 'fen'"):
         run(parse_args(["--fen-period", "10", "--learners", "ppo"]), "test")
+    with pytest.raises(ValueError, match="--fen-feature-scale must be > 0, got 0.0"):
+        run(parse_args(["--fen-feature-scale", "0", "--learners", "fen"]), "test")
+    with pytest.raises(ValueError, match="--fen-feature-scale applies to learner 'fen'"):
+        run(parse_args(["--fen-feature-scale", "10", "--learners", "a2c"]), "test")
     with pytest.raises(ValueError, match="--checkpoint-every must be >= 0, got -5"):
         run(parse_args(["--checkpoint-every", "-5", "--learners", "none"]), "test")
 
@@ -694,6 +698,9 @@ def test_cache_names_tell_every_setup_apart() -> None:
             == "fen_load0.7_it45_s0_segtruncate_T10")
     assert cache_name("fen", 0.7, 45, 0, LearnerSetup(fen_options={"period": 20})) == (
         "fen_load0.7_it45_s0")  # T = 20 is resource_allocation's default
+    assert (cache_name("fen", 1.5, 60, 0, LearnerSetup(fen_options={"period": 10,
+                                                                    "feature_scale": 10.0}))
+            == "fen_load1.5_it60_s0_T10_fs10")
     # default values and settings of other learners add no tag
     assert cache_name("a2c", 1.5, 600, 0, LearnerSetup(
         a2c_batch=8000, fen_options={"efficiency": "period"})) == "a2c_load1.5_it600_s0"
