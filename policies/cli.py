@@ -13,6 +13,7 @@ import argparse
 import ast
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -186,6 +187,19 @@ def cli_errors() -> Iterator[None]:
         yield
     except ValueError as e:
         fail(str(e))
+
+
+def report_main(script: str, parse_args: Callable[[list[str] | None], argparse.Namespace],
+                run: Callable[[argparse.Namespace, str], Any],
+                argv: list[str] | None = None) -> int:
+    """``main()`` of a script that writes a report: parse ``argv`` (default: the command
+    line) and ``run`` it, inside :func:`cli_errors`, with the command that made the report
+    (``python scripts/<script> <arguments quoted for a shell>``); 0."""
+    args = parse_args(argv)
+    command = f"python scripts/{script} " + shlex.join(sys.argv[1:] if argv is None else argv)
+    with cli_errors():
+        run(args, command)
+    return 0
 
 
 def main_with_errors(fn: Callable[[], Any]) -> Any:

@@ -20,16 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from policies.cli import cli_errors, fix_hash_seed  # noqa: E402
+from policies.cli import fix_hash_seed, report_main  # noqa: E402
 from policies.scheduler_comparison import parse_args, run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    command = " ".join(["python scripts/compare_schedulers.py", *(argv or sys.argv[1:])])
-    with cli_errors():
-        run(args, command)
-    return 0
+    return report_main("compare_schedulers.py", parse_args, run, argv)
 
 
 if __name__ == "__main__":

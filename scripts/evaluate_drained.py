@@ -12,24 +12,18 @@ Bad input: one line on stderr, exit code 2.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from policies.cli import cli_errors  # noqa: E402
+from policies.cli import report_main  # noqa: E402
 from policies.drained_evaluation import parse_args, run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    command = "python scripts/evaluate_drained.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv)
-    with cli_errors():
-        run(args, command)
-    return 0
+    return report_main("evaluate_drained.py", parse_args, run, argv)
 
 
 if __name__ == "__main__":

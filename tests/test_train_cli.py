@@ -103,3 +103,26 @@ def test_killed_training_resumes_from_last_checkpoint(tmp_path):
         "utilization", "cv", "min_utility", "max_utility", "per_agent_utility", "episodes",
     }
     assert figures["episodes"] == 2 and len(figures["per_agent_utility"]) == 4
+
+
+def test_report_scripts_name_their_command_and_turn_bad_input_into_exit_2(capsys):
+    import argparse
+
+    from policies.cli import report_main
+
+    seen = []
+
+    def parse(argv):
+        return argparse.Namespace(argv=argv)
+
+    def run(args, command):
+        seen.append(command)
+        if "--bad" in args.argv:
+            raise ValueError("--bad is not allowed")
+
+    assert report_main("x.py", parse, run, ["a b.json", "--episodes", "3"]) == 0
+    assert seen == ["python scripts/x.py 'a b.json' --episodes 3"]
+    with pytest.raises(SystemExit) as exit_info:
+        report_main("x.py", parse, run, ["--bad"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: --bad is not allowed\n"
