@@ -35,12 +35,11 @@ from policies.scheduler_comparison import (
     evaluate_heuristic,
     load_key,
     paired_difference,
+    scheduler_env_kwargs,
     summarize,
 )
 from policies.warm_start import DEMO_EPISODES, demonstration_seed
 
-#: env kwargs of a learner's run that only change what it observes or trains on
-TRAINING_ONLY_KWARGS = ("action_mask", "reward_scale", "team_reward")
 CHECKPOINT_NAME = re.compile(r"iter_(\d+)")
 
 
@@ -88,11 +87,6 @@ def choose(validation: Mapping[int, Mapping[str, float]], reference: Mapping[str
     limit = slowdown_ratio * reference["slowdown"]
     eligible = [it for it, f in validation.items() if f["slowdown"] <= limit]
     return min(eligible, key=lambda it: (validation[it]["cv"], it)) if eligible else None
-
-
-def scheduler_env_kwargs(run: Mapping[str, Any]) -> dict[str, Any]:
-    """The env kwargs a scheduler runs ``run``'s episodes with."""
-    return {k: v for k, v in run["env_kwargs"].items() if k not in TRAINING_ONLY_KWARGS}
 
 
 def select(run: Mapping[str, Any], *, reference: str, validation_seed: int, episodes: int,

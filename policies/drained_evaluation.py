@@ -31,6 +31,7 @@ from policies.scheduler_comparison import (
     evaluate_heuristic,
     load_key,
     paired_difference,
+    scheduler_env_kwargs,
     summarize,
 )
 
@@ -79,8 +80,7 @@ def evaluate_drained(runs: Sequence[Mapping[str, Any]], *, drain_cycles: int, ep
         raise ValueError("no runs to evaluate: pass cached run JSON files")
     figures: dict[str, dict[str, dict[str, Any]]] = {}
     loads = sorted({float(r["load"]) for r in runs})
-    base = {k: v for k, v in runs[0]["env_kwargs"].items()
-            if k not in ("load", "action_mask", "reward_scale", "team_reward")}
+    base = scheduler_env_kwargs(runs[0])
     for name in SCHEDULERS:
         for load in loads:
             kwargs = drained_env_kwargs({**base, "load": load}, drain_cycles)

@@ -170,6 +170,14 @@ class LearnerSetup:
 
 
 ENVS_PER_RUNNER = 4
+#: env kwargs that LearnerSetup.env_kwargs adds for training only: they change what a
+#: learner observes or trains on, not the episodes
+TRAINING_ONLY_KWARGS = ("action_mask", "reward_scale", "team_reward")
+
+
+def scheduler_env_kwargs(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The env kwargs a scheduler runs a cached learner run's episodes with."""
+    return {k: v for k, v in run["env_kwargs"].items() if k not in TRAINING_ONLY_KWARGS}
 
 
 def load_key(load: float) -> str:
