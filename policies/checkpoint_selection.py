@@ -16,6 +16,11 @@ test set. Here the choice is made on *validation* episodes:
 3. the chosen checkpoint is then evaluated once on the comparison's evaluation episodes
    (or more of them: ``eval_episodes`` from the same first seed), next to the reference
    on those episodes (paired over episodes).
+
+``scripts/select_checkpoint.py`` writes a report of its own; ``compare_schedulers.py
+--fen-select-on-validation`` reports the chosen checkpoints in the comparison itself
+(:func:`cached_selection` keeps each choice in its run's JSON, so that the report can be
+written again once the checkpoints are gone).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from policies.scheduler_comparison import (
     COMPARABLE_SLOWDOWN,
     CV_SIGNIFICANCE_SE,
     SCHEDULERS,
+    VALIDATION_EPISODES,
+    VALIDATION_SEED,
     cv_verdict,
     evaluate_heuristic,
     load_key,
@@ -89,17 +96,22 @@ def choose(validation: Mapping[int, Mapping[str, float]], reference: Mapping[str
     return min(eligible, key=lambda it: (validation[it]["cv"], it)) if eligible else None
 
 
+def evaluate_learner(checkpoint: str | Path, seed: int, episodes: int, sample: bool = True
+                     ) -> dict[str, Any]:
+    """:func:`summarize` of ``checkpoint`` on ``episodes`` episodes from seed ``seed``
+    (actions sampled, as the comparison evaluates its learners, or greedy)."""
+    from policies.training import evaluate_checkpoint
+
+    return summarize(evaluate_checkpoint(str(checkpoint), episodes=episodes, seed=seed,
+                                         sample=sample)["per_episode"])
+
+
 def select(run: Mapping[str, Any], *, reference: str, validation_seed: int, episodes: int,
            slowdown_ratio: float, eval_episodes: int | None = None) -> dict[str, Any]:
     """Validation figures of every checkpoint of ``run`` and of ``reference``, the chosen
     iteration, and its evaluation next to ``reference``'s on ``eval_episodes`` episodes
     from ``run``'s evaluation seed (default: the run's own; see the module docstring)."""
-    from policies.training import evaluate_checkpoint
-
-    def learner(checkpoint: Path, seed: int, n: int) -> dict[str, Any]:
-        return summarize(evaluate_checkpoint(str(checkpoint), episodes=n, seed=seed,
-                                             sample=True)["per_episode"])
-
+    learner = evaluate_learner
     check_validation_seeds(run, validation_seed, episodes, eval_episodes)
     n_eval = eval_episodes or run["episodes"]
     kwargs = scheduler_env_kwargs(run)
@@ -129,9 +141,43 @@ def select(run: Mapping[str, Any], *, reference: str, validation_seed: int, epis
     return out
 
 
+def selection_key(reference: str, validation_seed: int, episodes: int,
+                  slowdown_ratio: float) -> str:
+    """The key of a choice in a run's ``selections``: what the choice depends on."""
+    return f"{reference}_seed{validation_seed}_n{episodes}_ratio{slowdown_ratio:g}"
+
+
+def cached_selection(path: str | Path, *, reference: str = "drf",
+                     validation_seed: int = VALIDATION_SEED,
+                     episodes: int = VALIDATION_EPISODES,
+                     slowdown_ratio: float = COMPARABLE_SLOWDOWN) -> dict[str, Any]:
+    """:func:`select` on the cached run at ``path``, evaluated on the run's own evaluation
+    episodes, with the chosen checkpoint's greedy figures (``evaluation_greedy``) too;
+    computed once and kept in the run's JSON under ``selections`` (the checkpoints are
+    needed the first time only)."""
+    path = Path(path)
+    result = json.loads(path.read_text())
+    key = selection_key(reference, validation_seed, episodes, slowdown_ratio)
+    if key in result.get("selections", {}):
+        print(f"[{path.stem}] cached choice on validation: {key}", flush=True)
+        return result["selections"][key]
+    run = read_run(path)
+    chosen = select(run, reference=reference, validation_seed=validation_seed,
+                    episodes=episodes, slowdown_ratio=slowdown_ratio)
+    if chosen["chosen"] is not None:
+        chosen["evaluation_greedy"] = evaluate_learner(
+            run["checkpoints"][chosen["chosen"]], run["eval_seed"], run["episodes"],
+            sample=False)
+    result.setdefault("selections", {})[key] = json.loads(json.dumps(chosen, default=str))
+    path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
+    return result["selections"][key]
+
+
 def markdown_report(selections: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
     """Per run: every checkpoint's validation figures, the choice and its evaluation."""
     ratio = meta["slowdown_ratio"]
+    evaluated = ("the run's own evaluation episodes" if meta.get("eval_episodes") is None
+                 else f"{meta['eval_episodes']} episodes from the run's first evaluation seed")
     out = ["# FEN's training budget chosen on validation episodes", "",
            f"Command: `{meta['command']}`", "",
            f"Every kept checkpoint of each run and {meta['reference']} run the same "
@@ -139,8 +185,9 @@ def markdown_report(selections: Sequence[Mapping[str, Any]], meta: Mapping[str, 
            f"{meta['validation_seed'] + meta['episodes'] - 1}, disjoint from the evaluation "
            "episodes and the warm-start demonstrations; actions sampled). The chosen "
            f"checkpoint has the lowest validation CV among those with a validation slowdown "
-           f"at most {ratio:g} times {meta['reference']}'s; it alone is then evaluated on the "
-           "comparison's evaluation episodes (policies/checkpoint_selection.py).", ""]
+           f"at most {ratio:g} times {meta['reference']}'s; it alone is then evaluated, "
+           f"next to {meta['reference']}, on {evaluated} (each section gives their seeds; "
+           "policies/checkpoint_selection.py).", ""]
     for s in selections:
         ref = s["reference_validation"]
         out += [f"## `{s['run']}` (load {load_key(s['load'])})", "",
@@ -177,9 +224,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--slowdown-ratio", type=float, default=COMPARABLE_SLOWDOWN,
                    help="the most slowdown a chosen checkpoint may have, as a multiple of the "
                         f"reference's (default {COMPARABLE_SLOWDOWN:g})")
-    p.add_argument("--validation-seed", type=int, default=20_000,
+    p.add_argument("--validation-seed", type=int, default=VALIDATION_SEED,
                    help="seed of the first validation episode")
-    p.add_argument("--episodes", type=int, default=10, help="validation episodes")
+    p.add_argument("--episodes", type=int, default=VALIDATION_EPISODES,
+                   help="validation episodes")
     p.add_argument("--eval-episodes", type=int, default=None,
                    help="evaluation episodes of the chosen checkpoint, from the run's first "
                         "evaluation seed (default: the run's own count, the comparison's "
@@ -209,7 +257,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                          eval_episodes=args.eval_episodes)
                   for r in runs]
     meta = {"command": command, "reference": args.reference, "episodes": args.episodes,
-            "validation_seed": args.validation_seed, "slowdown_ratio": args.slowdown_ratio}
+            "validation_seed": args.validation_seed, "slowdown_ratio": args.slowdown_ratio,
+            "eval_episodes": args.eval_episodes}
     for path in (args.md, args.json):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(args.md).write_text(markdown_report(selections, meta) + "\n")

@@ -401,6 +401,12 @@ def json_table(figures: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict
 CV_SIGNIFICANCE_SE = 2.0
 #: "comparable slowdown": at most this multiple of DRF's
 COMPARABLE_SLOWDOWN = 1.1
+#: the validation episodes FEN's checkpoint is chosen on (``--fen-select-on-validation``,
+#: :mod:`policies.checkpoint_selection`): the first one's seed and their number (with 10,
+#: the chosen checkpoint's validation CV was 0.02 lower than its evaluation CV: the
+#: winner's curse of a choice among a dozen checkpoints)
+VALIDATION_SEED = 20_000
+VALIDATION_EPISODES = 30
 
 
 def cv_verdict(f: Mapping[str, Any], reference: Mapping[str, Any],
@@ -421,9 +427,11 @@ def cv_verdict(f: Mapping[str, Any], reference: Mapping[str, Any],
     return "missed" if diff - CV_SIGNIFICANCE_SE * se > 0 else "tie"
 
 
-def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[str]:
+def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
+                 fen_selected: bool = False) -> list[str]:
     """An honest statement of each of the issue's targets, with the measured numbers (the
-    best heuristic: of the issue's baselines, :data:`TARGET_SCHEDULERS`)."""
+    best heuristic: of the issue's baselines, :data:`TARGET_SCHEDULERS`; ``fen_selected``:
+    FEN's figures are of checkpoints chosen on validation episodes)."""
     heuristics = [s for s in figures if s in TARGET_SCHEDULERS]
     lines = []
     for learner in ("a2c", "ppo"):
@@ -461,8 +469,10 @@ def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]]) -> li
             parts.append(f"load {load}: CV {f['cv']:.3f} vs DRF {d['cv']:.3f}, slowdown "
                          f"{f['slowdown']:.2f} vs {d['slowdown']:.2f} ({verdict}{noise})")
         verdict = "MET" if met_all and parts else "NOT MET"
-        lines.append("- FEN with a lower CV of tenant shares than DRF at comparable slowdown "
-                     f"(within 10% of DRF's; lower by more than {CV_SIGNIFICANCE_SE:g} paired "
+        which = " (its checkpoints chosen on validation episodes)" if fen_selected else ""
+        lines.append(f"- FEN{which} with a lower CV of tenant shares than DRF at comparable "
+                     f"slowdown (within 10% of DRF's; lower by more than "
+                     f"{CV_SIGNIFICANCE_SE:g} paired "
                      "SEs, else a tie) at loads >= 0.7 (below, every scheduler starts "
                      f"jobs as they arrive and the CV only reflects the arrivals): "
                      f"**{verdict}** ({'; '.join(parts) or 'no load >= 0.7'}).")
@@ -577,6 +587,48 @@ def fen_tradeoff_table(runs_dir: Path, episodes: int, eval_seed: int,
     return rows
 
 
+def selection_section(selections: Mapping[str, Mapping[str, Any]],
+                      runs: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> list[str]:
+    """Markdown: per load, FEN's checkpoint chosen on validation episodes next to its last
+    one (``--fen-select-on-validation``)."""
+    v = meta["validation"]
+    last = {load_key(r["load"]): r for r in runs if r["learner"] == "fen"}
+    first, final = v["validation_seed"], v["validation_seed"] + v["episodes"] - 1
+    out = ["## FEN's checkpoint, chosen on validation episodes", "",
+           f"`--fen-select-on-validation`: FEN kept a checkpoint every "
+           f"{meta['checkpoint_every']} iterations; each of them and DRF ran {v['episodes']} "
+           f"validation episodes (seeds {first}..{final}, none of them an evaluation episode or "
+           "a warm-start demonstration; actions sampled). FEN's rows above are the checkpoint "
+           "with the lowest validation CV among those whose validation slowdown is at most "
+           f"{COMPARABLE_SLOWDOWN:g} times DRF's (`policies/checkpoint_selection.py`); only "
+           "that checkpoint ran the evaluation episodes. The last checkpoint's figures on the "
+           "evaluation episodes are given for comparison. The choice is kept in each run's "
+           "JSON (`selections`).", "",
+           "| load | DRF validation: slowdown / CV | checkpoints | chosen | its validation: "
+           "slowdown / CV | evaluation, chosen: CV / slowdown | evaluation, last: CV / "
+           "slowdown |",
+           "|---|---|---|---|---|---|---|"]
+    for lo, s in selections.items():
+        ref, r = s["reference_validation"], last[lo]
+        chosen = s["chosen"]
+        if chosen is None:
+            mine, evaluation = "-", "-"
+        else:
+            f, e = s["validation"][str(chosen)], s["evaluation"]
+            mine = f"{f['slowdown']:.2f} / {f['cv']:.3f}"
+            evaluation = f"{e['cv']:.3f} / {e['slowdown']:.2f}"
+        end = r["figures_sampled"]
+        out.append(f"| {lo} | {ref['slowdown']:.2f} / {ref['cv']:.3f} | {len(s['validation'])} "
+                   f"| {'none' if chosen is None else f'iteration {chosen}'} | {mine} | "
+                   f"{evaluation} | {end['cv']:.3f} / {end['slowdown']:.2f} (it "
+                   f"{r['iterations']}) |")
+    out.append("")
+    if any(s["chosen"] is None for s in selections.values()):
+        out += ["Where none is chosen (no checkpoint within the limit on validation), FEN's "
+                "rows are its last checkpoint.", ""]
+    return out
+
+
 def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
                     runs: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
     """The report: the command, budgets, tables per load, and the targets."""
@@ -585,6 +637,8 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
     setup: LearnerSetup = meta["setup"]
     fen.update(setup.fen_options)
     a2c_overrides, ppo_overrides = setup.overrides("a2c"), setup.overrides("ppo")
+    fen_chosen = ("; its rows are the checkpoints chosen on validation episodes (below)"
+                  if meta.get("validation") else "")
     out = [
         "# Multi-tenant cluster resource allocation: schedulers and learners versus load",
         "",
@@ -639,7 +693,9 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         f"efficiency window `{fen['efficiency']}` "
         f"(`episode` is the paper's rhat), segment end `{fen['segment_end']}` (`terminate` "
         "as in the authors' code), "
-        f"{meta['fen_iterations']} iterations of 4000 env steps. Learners train on rewards "
+        f"{meta['fen_iterations']} iterations of 4000 env steps"
+        f"{fen_chosen}"
+        ". Learners train on rewards "
         f"scaled by {setup.reward_scale:g} "
         "(env kwarg `reward_scale`; at scale 1 the high-load returns are in the thousands and "
         "PPO's value function explained none of their variance).",
@@ -734,7 +790,10 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
                     f"{f['unfinished_jobs']:.1f} | {f['refused_requests']:.1f} | "
                     f"{f['dominant_share_spread']:.3f} |")
         out.append("")
-    out += ["## Targets", "", *target_lines(figures), ""]
+    out += ["## Targets", "",
+            *target_lines(figures, fen_selected=meta.get("validation") is not None), ""]
+    if meta.get("selections"):
+        out += selection_section(meta["selections"], runs, meta)
     if runs:
         total = sum(r["train_wall_s"] for r in runs)
         out += ["## Learner runs", "",
@@ -757,7 +816,8 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
     if tradeoff:
         out += ["## FEN's fairness and efficiency, every cached setup", "",
                 "CV of the tenants' shares (its paired difference to DRF's, ± standard error) "
-                "/ average slowdown, sampled actions, the same episodes, of every FEN setup "
+                "/ average slowdown, sampled actions, the same episodes, of the last "
+                "checkpoint of every FEN setup "
                 "cached since FEN's evaluation episodes are the schedulers' (commit 29f26c0), "
                 "next to DRF's. The target asks for a lower CV than DRF's at a slowdown "
                 "within 10% of DRF's (or lower).", "",
@@ -837,6 +897,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                    help="freshly trained learners also keep a checkpoint every N iterations "
                         "(under --train-dir; default 0: the last one only)")
+    p.add_argument("--fen-select-on-validation", action="store_true",
+                   help="FEN's rows are the checkpoint chosen on validation episodes, not the "
+                        "last one: the fairest of those within 1.1 times DRF's slowdown "
+                        "(policies/checkpoint_selection.py; needs --checkpoint-every; the "
+                        "choice is kept in the run's JSON)")
+    p.add_argument("--validation-seed", type=int, default=None,
+                   help=f"seed of the first validation episode of --fen-select-on-validation "
+                        f"(default {VALIDATION_SEED})")
+    p.add_argument("--validation-episodes", type=int, default=None,
+                   help=f"validation episodes of --fen-select-on-validation (default "
+                        f"{VALIDATION_EPISODES})")
     p.add_argument("--warm-start", default=None, metavar="SCHEDULER",
                    help=f"A2C/PPO start from a policy pretrained on this scheduler's "
                         f"decisions (one of {list(SCHEDULERS)}; policies/warm_start.py)")
@@ -871,6 +942,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-dir", default="runs/resource_allocation",
                    help="checkpoints and TensorBoard files of the learners")
     return p.parse_args(argv)
+
+
+def fen_validation(args: argparse.Namespace, learners: Sequence[str]
+                   ) -> dict[str, int] | None:
+    """``{"validation_seed", "episodes"}`` of ``--fen-select-on-validation``, None without
+    it; ValueError for its flags without it, without FEN or ``--checkpoint-every``, too few
+    episodes, or validation episodes that overlap the evaluation episodes or the
+    warm-start demonstrations."""
+    if not args.fen_select_on_validation:
+        for flag, value in (("--validation-seed", args.validation_seed),
+                            ("--validation-episodes", args.validation_episodes)):
+            if value is not None:
+                raise ValueError(f"{flag} applies with --fen-select-on-validation only")
+        return None
+    if "fen" not in learners:
+        raise ValueError(f"--fen-select-on-validation applies to learner 'fen', which "
+                         f"--learners {args.learners!r} does not train")
+    if args.checkpoint_every < 1:
+        raise ValueError("--fen-select-on-validation chooses among the checkpoints of "
+                         "--checkpoint-every N; give N >= 1")
+    validation = {"validation_seed": VALIDATION_SEED if args.validation_seed is None
+                  else args.validation_seed,
+                  "episodes": args.validation_episodes or VALIDATION_EPISODES}
+    if validation["episodes"] < 2:
+        raise ValueError(f"--validation-episodes must be >= 2, got {args.validation_episodes}")
+    from policies.checkpoint_selection import check_validation_seeds
+
+    check_validation_seeds({"name": "this comparison", "seed": args.seed,
+                            "eval_seed": args.eval_seed, "episodes": args.episodes,
+                            "warm_start": {"episodes": args.warm_start_episodes}},
+                           validation["validation_seed"], validation["episodes"])
+    return validation
 
 
 def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
@@ -921,6 +1024,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         if value and learner not in learners:
             raise ValueError(f"{flag} applies to learner {learner!r}, which --learners "
                              f"{args.learners!r} does not train")
+    validation = fen_validation(args, learners)
     if args.warm_start is not None:
         check_choice("--warm-start", args.warm_start, SCHEDULERS)
         if not {"a2c", "ppo"} & set(learners):
@@ -966,7 +1070,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         print(f"[{name}] " + ", ".join(
             f"load {lo}: slowdown {f['slowdown']:.2f} cv {f['cv']:.3f}"
             for lo, f in figures[name].items()), flush=True)
-    runs = []
+    runs: list[dict[str, Any]] = []
+    selections: dict[str, dict[str, Any]] = {}
     if learners:
         from policies.training import init_ray
 
@@ -981,8 +1086,18 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     runs_dir=Path(args.runs_dir), train_dir=Path(args.train_dir),
                     checkpoint_every=args.checkpoint_every)
                 runs.append(result)
-                figures.setdefault(learner, {})[load_key(load)] = result["figures_sampled"]
-                figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = result["figures"]
+                sampled, greedy = result["figures_sampled"], result["figures"]
+                if learner == "fen" and validation is not None:
+                    from policies.checkpoint_selection import cached_selection
+
+                    path = Path(args.runs_dir) / (cache_name(
+                        learner, load, iterations, args.seed, setup, env_kwargs) + ".json")
+                    chosen = cached_selection(path, **validation)
+                    selections[load_key(load)] = chosen
+                    if chosen["chosen"] is not None:
+                        sampled, greedy = chosen["evaluation"], chosen["evaluation_greedy"]
+                figures.setdefault(learner, {})[load_key(load)] = sampled
+                figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = greedy
     table = json_table(figures)
     for path in (args.json, args.md, args.plot):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -993,9 +1108,10 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "iterations": args.iterations, "fen_iterations": args.fen_iterations,
             "a2c_iterations": a2c_iterations, "setup": setup,
             "plot": args.plot, "json": args.json,
-            "runs_dir": args.runs_dir,
+            "runs_dir": args.runs_dir, "validation": validation, "selections": selections,
+            "checkpoint_every": args.checkpoint_every,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}
     Path(args.md).write_text(markdown_report(figures, runs, meta))
-    print("\n".join(target_lines(figures)))
+    print("\n".join(target_lines(figures, fen_selected=validation is not None)))
     print(f"wrote {args.json}, {args.md}, {args.plot}", flush=True)
     return table

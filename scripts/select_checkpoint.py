@@ -3,7 +3,7 @@
 
     python scripts/select_checkpoint.py \\
         results/resource_allocation_runs/fen_load0.7_*_T10.json \\
-        [--reference drf] [--slowdown-ratio 1.1] [--validation-seed 20000] [--episodes 10]
+        [--reference drf] [--slowdown-ratio 1.1] [--validation-seed 20000] [--episodes 30]
 
 Writes results/resource_allocation_fen_selection.{md,json} (see
 policies/checkpoint_selection.py). Bad input: one line on stderr, exit code 2.

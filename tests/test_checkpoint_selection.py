@@ -97,7 +97,112 @@ def test_selection_reports_the_choice_and_its_evaluation(tmp_path: Path, monkeyp
                      ("iter_000005", 10_000, True)]
     assert len(s["evaluation"]["cv_episodes"]) == len(s["reference_evaluation"]["cv_episodes"]) == 4
     assert "Evaluation episodes (seeds 10000..10003)" in md.read_text()
+    assert "next to drf, on 4 episodes from the run's first evaluation seed" in md.read_text()
     assert s["reference_evaluation"]["slowdown_episodes"] != s["reference_validation"][
         "slowdown_episodes"]
     assert "| 5 (chosen) |" in md.read_text()
     assert json.loads(out.read_text())["selections"][0]["chosen"] == 5
+
+
+def stub_evaluation(monkeypatch: Any, calls: list[tuple[str, int, bool]]) -> None:
+    """Checkpoint 10 (the last) is fair but slow, checkpoint 5 fair enough and fast; greedy
+    actions add 1 to every slowdown."""
+    import policies.training
+
+    def fake_evaluation(checkpoint: str, *, episodes: int, seed: int, sample: bool
+                        ) -> dict[str, Any]:
+        calls.append((Path(checkpoint).name, seed, sample))
+        slow = checkpoint.endswith("10")
+        stats = dict.fromkeys(STAT_KEYS.values(), 1.0)
+        return {"per_episode": [{**stats, "cv": 0.0 if slow else 0.01 * i,
+                                 "avg_slowdown": (50.0 if slow else 0.5 + 0.1 * i)
+                                 + (not sample)} for i in range(episodes)]}
+
+    monkeypatch.setattr(policies.training, "evaluate_checkpoint", fake_evaluation)
+
+
+def test_cached_selection_is_kept_in_the_runs_json(tmp_path: Path, monkeypatch: Any) -> None:
+    calls: list[tuple[str, int, bool]] = []
+    stub_evaluation(monkeypatch, calls)
+    path = cached_run(tmp_path)
+    chosen = selection.cached_selection(path, episodes=2)
+    assert chosen["chosen"] == 5 and chosen["verdict"] == "met"
+    # the run's own 3 evaluation episodes, sampled and greedy
+    assert calls[2:] == [("iter_000005", 10_000, True), ("iter_000005", 10_000, False)]
+    assert chosen["evaluation_greedy"]["slowdown"] == pytest.approx(
+        chosen["evaluation"]["slowdown"] + 1)
+    assert len(chosen["evaluation"]["cv_episodes"]) == 3
+    kept = json.loads(path.read_text())["selections"]
+    assert list(kept) == ["drf_seed20000_n2_ratio1.1"]
+    # the checkpoints gone, the choice is read back, not made again
+    for checkpoint in (tmp_path / "train" / "checkpoints").iterdir():
+        checkpoint.rmdir()
+    calls.clear()
+    assert selection.cached_selection(path, episodes=2) == chosen and calls == []
+    with pytest.raises(ValueError, match="checkpoints of .* are missing"):
+        selection.cached_selection(path, episodes=3)  # another choice needs them again
+
+
+def comparison_args(tmp_path: Path, *extra: str) -> list[str]:
+    return ["--loads", "0.7", "--episodes", "3", "--max-cycles", "30", "--learners", "fen",
+            "--fen-iterations", "10", "--json", str(tmp_path / "ra.json"),
+            "--md", str(tmp_path / "ra.md"), "--plot", str(tmp_path / "ra.png"),
+            "--runs-dir", str(tmp_path / "runs"), "--train-dir", str(tmp_path / "train"),
+            *extra]
+
+
+def test_comparison_reports_the_checkpoint_chosen_on_validation(tmp_path: Path,
+                                                                 monkeypatch: Any) -> None:
+    """``compare_schedulers.py --fen-select-on-validation``: FEN's rows and its target are
+    the chosen checkpoint's, the last one is shown next to it; training is stubbed out
+    (it leaves checkpoints 5 and 10), DRF runs for real."""
+    import policies.training
+    from policies.scheduler_comparison import parse_args, run
+
+    def fake_training(config: Any, *, iterations: int, logdir: Path, checkpoint_every: int,
+                      **_: Any) -> dict[str, Any]:
+        for it in range(checkpoint_every, iterations + 1, checkpoint_every):
+            (logdir / "checkpoints" / f"iter_{it:06d}").mkdir(parents=True)
+        return {"checkpoint": str(logdir / "checkpoints" / f"iter_{iterations:06d}"),
+                "env_steps": 0, "latest_metrics": {}}
+
+    calls: list[tuple[str, int, bool]] = []
+    stub_evaluation(monkeypatch, calls)
+    monkeypatch.setattr(policies.training, "run_training", fake_training)
+    monkeypatch.setattr(policies.training, "init_ray", lambda address: None)
+    args = comparison_args(tmp_path, "--checkpoint-every", "5", "--fen-select-on-validation",
+                           "--validation-episodes", "2")
+    table = run(parse_args(args), "python scripts/compare_schedulers.py ...")
+    assert table["fen"]["0.7"]["cv"] == pytest.approx(0.01)  # checkpoint 5's, not 10's 0.0
+    assert table["fen_greedy"]["0.7"]["slowdown"] == pytest.approx(0.6 + 1)
+    report = (tmp_path / "ra.md").read_text()
+    assert "## FEN's checkpoint, chosen on validation episodes" in report
+    assert "| 0.7 |" in report and "| 2 | iteration 5 | 0.55 / 0.005 |" in report
+    assert "| 0.000 / 50.00 (it 10) |" in report  # the last checkpoint, for comparison
+    assert "FEN (its checkpoints chosen on validation episodes) with a lower CV" in report
+    # written again without checkpoints: the same figures, from the run's JSON
+    import shutil
+
+    shutil.rmtree(tmp_path / "train")
+    calls.clear()
+    assert run(parse_args(args), "again") == table and calls == []
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--validation-episodes", "5"], "--validation-episodes applies with "
+                                     "--fen-select-on-validation only"),
+    (["--fen-select-on-validation"], "checkpoints of --checkpoint-every N; give N >= 1"),
+    (["--fen-select-on-validation", "--checkpoint-every", "5", "--learners", "ppo"],
+     "--fen-select-on-validation applies to learner 'fen'"),
+    (["--fen-select-on-validation", "--checkpoint-every", "5", "--validation-episodes", "1"],
+     "--validation-episodes must be >= 2, got 1"),
+    (["--fen-select-on-validation", "--checkpoint-every", "5", "--validation-seed", "10001"],
+     "overlap this comparison's evaluation episodes \\(10000..10002\\)"),
+])
+def test_comparison_rejects_bad_validation_flags(tmp_path: Path, extra: list[str],
+                                                 match: str) -> None:
+    from policies.scheduler_comparison import parse_args, run
+
+    with pytest.raises(ValueError, match=match):
+        run(parse_args(comparison_args(tmp_path, *extra)), "test")
+    assert not (tmp_path / "ra.json").exists()
