@@ -111,14 +111,13 @@ def select(run: Mapping[str, Any], *, reference: str, validation_seed: int, epis
     """Validation figures of every checkpoint of ``run`` and of ``reference``, the chosen
     iteration, and its evaluation next to ``reference``'s on ``eval_episodes`` episodes
     from ``run``'s evaluation seed (default: the run's own; see the module docstring)."""
-    learner = evaluate_learner
     check_validation_seeds(run, validation_seed, episodes, eval_episodes)
     n_eval = eval_episodes or run["episodes"]
     kwargs = scheduler_env_kwargs(run)
     ref_validation = evaluate_heuristic(reference, kwargs, episodes, validation_seed)
     validation = {}
     for it, checkpoint in run["checkpoints"].items():
-        validation[it] = learner(checkpoint, validation_seed, episodes)
+        validation[it] = evaluate_learner(checkpoint, validation_seed, episodes)
         print(f"[{run['name']}] iteration {it}: validation slowdown "
               f"{validation[it]['slowdown']:.2f} cv {validation[it]['cv']:.3f} "
               f"({reference}: {ref_validation['slowdown']:.2f} / {ref_validation['cv']:.3f})",
@@ -128,7 +127,7 @@ def select(run: Mapping[str, Any], *, reference: str, validation_seed: int, epis
                            "reference_validation": ref_validation, "validation": validation,
                            "chosen": chosen}
     if chosen is not None:
-        evaluation = learner(run["checkpoints"][chosen], run["eval_seed"], n_eval)
+        evaluation = evaluate_learner(run["checkpoints"][chosen], run["eval_seed"], n_eval)
         ref_eval = evaluate_heuristic(reference, kwargs, n_eval, run["eval_seed"])
         out.update(evaluation=evaluation, reference_evaluation=ref_eval,
                    eval_seeds=f"{run['eval_seed']}..{run['eval_seed'] + n_eval - 1}",

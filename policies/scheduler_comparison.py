@@ -964,7 +964,8 @@ def fen_validation(args: argparse.Namespace, learners: Sequence[str]
                          "--checkpoint-every N; give N >= 1")
     validation = {"validation_seed": VALIDATION_SEED if args.validation_seed is None
                   else args.validation_seed,
-                  "episodes": args.validation_episodes or VALIDATION_EPISODES}
+                  "episodes": VALIDATION_EPISODES if args.validation_episodes is None
+                  else args.validation_episodes}
     if validation["episodes"] < 2:
         raise ValueError(f"--validation-episodes must be >= 2, got {args.validation_episodes}")
     from policies.checkpoint_selection import check_validation_seeds

@@ -196,6 +196,8 @@ def test_comparison_reports_the_checkpoint_chosen_on_validation(tmp_path: Path,
      "--fen-select-on-validation applies to learner 'fen'"),
     (["--fen-select-on-validation", "--checkpoint-every", "5", "--validation-episodes", "1"],
      "--validation-episodes must be >= 2, got 1"),
+    (["--fen-select-on-validation", "--checkpoint-every", "5", "--validation-episodes", "0"],
+     "--validation-episodes must be >= 2, got 0"),
     (["--fen-select-on-validation", "--checkpoint-every", "5", "--validation-seed", "10001"],
      "overlap this comparison's evaluation episodes \\(10000..10002\\)"),
 ])
