@@ -595,8 +595,8 @@ def selection_section(selections: Mapping[str, Mapping[str, Any]],
     last = {load_key(r["load"]): r for r in runs if r["learner"] == "fen"}
     first, final = v["validation_seed"], v["validation_seed"] + v["episodes"] - 1
     out = ["## FEN's checkpoint, chosen on validation episodes", "",
-           f"`--fen-select-on-validation`: FEN kept a checkpoint every "
-           f"{meta['checkpoint_every']} iterations; each of them and DRF ran {v['episodes']} "
+           f"`--fen-select-on-validation`: every checkpoint FEN's run kept "
+           f"(`--checkpoint-every`) and DRF ran {v['episodes']} "
            f"validation episodes (seeds {first}..{final}, none of them an evaluation episode or "
            "a warm-start demonstration; actions sampled). FEN's rows above are the checkpoint "
            "with the lowest validation CV among those whose validation slowdown is at most "
@@ -1110,7 +1110,6 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "a2c_iterations": a2c_iterations, "setup": setup,
             "plot": args.plot, "json": args.json,
             "runs_dir": args.runs_dir, "validation": validation, "selections": selections,
-            "checkpoint_every": args.checkpoint_every,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}
     Path(args.md).write_text(markdown_report(figures, runs, meta))
     print("\n".join(target_lines(figures, fen_selected=validation is not None)))
