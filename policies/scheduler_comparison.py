@@ -61,13 +61,14 @@ PPO_OVERRIDES: dict[str, Any] = {
 }
 FEN_OVERRIDES: dict[str, Any] = {}
 #: FEN options a comparison can set (``--fen-efficiency``, ``--fen-segment-end``,
-#: ``--fen-period``, ``--fen-feature-scale``): option -> (its default, the tag of a cached
-#: run's name, its words in the setups table)
+#: ``--fen-period``, ``--fen-feature-scale``, ``--fen-controller-sub0-prob``): option ->
+#: (its default, the tag of a cached run's name, its words in the setups table)
 FEN_SETTINGS: dict[str, tuple[Any, str, str]] = {
     "efficiency": ("episode", "eff", "efficiency"),
     "segment_end": ("terminate", "seg", "segment end"),
     "period": (CONTROLLER_PERIOD[ENV], "T", "controller period"),
     "feature_scale": (1.0, "fs", "feature scale"),
+    "controller_sub0_prob": (None, "c0p", "controllers' initial P(sub-policy 0)"),
 }
 
 
@@ -761,8 +762,14 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             "sub-policy 0 (the one trained on the environment reward) is fitted to "
             f"{setup.fen_warm_start}'s decisions in {setup.warm_start_episodes} episodes of "
             "FEN's own env, every controller choosing sub-policy 0 (seeds from "
-            f"{demonstration_seed(meta['seed'])}); the controllers and the other "
-            "sub-policies start untrained. Imitation accuracy: "
+            f"{demonstration_seed(meta['seed'])}); "
+            + (f"the controllers start choosing sub-policy 0 with probability "
+               f"{fen['controller_sub0_prob']:g}, the others evenly "
+               f"(`--fen-controller-sub0-prob`, `policies/fen/controller_prior.py`), "
+               "the other sub-policies start untrained"
+               if fen["controller_sub0_prob"] is not None else
+               "the controllers and the other sub-policies start untrained")
+            + ". Imitation accuracy: "
             f"{accuracy(('fen',))}.",
             "",
         ]
@@ -894,6 +901,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="multiply (u_i - ubar)/ubar in FEN's controller observation (default "
                         "1; near-equal tenants differ by a few percent, which a fresh "
                         "controller hardly sees)")
+    p.add_argument("--fen-controller-sub0-prob", type=float, default=None, metavar="P",
+                   help="FEN's controllers start choosing sub-policy 0 with probability P in "
+                        "(0, 1), the others evenly (default: RLlib's initialisation, about "
+                        "uniform); with --fen-warm-start, the warm-started sub-policy is "
+                        "used from the start (policies/fen/controller_prior.py)")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                    help="freshly trained learners also keep a checkpoint every N iterations "
                         "(under --train-dir; default 0: the last one only)")
@@ -1000,12 +1012,16 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         raise ValueError(f"--fen-period must be >= 1, got {args.fen_period}")
     if args.fen_feature_scale is not None and not args.fen_feature_scale > 0:
         raise ValueError(f"--fen-feature-scale must be > 0, got {args.fen_feature_scale}")
+    sub0_prob = args.fen_controller_sub0_prob
+    if sub0_prob is not None and not 0 < sub0_prob < 1:
+        raise ValueError(f"--fen-controller-sub0-prob must be in (0, 1), got {sub0_prob}")
     if args.checkpoint_every < 0:
         raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     fen_options = {k: v for k, v in (("efficiency", args.fen_efficiency),
                                      ("segment_end", args.fen_segment_end),
                                      ("period", args.fen_period),
-                                     ("feature_scale", args.fen_feature_scale))
+                                     ("feature_scale", args.fen_feature_scale),
+                                     ("controller_sub0_prob", sub0_prob))
                    if v is not None and v != FEN_SETTINGS[k][0]}
     for flag, value in (("--episodes", args.episodes), ("--iterations", args.iterations),
                         ("--fen-iterations", args.fen_iterations),
@@ -1021,7 +1037,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                                  ("--fen-efficiency", "efficiency" in fen_options, "fen"),
                                  ("--fen-segment-end", "segment_end" in fen_options, "fen"),
                                  ("--fen-period", "period" in fen_options, "fen"),
-                                 ("--fen-feature-scale", "feature_scale" in fen_options, "fen")):
+                                 ("--fen-feature-scale", "feature_scale" in fen_options, "fen"),
+                                 ("--fen-controller-sub0-prob",
+                                  "controller_sub0_prob" in fen_options, "fen")):
         if value and learner not in learners:
             raise ValueError(f"{flag} applies to learner {learner!r}, which --learners "
                              f"{args.learners!r} does not train")

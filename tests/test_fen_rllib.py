@@ -8,8 +8,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import ray  # noqa: E402
+import torch  # noqa: E402
 
 from policies.fen.config import build_fen_config  # noqa: E402
+from policies.fen.controller_prior import (  # noqa: E402
+    PriorControllerTorchRLModule,
+    check_sub0_prob,
+    prior_logits,
+)
 from policies.fen.variants import (  # noqa: E402
     VARIANTS,
     module_ids,
@@ -27,10 +33,11 @@ def local_ray():
     ray.shutdown()
 
 
-def _tiny(variant, **kw):
+def _tiny(variant, options=None, **kw):
     return build_fen_config(
         "job_scheduling", variant, seed=0, num_env_runners=0, envs_per_runner=2,
-        env_kwargs={"max_cycles": 30}, fen_options=options_for(variant, {"period": 10}),
+        env_kwargs={"max_cycles": 30},
+        fen_options=options_for(variant, {"period": 10, **(options or {})}),
         overrides=TINY, **kw,
     )
 
@@ -56,6 +63,38 @@ def test_one_training_iteration_of_every_variant(local_ray, variant):
             assert "fairness/fair_efficient_reward" in env_stats
     finally:
         algo.stop()
+
+
+def test_controllers_start_at_the_given_probability_of_sub_policy_0(local_ray):
+    config = _tiny("fen", {"controller_sub0_prob": 0.8})
+    specs = config.rl_module_spec.rl_module_specs
+    assert specs["ctrl"].module_class is PriorControllerTorchRLModule
+    assert specs["sub1"].module_class is not PriorControllerTorchRLModule
+    assert _tiny("fen").rl_module_spec.rl_module_specs["ctrl"].module_class is not (
+        PriorControllerTorchRLModule)
+    space = specs["ctrl"].observation_space
+    space.seed(0)
+    obs = torch.as_tensor(np.stack([space.sample() for _ in range(16)]), dtype=torch.float32)
+    algo = config.build_algo()
+    try:
+        # the env runner's controller, synced from the learner's: the prior, whatever the obs
+        logits = algo.get_module("ctrl").forward_inference({"obs": obs})["action_dist_inputs"]
+        probs = torch.softmax(logits, dim=-1).detach().numpy()
+        assert np.allclose(probs, [0.8, 0.2 / 3, 0.2 / 3, 0.2 / 3], atol=0.01)
+        result = algo.train()  # a fresh controller picks sub-policy 0 ~1/4 of the time
+        assert result["env_runners"]["fairness/controller/choice_freq/sub0"] > 0.5
+        assert np.isfinite(result["learners"]["ctrl"]["total_loss"])
+    finally:
+        algo.stop()
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0, -0.2, True])
+def test_controller_sub0_prob_must_be_a_probability(p):
+    with pytest.raises(ValueError, match=r"must be a probability in \(0, 1\)"):
+        _tiny("fen", {"controller_sub0_prob": p})
+    with pytest.raises(ValueError, match="needs at least 2 sub-policies, got 1"):
+        check_sub0_prob(0.5, 1)
+    assert prior_logits(0.5, 3) == pytest.approx([np.log(0.5), np.log(0.25), np.log(0.25)])
 
 
 def test_per_agent_modules_for_the_hierarchy(local_ray):
@@ -224,6 +263,8 @@ def test_truncated_segments_reach_rllib_as_truncated_sub_policy_episodes(local_r
         (["--env", "chain0101"], "FEN runs on"),
         (["--policy-mode", "mixed"], "unknown --policy-mode 'mixed'"),
         (["--feature-scale", "0"], "--feature-scale must be > 0"),
+        (["--controller-sub0-prob", "1"], "--controller-sub0-prob must be in (0, 1), got 1.0"),
+        (["--variant", "avg", "--controller-sub0-prob", "0.7"], "not to variant 'avg'"),
         (["--controller-entropy", "-1"], "--controller-entropy must be >= 0"),
         (["--subpolicy1-entropy", "-0.1"], "--subpolicy1-entropy must be >= 0"),
         (["--variant", "min", "--subpolicy1-entropy", "0.01"], "not to variant 'min'"),

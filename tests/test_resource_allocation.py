@@ -498,6 +498,10 @@ def test_comparison_heuristics_only_writes_the_json_schema(tmp_path: Any) -> Non
         run(parse_args(["--fen-feature-scale", "0", "--learners", "fen"]), "test")
     with pytest.raises(ValueError, match="--fen-feature-scale applies to learner 'fen'"):
         run(parse_args(["--fen-feature-scale", "10", "--learners", "a2c"]), "test")
+    with pytest.raises(ValueError, match=r"--fen-controller-sub0-prob must be in \(0, 1\)"):
+        run(parse_args(["--fen-controller-sub0-prob", "1.5", "--learners", "fen"]), "test")
+    with pytest.raises(ValueError, match="--fen-controller-sub0-prob applies to learner 'fen'"):
+        run(parse_args(["--fen-controller-sub0-prob", "0.7", "--learners", "ppo"]), "test")
     with pytest.raises(ValueError, match="--checkpoint-every must be >= 0, got -5"):
         run(parse_args(["--checkpoint-every", "-5", "--learners", "none"]), "test")
 
@@ -701,6 +705,9 @@ def test_cache_names_tell_every_setup_apart() -> None:
     assert (cache_name("fen", 1.5, 60, 0, LearnerSetup(fen_options={"period": 10,
                                                                     "feature_scale": 10.0}))
             == "fen_load1.5_it60_s0_T10_fs10")
+    assert (cache_name("fen", 0.7, 60, 0, LearnerSetup(
+        fen_options={"feature_scale": 10.0, "controller_sub0_prob": 0.7},
+        fen_warm_start="central_sjf")) == "fen_load0.7_it60_s0_fs10_c0p0.7_wscentral_sjf")
     # default values and settings of other learners add no tag
     assert cache_name("a2c", 1.5, 600, 0, LearnerSetup(
         a2c_batch=8000, fen_options={"efficiency": "period"})) == "a2c_load1.5_it600_s0"

@@ -22,6 +22,11 @@ import marl_envs
 from policies.action_masking import masked_module_class
 from policies.cli import MODELS, check_choice
 from policies.config import apply_overrides, apply_run_settings
+from policies.fen.controller_prior import (
+    SUB0_PROB_KEY,
+    PriorControllerTorchRLModule,
+    check_sub0_prob,
+)
 from policies.fen.discriminator import DiscriminatorReward
 from policies.fen.variants import (
     DEFAULT_POLICY_MODE,
@@ -82,8 +87,11 @@ def build_fen_config(
             gamma 0; ``episode``: one controller per agent and episode, rewarded with
             rhat x (1 - gamma)), ``segment_end`` (``terminate``: each period's sub-policy
             segment is an episode of its own, as in the authors' code; ``truncate``: cut by
-            the period, bootstrapped from the sub-policy's value) and ``model`` (the acting
-            modules' network: ``mlp`` or ``slot_scoring``, see :mod:`policies.slot_scoring`).
+            the period, bootstrapped from the sub-policy's value), ``model`` (the acting
+            modules' network: ``mlp`` or ``slot_scoring``, see :mod:`policies.slot_scoring`)
+            and ``controller_sub0_prob`` (the controllers start choosing sub-policy 0 with
+            this probability, the others evenly; default: RLlib's initialisation, about
+            uniform; :mod:`policies.fen.controller_prior`).
             An option the variant does not use is an error
             (:func:`policies.fen.variants.check_options`).
         overrides: AlgorithmConfig fields to set last (``--set key=value``).
@@ -96,6 +104,7 @@ def build_fen_config(
     intrinsic = fen_options.pop("intrinsic_reward", "log_p")
     controller_entropy = fen_options.pop("controller_entropy", None)
     subpolicy1_entropy = fen_options.pop("subpolicy1_entropy", None)
+    sub0_prob = fen_options.pop("controller_sub0_prob", None)
     model = check_choice("model", fen_options.pop("model", "mlp"), MODELS)
     if fen_options.get("controller_horizon") == "episode":
         # the controller's return is then a discounted sum of rhat over up to n_periods
@@ -135,8 +144,8 @@ def build_fen_config(
             policies_to_train=list(mids),
         )
         .rl_module(rl_module_spec=MultiRLModuleSpec(
-            rl_module_specs={mid: _module_spec(probe, mid, base_agents, env, slot_layout)
-                             for mid in mids}
+            rl_module_specs={mid: _module_spec(probe, mid, base_agents, env, slot_layout,
+                                               sub0_prob) for mid in mids}
         ))
     )
     if variant in HIERARCHICAL_VARIANTS:
@@ -164,9 +173,12 @@ def build_fen_config(
 
 
 def _module_spec(probe: Any, module_id: str, base_agents: list[str], env: str,
-                 slot_layout: dict[str, int] | None = None) -> RLModuleSpec:
+                 slot_layout: dict[str, int] | None = None,
+                 sub0_prob: float | None = None) -> RLModuleSpec:
     """Spaces and network of one module (``slot_layout``: the acting modules score job
-    slots with :class:`policies.slot_scoring.SlotScoringTorchRLModule`)."""
+    slots with :class:`policies.slot_scoring.SlotScoringTorchRLModule`; ``sub0_prob``:
+    the controllers start choosing sub-policy 0 with this probability,
+    :mod:`policies.fen.controller_prior`)."""
     acting = True
     if module_id == "shared" or module_id in base_agents:
         agent = base_agents[0] if module_id == "shared" else module_id
@@ -186,6 +198,9 @@ def _module_spec(probe: Any, module_id: str, base_agents: list[str], env: str,
                                     "fcnet_activation": "relu", "vf_share_layers": False}
     # sub-policies (and flat policies) of an env with action_mask=True obey the mask
     module_class = masked_module_class("ppo", obs_space)
+    if not acting and sub0_prob is not None:
+        module_class = PriorControllerTorchRLModule
+        model_config[SUB0_PROB_KEY] = check_sub0_prob(sub0_prob, int(act_space.n))
     if acting and slot_layout is not None:
         from policies.slot_scoring import SlotScoringTorchRLModule
 

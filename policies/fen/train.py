@@ -3,6 +3,7 @@
     python scripts/train_fen.py --env job_scheduling --variant fen --iterations 10 \
         --logdir runs/fen_js [--policy-mode shared] [--period 25] [--subpolicies 4] \
         [--gossip-graph random3 --gossip-rounds 10] [--intrinsic-reward log_p] \
+        [--warm-start central_sjf --controller-sub0-prob 0.7] \
         [--address HOST:PORT] [--checkpoint-every 5] [--resume CHECKPOINT] [--set lr=1e-4]
 
 Prints one progress line per iteration, then the final fairness table and where the
@@ -48,6 +49,11 @@ def add_fen_arguments(p: argparse.ArgumentParser) -> None:
                    help="multiply (u_i - ubar)/ubar in the controller's observation (default 1)")
     g.add_argument("--controller-entropy", type=float, default=None,
                    help="entropy coefficient of the controllers (default: the common 0.03)")
+    g.add_argument("--controller-sub0-prob", type=float, default=None, metavar="P",
+                   help="the controllers start choosing sub-policy 0 (the one trained on the "
+                        "environment reward) with probability P in (0, 1), the others evenly "
+                        "(default: RLlib's initialisation, about uniform); e.g. with "
+                        "--warm-start, see policies/fen/controller_prior.py")
     g.add_argument("--subpolicy1-entropy", type=float, default=None,
                    help="entropy coefficient of sub-policy 1, the one trained on the environment "
                         "reward (default: the common 0.03)")
@@ -108,6 +114,9 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
                         ("--subpolicy1-entropy", args.subpolicy1_entropy)):
         if value is not None and value < 0:
             raise ValueError(f"{flag} must be >= 0, got {value}")
+    if args.controller_sub0_prob is not None and not 0 < args.controller_sub0_prob < 1:
+        raise ValueError(f"--controller-sub0-prob must be in (0, 1), got "
+                         f"{args.controller_sub0_prob}")
     if args.model is not None:
         check_choice("--model", args.model, MODELS)
     if args.efficiency is not None:
@@ -124,6 +133,7 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
         "intrinsic_reward": args.intrinsic_reward,
         "feature_scale": args.feature_scale,
         "controller_entropy": args.controller_entropy,
+        "controller_sub0_prob": args.controller_sub0_prob,
         "subpolicy1_entropy": args.subpolicy1_entropy,
         # the paper's window is the default: naming it changes nothing (and no row label)
         "efficiency": None if args.efficiency == "episode" else args.efficiency,

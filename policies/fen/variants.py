@@ -50,7 +50,7 @@ FACTORY_MODULE = __name__
 _HIERARCHY_OPTIONS = frozenset({"period", "n_subpolicies", "intrinsic_reward",
                                 "controller_entropy", "subpolicy1_entropy", "efficiency",
                                 "controller_horizon", "segment_end", "feature_scale",
-                                "model"})
+                                "model", "controller_sub0_prob"})
 #: the FEN options (``fen_options`` keys) each variant uses; the others do not change it
 VARIANT_OPTIONS: dict[str, frozenset[str]] = {
     "fen": _HIERARCHY_OPTIONS,
