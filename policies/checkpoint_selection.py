@@ -9,13 +9,15 @@ test set. Here the choice is made on *validation* episodes:
 1. every checkpoint a cached comparison run kept (``compare_schedulers.py
    --checkpoint-every N``) and the reference scheduler run the same validation episodes
    (seeds ``validation_seed ..``, disjoint from the evaluation episodes and the warm-start
-   demonstrations; the learners' actions sampled, as the comparison evaluates them);
-2. the chosen checkpoint is the one with the lowest validation CV among those whose
+   demonstrations; the learners' actions sampled, as the comparison evaluates them, and
+   with ``actions="both"`` greedily too: each checkpoint is then two candidates, the
+   policy as trained and its argmax);
+2. the chosen candidate is the one with the lowest validation CV among those whose
    validation slowdown is at most ``slowdown_ratio`` times the reference's; none when no
-   checkpoint qualifies;
-3. the chosen checkpoint is then evaluated once on the comparison's evaluation episodes
-   (or more of them: ``eval_episodes`` from the same first seed), next to the reference
-   on those episodes (paired over episodes).
+   candidate qualifies;
+3. the chosen candidate is then evaluated once, acting as chosen, on the comparison's
+   evaluation episodes (or more of them: ``eval_episodes`` from the same first seed),
+   next to the reference on those episodes (paired over episodes).
 
 ``scripts/select_checkpoint.py`` writes a report of its own; ``compare_schedulers.py
 --fen-select-on-validation`` reports the chosen checkpoints in the comparison itself
@@ -48,6 +50,13 @@ from policies.scheduler_comparison import (
 from policies.warm_start import DEMO_EPISODES, demonstration_seed
 
 CHECKPOINT_NAME = re.compile(r"iter_(\d+)")
+#: how the candidates act on validation episodes (``actions``): the modes each checkpoint
+#: is validated in
+ACTIONS: dict[str, tuple[str, ...]] = {"sampled": ("sampled",), "both": ("sampled", "greedy")}
+#: the reports' words for each ``actions``
+ACTION_WORDS = {"sampled": "actions sampled",
+                "both": "each checkpoint twice, its actions sampled and greedy (argmax), two "
+                        "candidates"}
 
 
 def read_run(path: str | Path) -> dict[str, Any]:
@@ -87,10 +96,11 @@ def check_validation_seeds(run: Mapping[str, Any], validation_seed: int, episode
                              "choose another --validation-seed")
 
 
-def choose(validation: Mapping[int, Mapping[str, float]], reference: Mapping[str, float],
-           slowdown_ratio: float) -> int | None:
-    """The iteration with the lowest CV among those whose slowdown is at most
-    ``slowdown_ratio`` times ``reference``'s (ties: the earlier), or None."""
+def choose(validation: Mapping[Any, Mapping[str, float]], reference: Mapping[str, float],
+           slowdown_ratio: float) -> Any:
+    """The candidate (an iteration, or any orderable key) with the lowest CV among those
+    whose slowdown is at most ``slowdown_ratio`` times ``reference``'s (ties: the smaller
+    key, the earlier iteration), or None."""
     limit = slowdown_ratio * reference["slowdown"]
     eligible = [it for it, f in validation.items() if f["slowdown"] <= limit]
     return min(eligible, key=lambda it: (validation[it]["cv"], it)) if eligible else None
@@ -106,65 +116,97 @@ def evaluate_learner(checkpoint: str | Path, seed: int, episodes: int, sample: b
                                          sample=sample)["per_episode"])
 
 
+def check_actions(actions: str) -> tuple[str, ...]:
+    """The modes of ``actions`` (a key of :data:`ACTIONS`); ValueError naming a bad one."""
+    if actions not in ACTIONS:
+        raise ValueError(f"unknown validation actions {actions!r}; allowed: {list(ACTIONS)}")
+    return ACTIONS[actions]
+
+
+def chosen_validation(selection: Mapping[str, Any]) -> Mapping[str, float]:
+    """The validation figures of a selection's chosen candidate (it must have one)."""
+    key = "validation_greedy" if selection.get("chosen_actions") == "greedy" else "validation"
+    by_iteration, chosen = selection[key], selection["chosen"]
+    # int keys as select() returns them, str keys once read back from JSON
+    return by_iteration[chosen] if chosen in by_iteration else by_iteration[str(chosen)]
+
+
 def select(run: Mapping[str, Any], *, reference: str, validation_seed: int, episodes: int,
-           slowdown_ratio: float, eval_episodes: int | None = None) -> dict[str, Any]:
-    """Validation figures of every checkpoint of ``run`` and of ``reference``, the chosen
-    iteration, and its evaluation next to ``reference``'s on ``eval_episodes`` episodes
-    from ``run``'s evaluation seed (default: the run's own; see the module docstring)."""
+           slowdown_ratio: float, eval_episodes: int | None = None,
+           actions: str = "sampled") -> dict[str, Any]:
+    """Validation figures of every checkpoint of ``run`` (acting as ``actions`` says:
+    ``validation``, sampled, and ``validation_greedy``) and of ``reference``, the chosen
+    iteration and how it acts (``chosen_actions``), and its evaluation so acting next to
+    ``reference``'s on ``eval_episodes`` episodes from ``run``'s evaluation seed (default:
+    the run's own; see the module docstring)."""
+    modes = check_actions(actions)
     check_validation_seeds(run, validation_seed, episodes, eval_episodes)
     n_eval = eval_episodes or run["episodes"]
     kwargs = scheduler_env_kwargs(run)
     ref_validation = evaluate_heuristic(reference, kwargs, episodes, validation_seed)
-    validation = {}
+    validation: dict[str, dict[int, dict[str, Any]]] = {mode: {} for mode in modes}
     for it, checkpoint in run["checkpoints"].items():
-        validation[it] = evaluate_learner(checkpoint, validation_seed, episodes)
-        print(f"[{run['name']}] iteration {it}: validation slowdown "
-              f"{validation[it]['slowdown']:.2f} cv {validation[it]['cv']:.3f} "
-              f"({reference}: {ref_validation['slowdown']:.2f} / {ref_validation['cv']:.3f})",
-              flush=True)
-    chosen = choose(validation, ref_validation, slowdown_ratio)
+        for mode in modes:
+            f = validation[mode][it] = evaluate_learner(checkpoint, validation_seed, episodes,
+                                                        sample=mode == "sampled")
+            print(f"[{run['name']}] iteration {it} ({mode}): validation slowdown "
+                  f"{f['slowdown']:.2f} cv {f['cv']:.3f} ({reference}: "
+                  f"{ref_validation['slowdown']:.2f} / {ref_validation['cv']:.3f})", flush=True)
+    # a candidate is (iteration, mode): the earlier iteration wins a tie, then "greedy"
+    best = choose({(it, mode): f for mode, by_it in validation.items()
+                   for it, f in by_it.items()}, ref_validation, slowdown_ratio)
+    chosen, chosen_actions = best if best is not None else (None, None)
     out: dict[str, Any] = {"run": run["name"], "load": run["load"], "reference": reference,
-                           "reference_validation": ref_validation, "validation": validation,
+                           "reference_validation": ref_validation,
+                           "validation": validation["sampled"], "actions": actions,
                            "chosen": chosen}
+    if "greedy" in validation:
+        out["validation_greedy"] = validation["greedy"]
     if chosen is not None:
-        evaluation = evaluate_learner(run["checkpoints"][chosen], run["eval_seed"], n_eval)
+        out["chosen_actions"] = chosen_actions
+        evaluation = evaluate_learner(run["checkpoints"][chosen], run["eval_seed"], n_eval,
+                                      sample=chosen_actions == "sampled")
         ref_eval = evaluate_heuristic(reference, kwargs, n_eval, run["eval_seed"])
         out.update(evaluation=evaluation, reference_evaluation=ref_eval,
                    eval_seeds=f"{run['eval_seed']}..{run['eval_seed'] + n_eval - 1}",
                    cv_difference=paired_difference(evaluation, ref_eval, "cv"),
                    slowdown_ratio=evaluation["slowdown"] / ref_eval["slowdown"],
                    verdict=cv_verdict(evaluation, ref_eval, slowdown_ratio))
-        print(f"[{run['name']}] chose iteration {chosen}: evaluation cv "
+        print(f"[{run['name']}] chose iteration {chosen} ({chosen_actions}): evaluation cv "
               f"{evaluation['cv']:.3f} slowdown {evaluation['slowdown']:.2f} ({reference}: "
               f"{ref_eval['cv']:.3f} / {ref_eval['slowdown']:.2f})", flush=True)
     return out
 
 
 def selection_key(reference: str, validation_seed: int, episodes: int,
-                  slowdown_ratio: float) -> str:
+                  slowdown_ratio: float, actions: str = "sampled") -> str:
     """The key of a choice in a run's ``selections``: what the choice depends on."""
-    return f"{reference}_seed{validation_seed}_n{episodes}_ratio{slowdown_ratio:g}"
+    return (f"{reference}_seed{validation_seed}_n{episodes}_ratio{slowdown_ratio:g}"
+            + ("" if actions == "sampled" else f"_actions{actions}"))
 
 
 def cached_selection(path: str | Path, *, reference: str = "drf",
                      validation_seed: int = VALIDATION_SEED,
                      episodes: int = VALIDATION_EPISODES,
-                     slowdown_ratio: float = COMPARABLE_SLOWDOWN) -> dict[str, Any]:
+                     slowdown_ratio: float = COMPARABLE_SLOWDOWN,
+                     actions: str = "sampled") -> dict[str, Any]:
     """:func:`select` on the cached run at ``path``, evaluated on the run's own evaluation
     episodes, with the chosen checkpoint's greedy figures (``evaluation_greedy``) too;
     computed once and kept in the run's JSON under ``selections`` (the checkpoints are
     needed the first time only)."""
+    check_actions(actions)
     path = Path(path)
     result = json.loads(path.read_text())
-    key = selection_key(reference, validation_seed, episodes, slowdown_ratio)
+    key = selection_key(reference, validation_seed, episodes, slowdown_ratio, actions)
     if key in result.get("selections", {}):
         print(f"[{path.stem}] cached choice on validation: {key}", flush=True)
         return result["selections"][key]
     run = read_run(path)
     chosen = select(run, reference=reference, validation_seed=validation_seed,
-                    episodes=episodes, slowdown_ratio=slowdown_ratio)
+                    episodes=episodes, slowdown_ratio=slowdown_ratio, actions=actions)
     if chosen["chosen"] is not None:
-        chosen["evaluation_greedy"] = evaluate_learner(
+        chosen["evaluation_greedy"] = chosen["evaluation"] if chosen[
+            "chosen_actions"] == "greedy" else evaluate_learner(
             run["checkpoints"][chosen["chosen"]], run["eval_seed"], run["episodes"],
             sample=False)
     result.setdefault("selections", {})[key] = json.loads(json.dumps(chosen, default=str))
@@ -182,22 +224,25 @@ def markdown_report(selections: Sequence[Mapping[str, Any]], meta: Mapping[str, 
            f"Every kept checkpoint of each run and {meta['reference']} run the same "
            f"{meta['episodes']} validation episodes (seeds {meta['validation_seed']}.."
            f"{meta['validation_seed'] + meta['episodes'] - 1}, disjoint from the evaluation "
-           "episodes and the warm-start demonstrations; actions sampled). The chosen "
-           f"checkpoint has the lowest validation CV among those with a validation slowdown "
-           f"at most {ratio:g} times {meta['reference']}'s; it alone is then evaluated, "
-           f"next to {meta['reference']}, on {evaluated} (each section gives their seeds; "
-           "policies/checkpoint_selection.py).", ""]
+           f"episodes and the warm-start demonstrations; {ACTION_WORDS[meta['actions']]}). "
+           "The chosen candidate has the lowest validation CV among those with a validation "
+           f"slowdown at most {ratio:g} times {meta['reference']}'s; it alone is then "
+           f"evaluated, acting as chosen, next to {meta['reference']}, on {evaluated} (each "
+           "section gives their seeds; policies/checkpoint_selection.py).", ""]
     for s in selections:
         ref = s["reference_validation"]
         out += [f"## `{s['run']}` (load {load_key(s['load'])})", "",
                 f"Validation: {s['reference']} slowdown {ref['slowdown']:.2f}, CV "
                 f"{ref['cv']:.3f}; the slowdown limit is {ratio * ref['slowdown']:.2f}.", "",
-                "| iteration | slowdown | CV | utilisation | unfinished jobs |",
-                "|---|---|---|---|---|"]
-        for it, f in s["validation"].items():
-            mark = " (chosen)" if it == s["chosen"] else ""
-            out.append(f"| {it}{mark} | {f['slowdown']:.2f} | {f['cv']:.3f} "
-                       f"| {f['utilization']:.3f} | {f['unfinished_jobs']:.1f} |")
+                "| iteration | actions | slowdown | CV | utilisation | unfinished jobs |",
+                "|---|---|---|---|---|---|"]
+        for mode in check_actions(s.get("actions", "sampled")):
+            by_iteration = s["validation_greedy" if mode == "greedy" else "validation"]
+            for it, f in by_iteration.items():
+                mark = " (chosen)" if (str(it) == str(s["chosen"])
+                                       and s.get("chosen_actions", "sampled") == mode) else ""
+                out.append(f"| {it}{mark} | {mode} | {f['slowdown']:.2f} | {f['cv']:.3f} "
+                           f"| {f['utilization']:.3f} | {f['unfinished_jobs']:.1f} |")
         out.append("")
         if s["chosen"] is None:
             out += ["No checkpoint is within the slowdown limit on validation: none chosen.",
@@ -205,7 +250,8 @@ def markdown_report(selections: Sequence[Mapping[str, Any]], meta: Mapping[str, 
             continue
         e, r, d = s["evaluation"], s["reference_evaluation"], s["cv_difference"]
         out += [f"Evaluation episodes (seeds {s['eval_seeds']}): iteration "
-                f"{s['chosen']} CV {e['cv']:.3f} against {s['reference']}'s {r['cv']:.3f} "
+                f"{s['chosen']} ({s.get('chosen_actions', 'sampled')}) CV {e['cv']:.3f} "
+                f"against {s['reference']}'s {r['cv']:.3f} "
                 f"(difference {d[0]:+.3f} ± {d[1]:.3f}, paired SE), slowdown "
                 f"{e['slowdown']:.2f} against {r['slowdown']:.2f} ({s['slowdown_ratio']:.2f} "
                 f"times). Target (a CV lower by more than {CV_SIGNIFICANCE_SE:g} paired SEs at "
@@ -231,6 +277,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="evaluation episodes of the chosen checkpoint, from the run's first "
                         "evaluation seed (default: the run's own count, the comparison's "
                         "episodes); more of them narrow the paired SE")
+    p.add_argument("--actions", default="sampled",
+                   help=f"how the candidates act on validation: {list(ACTIONS)} (both: each "
+                        "checkpoint sampled and greedy, two candidates)")
     p.add_argument("--md", default="results/resource_allocation_fen_selection.md",
                    metavar="FILE")
     p.add_argument("--json", default="results/resource_allocation_fen_selection.json",
@@ -243,6 +292,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     from policies.cli import check_choice
 
     check_choice("--reference", args.reference, SCHEDULERS)
+    check_choice("--actions", args.actions, ACTIONS)
     if not args.slowdown_ratio > 0:
         raise ValueError(f"--slowdown-ratio must be > 0, got {args.slowdown_ratio}")
     for flag, value in (("--episodes", args.episodes), ("--eval-episodes", args.eval_episodes)):
@@ -253,9 +303,10 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         check_validation_seeds(r, args.validation_seed, args.episodes, args.eval_episodes)
     selections = [select(r, reference=args.reference, validation_seed=args.validation_seed,
                          episodes=args.episodes, slowdown_ratio=args.slowdown_ratio,
-                         eval_episodes=args.eval_episodes)
+                         eval_episodes=args.eval_episodes, actions=args.actions)
                   for r in runs]
     meta = {"command": command, "reference": args.reference, "episodes": args.episodes,
+            "actions": args.actions,
             "validation_seed": args.validation_seed, "slowdown_ratio": args.slowdown_ratio,
             "eval_episodes": args.eval_episodes}
     for path in (args.md, args.json):

@@ -592,19 +592,28 @@ def selection_section(selections: Mapping[str, Mapping[str, Any]],
                       runs: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> list[str]:
     """Markdown: per load, FEN's checkpoint chosen on validation episodes next to its last
     one (``--fen-select-on-validation``)."""
+    from policies.checkpoint_selection import chosen_validation
+
     v = meta["validation"]
     last = {load_key(r["load"]): r for r in runs if r["learner"] == "fen"}
     first, final = v["validation_seed"], v["validation_seed"] + v["episodes"] - 1
+    both = v.get("actions", "sampled") == "both"
+    how = ("each checkpoint twice, its actions sampled and greedy (argmax): two candidates, "
+           "`--fen-select-actions both`" if both else "actions sampled")
+    rows = ("FEN's row `fen` above is the candidate with the lowest validation CV among those "
+            "whose validation slowdown is at most "
+            f"{COMPARABLE_SLOWDOWN:g} times DRF's, acting as chosen, and `fen_greedy` its "
+            "checkpoint acting greedily" if both else
+            "FEN's rows above are the checkpoint with the lowest validation CV among those "
+            f"whose validation slowdown is at most {COMPARABLE_SLOWDOWN:g} times DRF's")
     out = ["## FEN's checkpoint, chosen on validation episodes", "",
            f"`--fen-select-on-validation`: every checkpoint FEN's run kept "
            f"(`--checkpoint-every`) and DRF ran {v['episodes']} "
            f"validation episodes (seeds {first}..{final}, none of them an evaluation episode or "
-           "a warm-start demonstration; actions sampled). FEN's rows above are the checkpoint "
-           "with the lowest validation CV among those whose validation slowdown is at most "
-           f"{COMPARABLE_SLOWDOWN:g} times DRF's (`policies/checkpoint_selection.py`); only "
-           "that checkpoint ran the evaluation episodes. The last checkpoint's figures on the "
-           "evaluation episodes are given for comparison. The choice is kept in each run's "
-           "JSON (`selections`).", "",
+           f"a warm-start demonstration; {how}). {rows} (`policies/checkpoint_selection.py`); "
+           "only that checkpoint ran the evaluation episodes. The last checkpoint's figures "
+           "(actions sampled) on the evaluation episodes are given for comparison. The choice "
+           "is kept in each run's JSON (`selections`).", "",
            "| load | DRF validation: slowdown / CV | checkpoints | chosen | its validation: "
            "slowdown / CV | evaluation, chosen: CV / slowdown | evaluation, last: CV / "
            "slowdown |",
@@ -615,12 +624,14 @@ def selection_section(selections: Mapping[str, Mapping[str, Any]],
         if chosen is None:
             mine, evaluation = "-", "-"
         else:
-            f, e = s["validation"][str(chosen)], s["evaluation"]
+            f, e = chosen_validation(s), s["evaluation"]
             mine = f"{f['slowdown']:.2f} / {f['cv']:.3f}"
             evaluation = f"{e['cv']:.3f} / {e['slowdown']:.2f}"
         end = r["figures_sampled"]
+        name = ("none" if chosen is None else f"iteration {chosen}"
+                + (f", {s['chosen_actions']}" if both else ""))
         out.append(f"| {lo} | {ref['slowdown']:.2f} / {ref['cv']:.3f} | {len(s['validation'])} "
-                   f"| {'none' if chosen is None else f'iteration {chosen}'} | {mine} | "
+                   f"| {name} | {mine} | "
                    f"{evaluation} | {end['cv']:.3f} / {end['slowdown']:.2f} (it "
                    f"{r['iterations']}) |")
     out.append("")
@@ -638,8 +649,12 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
     setup: LearnerSetup = meta["setup"]
     fen.update(setup.fen_options)
     a2c_overrides, ppo_overrides = setup.overrides("a2c"), setup.overrides("ppo")
-    fen_chosen = ("; its rows are the checkpoints chosen on validation episodes (below)"
-                  if meta.get("validation") else "")
+    validation = meta.get("validation") or {}
+    fen_chosen = ("" if not validation else
+                  "; its rows are the checkpoints chosen on validation episodes (below)"
+                  if validation.get("actions", "sampled") == "sampled" else
+                  "; its rows are the checkpoints chosen on validation episodes, with how they "
+                  "act (sampled or greedy: its row `fen` acts as chosen; below)")
     out = [
         "# Multi-tenant cluster resource allocation: schedulers and learners versus load",
         "",
@@ -920,6 +935,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--validation-episodes", type=int, default=None,
                    help=f"validation episodes of --fen-select-on-validation (default "
                         f"{VALIDATION_EPISODES})")
+    p.add_argument("--fen-select-actions", default=None,
+                   help="how FEN's checkpoints act on the validation episodes of "
+                        "--fen-select-on-validation: sampled (default) or both (each checkpoint "
+                        "sampled and greedy, two candidates; FEN's rows then act as chosen)")
     p.add_argument("--warm-start", default=None, metavar="SCHEDULER",
                    help=f"A2C/PPO start from a policy pretrained on this scheduler's "
                         f"decisions (one of {list(SCHEDULERS)}; policies/warm_start.py)")
@@ -957,14 +976,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def fen_validation(args: argparse.Namespace, learners: Sequence[str]
-                   ) -> dict[str, int] | None:
-    """``{"validation_seed", "episodes"}`` of ``--fen-select-on-validation``, None without
+                   ) -> dict[str, Any] | None:
+    """``{"validation_seed", "episodes", "actions"}`` of ``--fen-select-on-validation``
+    (the keyword arguments of :func:`policies.checkpoint_selection.cached_selection`), None without
     it; ValueError for its flags without it, without FEN or ``--checkpoint-every``, too few
     episodes, or validation episodes that overlap the evaluation episodes or the
     warm-start demonstrations."""
     if not args.fen_select_on_validation:
         for flag, value in (("--validation-seed", args.validation_seed),
-                            ("--validation-episodes", args.validation_episodes)):
+                            ("--validation-episodes", args.validation_episodes),
+                            ("--fen-select-actions", args.fen_select_actions)):
             if value is not None:
                 raise ValueError(f"{flag} applies with --fen-select-on-validation only")
         return None
@@ -977,11 +998,14 @@ def fen_validation(args: argparse.Namespace, learners: Sequence[str]
     validation = {"validation_seed": VALIDATION_SEED if args.validation_seed is None
                   else args.validation_seed,
                   "episodes": VALIDATION_EPISODES if args.validation_episodes is None
-                  else args.validation_episodes}
+                  else args.validation_episodes,
+                  "actions": args.fen_select_actions or "sampled"}
     if validation["episodes"] < 2:
         raise ValueError(f"--validation-episodes must be >= 2, got {args.validation_episodes}")
-    from policies.checkpoint_selection import check_validation_seeds
+    from policies.checkpoint_selection import ACTIONS, check_validation_seeds
+    from policies.cli import check_choice
 
+    check_choice("--fen-select-actions", validation["actions"], ACTIONS)
     check_validation_seeds({"name": "this comparison", "seed": args.seed,
                             "eval_seed": args.eval_seed, "episodes": args.episodes,
                             "warm_start": {"episodes": args.warm_start_episodes}},

@@ -22,6 +22,11 @@ def test_choose_takes_the_fairest_checkpoint_within_the_slowdown_limit() -> None
     assert selection.choose(validation, figures(3.0, 0.19), 1.1) == 10  # 15 is too slow
     assert selection.choose(validation, figures(3.0, 0.19), 1.2) == 15
     assert selection.choose(validation, figures(2.0, 0.19), 1.1) is None
+    # candidates (iteration, actions): a tie goes to the earlier iteration
+    both = {(5, "sampled"): figures(3.0, 0.15), (5, "greedy"): figures(3.5, 0.10),
+            (10, "greedy"): figures(3.1, 0.15)}
+    assert selection.choose(both, figures(3.0, 0.19), 1.1) == (5, "sampled")
+    assert selection.choose(both, figures(3.0, 0.19), 1.2) == (5, "greedy")
 
 
 def cached_run(tmp_path: Path, iterations: tuple[int, ...] = (5, 10), **extra: Any) -> Path:
@@ -104,9 +109,10 @@ def test_selection_reports_the_choice_and_its_evaluation(tmp_path: Path, monkeyp
     assert json.loads(out.read_text())["selections"][0]["chosen"] == 5
 
 
-def stub_evaluation(monkeypatch: Any, calls: list[tuple[str, int, bool]]) -> None:
+def stub_evaluation(monkeypatch: Any, calls: list[tuple[str, int, bool]],
+                    greedy_cv: float = 1.0) -> None:
     """Checkpoint 10 (the last) is fair but slow, checkpoint 5 fair enough and fast; greedy
-    actions add 1 to every slowdown."""
+    actions add 1 to every slowdown and multiply the CV by ``greedy_cv``."""
     import policies.training
 
     def fake_evaluation(checkpoint: str, *, episodes: int, seed: int, sample: bool
@@ -114,7 +120,8 @@ def stub_evaluation(monkeypatch: Any, calls: list[tuple[str, int, bool]]) -> Non
         calls.append((Path(checkpoint).name, seed, sample))
         slow = checkpoint.endswith("10")
         stats = dict.fromkeys(STAT_KEYS.values(), 1.0)
-        return {"per_episode": [{**stats, "cv": 0.0 if slow else 0.01 * i,
+        cv = 1.0 if sample else greedy_cv
+        return {"per_episode": [{**stats, "cv": 0.0 if slow else 0.01 * i * cv,
                                  "avg_slowdown": (50.0 if slow else 0.5 + 0.1 * i)
                                  + (not sample)} for i in range(episodes)]}
 
@@ -141,6 +148,37 @@ def test_cached_selection_is_kept_in_the_runs_json(tmp_path: Path, monkeypatch: 
     assert selection.cached_selection(path, episodes=2) == chosen and calls == []
     with pytest.raises(ValueError, match="checkpoints of .* are missing"):
         selection.cached_selection(path, episodes=3)  # another choice needs them again
+
+
+def test_a_choice_among_sampled_and_greedy_actions(tmp_path: Path, monkeypatch: Any) -> None:
+    """``actions="both"``: every checkpoint is validated sampled and greedy; the greedy
+    checkpoint 5 (CV halved, within the slowdown limit of 1.1 x DRF's) is chosen, and
+    evaluated greedily, once."""
+    calls: list[tuple[str, int, bool]] = []
+    stub_evaluation(monkeypatch, calls, greedy_cv=0.5)
+    path = cached_run(tmp_path)
+    chosen = selection.cached_selection(path, episodes=2, actions="both")
+    assert (chosen["chosen"], chosen["chosen_actions"]) == (5, "greedy")
+    assert calls == [("iter_000005", 20_000, True), ("iter_000005", 20_000, False),
+                     ("iter_000010", 20_000, True), ("iter_000010", 20_000, False),
+                     ("iter_000005", 10_000, False)]
+    assert chosen["evaluation_greedy"] == chosen["evaluation"]
+    assert selection.chosen_validation(chosen) == chosen["validation_greedy"]["5"]
+    assert chosen["validation"]["5"]["cv"] == pytest.approx(2 * chosen["validation_greedy"][
+        "5"]["cv"])
+    kept = json.loads(path.read_text())["selections"]
+    assert list(kept) == ["drf_seed20000_n2_ratio1.1_actionsboth"]
+    with pytest.raises(ValueError, match="unknown validation actions 'argmax'; allowed: "
+                                         r"\['sampled', 'both'\]"):
+        selection.cached_selection(path, actions="argmax")
+    md = tmp_path / "sel.md"
+    report = selection.run(selection.parse_args(
+        [str(path), "--episodes", "2", "--actions", "both", "--md", str(md),
+         "--json", str(tmp_path / "sel.json")]), "t")
+    assert report["selections"][0]["chosen_actions"] == "greedy"
+    text = md.read_text()
+    assert "| 5 (chosen) | greedy |" in text and "| 5 | sampled |" in text
+    assert "iteration 5 (greedy) CV" in text
 
 
 def comparison_args(tmp_path: Path, *extra: str) -> list[str]:
@@ -188,6 +226,33 @@ def test_comparison_reports_the_checkpoint_chosen_on_validation(tmp_path: Path,
     assert run(parse_args(args), "again") == table and calls == []
 
 
+def test_comparison_can_choose_how_fen_acts_on_validation(tmp_path: Path,
+                                                          monkeypatch: Any) -> None:
+    """``--fen-select-actions both``: FEN's row ``fen`` is the chosen candidate acting as
+    chosen (here greedily), and the report says so."""
+    import policies.training
+    from policies.scheduler_comparison import parse_args, run
+
+    def fake_training(config: Any, *, iterations: int, logdir: Path, checkpoint_every: int,
+                      **_: Any) -> dict[str, Any]:
+        for it in range(checkpoint_every, iterations + 1, checkpoint_every):
+            (logdir / "checkpoints" / f"iter_{it:06d}").mkdir(parents=True)
+        return {"checkpoint": str(logdir / "checkpoints" / f"iter_{iterations:06d}"),
+                "env_steps": 0, "latest_metrics": {}}
+
+    stub_evaluation(monkeypatch, [], greedy_cv=0.5)
+    monkeypatch.setattr(policies.training, "run_training", fake_training)
+    monkeypatch.setattr(policies.training, "init_ray", lambda address: None)
+    table = run(parse_args(comparison_args(
+        tmp_path, "--checkpoint-every", "5", "--fen-select-on-validation",
+        "--validation-episodes", "2", "--fen-select-actions", "both")), "test")
+    assert table["fen"]["0.7"] == table["fen_greedy"]["0.7"]
+    assert table["fen"]["0.7"]["cv"] == pytest.approx(0.005)  # greedy: half of 0.01
+    report = (tmp_path / "ra.md").read_text()
+    assert "| iteration 5, greedy |" in report
+    assert "`--fen-select-actions both`" in report
+
+
 @pytest.mark.parametrize("extra, match", [
     (["--validation-episodes", "5"], "--validation-episodes applies with "
                                      "--fen-select-on-validation only"),
@@ -198,6 +263,10 @@ def test_comparison_reports_the_checkpoint_chosen_on_validation(tmp_path: Path,
      "--validation-episodes must be >= 2, got 1"),
     (["--fen-select-on-validation", "--checkpoint-every", "5", "--validation-episodes", "0"],
      "--validation-episodes must be >= 2, got 0"),
+    (["--fen-select-actions", "both"], "--fen-select-actions applies with "
+                                       "--fen-select-on-validation only"),
+    (["--fen-select-on-validation", "--checkpoint-every", "5", "--fen-select-actions", "argmax"],
+     "unknown --fen-select-actions 'argmax'"),
     (["--fen-select-on-validation", "--checkpoint-every", "5", "--validation-seed", "10001"],
      "overlap this comparison's evaluation episodes \\(10000..10002\\)"),
 ])
