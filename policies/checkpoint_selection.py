@@ -179,36 +179,45 @@ def select(run: Mapping[str, Any], *, reference: str, validation_seed: int, epis
 
 
 def selection_key(reference: str, validation_seed: int, episodes: int,
-                  slowdown_ratio: float, actions: str = "sampled") -> str:
+                  slowdown_ratio: float, actions: str = "sampled",
+                  eval_episodes: int | None = None) -> str:
     """The key of a choice in a run's ``selections``: what the choice depends on."""
     return (f"{reference}_seed{validation_seed}_n{episodes}_ratio{slowdown_ratio:g}"
-            + ("" if actions == "sampled" else f"_actions{actions}"))
+            + ("" if actions == "sampled" else f"_actions{actions}")
+            + ("" if eval_episodes is None else f"_eval{eval_episodes}"))
 
 
 def cached_selection(path: str | Path, *, reference: str = "drf",
                      validation_seed: int = VALIDATION_SEED,
                      episodes: int = VALIDATION_EPISODES,
                      slowdown_ratio: float = COMPARABLE_SLOWDOWN,
-                     actions: str = "sampled") -> dict[str, Any]:
-    """:func:`select` on the cached run at ``path``, evaluated on the run's own evaluation
-    episodes, with the chosen checkpoint's greedy figures (``evaluation_greedy``) too;
-    computed once and kept in the run's JSON under ``selections`` (the checkpoints are
-    needed the first time only)."""
+                     actions: str = "sampled",
+                     eval_episodes: int | None = None) -> dict[str, Any]:
+    """:func:`select` on the cached run at ``path``, its verdict made on ``eval_episodes``
+    evaluation episodes (default: the run's own), with the chosen candidate's figures on
+    the run's own evaluation episodes, as chosen (``evaluation_rows``, the comparison's
+    table rows) and greedy (``evaluation_greedy``); computed once and kept in the run's
+    JSON under ``selections`` (the checkpoints are needed the first time only)."""
     check_actions(actions)
     path = Path(path)
     result = json.loads(path.read_text())
-    key = selection_key(reference, validation_seed, episodes, slowdown_ratio, actions)
+    key = selection_key(reference, validation_seed, episodes, slowdown_ratio, actions,
+                        eval_episodes)
     if key in result.get("selections", {}):
         print(f"[{path.stem}] cached choice on validation: {key}", flush=True)
         return result["selections"][key]
     run = read_run(path)
     chosen = select(run, reference=reference, validation_seed=validation_seed,
-                    episodes=episodes, slowdown_ratio=slowdown_ratio, actions=actions)
+                    episodes=episodes, slowdown_ratio=slowdown_ratio, actions=actions,
+                    eval_episodes=eval_episodes)
     if chosen["chosen"] is not None:
-        chosen["evaluation_greedy"] = chosen["evaluation"] if chosen[
-            "chosen_actions"] == "greedy" else evaluate_learner(
-            run["checkpoints"][chosen["chosen"]], run["eval_seed"], run["episodes"],
-            sample=False)
+        checkpoint, greedy = run["checkpoints"][chosen["chosen"]], chosen[
+            "chosen_actions"] == "greedy"
+        own = eval_episodes in (None, run["episodes"])
+        rows = chosen["evaluation_rows"] = chosen["evaluation"] if own else evaluate_learner(
+            checkpoint, run["eval_seed"], run["episodes"], sample=not greedy)
+        chosen["evaluation_greedy"] = rows if greedy else evaluate_learner(
+            checkpoint, run["eval_seed"], run["episodes"], sample=False)
     result.setdefault("selections", {})[key] = json.loads(json.dumps(chosen, default=str))
     path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
     return result["selections"][key]

@@ -429,10 +429,14 @@ def cv_verdict(f: Mapping[str, Any], reference: Mapping[str, Any],
 
 
 def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
-                 fen_selected: bool = False) -> list[str]:
+                 fen_selected: bool = False,
+                 fen_evidence: Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any]]]
+                 | None = None, evidence_episodes: int | None = None) -> list[str]:
     """An honest statement of each of the issue's targets, with the measured numbers (the
     best heuristic: of the issue's baselines, :data:`TARGET_SCHEDULERS`; ``fen_selected``:
-    FEN's figures are of checkpoints chosen on validation episodes)."""
+    FEN's figures are of checkpoints chosen on validation episodes; ``fen_evidence``:
+    ``{load: (FEN, DRF)}`` figures on ``evidence_episodes`` evaluation episodes that FEN's
+    target is judged on instead of the table rows, ``--fen-target-episodes``)."""
     heuristics = [s for s in figures if s in TARGET_SCHEDULERS]
     lines = []
     for learner in ("a2c", "ppo"):
@@ -462,6 +466,8 @@ def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             if float(load) < 0.7:  # no contention: every scheduler starts jobs on arrival
                 continue
             d = figures["drf"][load]
+            if fen_evidence and load in fen_evidence:
+                f, d = fen_evidence[load]
             verdict = cv_verdict(f, d)
             met_all &= verdict == "met"
             paired = paired_difference(f, d, "cv")
@@ -471,6 +477,9 @@ def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
                          f"{f['slowdown']:.2f} vs {d['slowdown']:.2f} ({verdict}{noise})")
         verdict = "MET" if met_all and parts else "NOT MET"
         which = " (its checkpoints chosen on validation episodes)" if fen_selected else ""
+        if fen_evidence:
+            which += (f", judged on {evidence_episodes} evaluation episodes from the first "
+                      "one, paired with DRF's, not on the tables' rows (`--fen-target-episodes`)")
         lines.append(f"- FEN{which} with a lower CV of tenant shares than DRF at comparable "
                      f"slowdown (within 10% of DRF's; lower by more than "
                      f"{CV_SIGNIFICANCE_SE:g} paired "
@@ -598,6 +607,7 @@ def selection_section(selections: Mapping[str, Mapping[str, Any]],
     last = {load_key(r["load"]): r for r in runs if r["learner"] == "fen"}
     first, final = v["validation_seed"], v["validation_seed"] + v["episodes"] - 1
     both = v.get("actions", "sampled") == "both"
+    n_target = v.get("eval_episodes")  # --fen-target-episodes
     how = ("each checkpoint twice, its actions sampled and greedy (argmax): two candidates, "
            "`--fen-select-actions both`" if both else "actions sampled")
     rows = ("FEN's row `fen` above is the candidate with the lowest validation CV among those "
@@ -611,29 +621,40 @@ def selection_section(selections: Mapping[str, Mapping[str, Any]],
            f"(`--checkpoint-every`) and DRF ran {v['episodes']} "
            f"validation episodes (seeds {first}..{final}, none of them an evaluation episode or "
            f"a warm-start demonstration; {how}). {rows} (`policies/checkpoint_selection.py`); "
-           "only that checkpoint ran the evaluation episodes. The last checkpoint's figures "
+           "only that checkpoint ran the evaluation episodes"
+           + (f" (the tables' {meta['episodes']}, and {n_target} from the first one with DRF "
+              "on the same, which FEN's target is judged on: `--fen-target-episodes`)"
+              if n_target else "") + ". The last checkpoint's figures "
            "(actions sampled) on the evaluation episodes are given for comparison. The choice "
            "is kept in each run's JSON (`selections`).", "",
            "| load | DRF validation: slowdown / CV | checkpoints | chosen | its validation: "
            "slowdown / CV | evaluation, chosen: CV / slowdown | evaluation, last: CV / "
-           "slowdown |",
-           "|---|---|---|---|---|---|---|"]
+           "slowdown |" + (f" {n_target} episodes: CV FEN / DRF, difference; slowdown, x "
+                           "DRF's; verdict |" if n_target else ""),
+           "|---|---|---|---|---|---|---|" + ("---|" if n_target else "")]
     for lo, s in selections.items():
         ref, r = s["reference_validation"], last[lo]
         chosen = s["chosen"]
+        target = ""
         if chosen is None:
             mine, evaluation = "-", "-"
+            target = " - |" if n_target else ""
         else:
-            f, e = chosen_validation(s), s["evaluation"]
+            f, e = chosen_validation(s), s.get("evaluation_rows", s["evaluation"])
             mine = f"{f['slowdown']:.2f} / {f['cv']:.3f}"
             evaluation = f"{e['cv']:.3f} / {e['slowdown']:.2f}"
+            if n_target:
+                t, d = s["evaluation"], s["cv_difference"]
+                target = (f" {t['cv']:.3f} / {s['reference_evaluation']['cv']:.3f}, "
+                          f"{d[0]:+.3f} ± {d[1]:.3f}; {t['slowdown']:.2f}, "
+                          f"{s['slowdown_ratio']:.2f}x; {s['verdict']} |")
         end = r["figures_sampled"]
         name = ("none" if chosen is None else f"iteration {chosen}"
                 + (f", {s['chosen_actions']}" if both else ""))
         out.append(f"| {lo} | {ref['slowdown']:.2f} / {ref['cv']:.3f} | {len(s['validation'])} "
                    f"| {name} | {mine} | "
                    f"{evaluation} | {end['cv']:.3f} / {end['slowdown']:.2f} (it "
-                   f"{r['iterations']}) |")
+                   f"{r['iterations']}) |{target}")
     out.append("")
     if any(s["chosen"] is None for s in selections.values()):
         out += ["Where none is chosen (no checkpoint within the limit on validation), FEN's "
@@ -650,6 +671,9 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
     fen.update(setup.fen_options)
     a2c_overrides, ppo_overrides = setup.overrides("a2c"), setup.overrides("ppo")
     validation = meta.get("validation") or {}
+    # with --fen-select-actions both, FEN's row acts as its chosen candidate does
+    sampled_rows = ("`a2c`, `ppo`" if validation.get("actions", "sampled") == "both"
+                    else "`a2c`, `ppo`, `fen`")
     fen_chosen = ("" if not validation else
                   "; its rows are the checkpoints chosen on validation episodes (below)"
                   if validation.get("actions", "sampled") == "sampled" else
@@ -696,7 +720,7 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
         "Learners: one policy shared by the tenants, trained per load "
         f"{'(A2C/PPO warm-started, below)' if setup.warm_start else 'from scratch'} "
         f"with seed {meta['seed']}, evaluated with actions sampled from the trained stochastic "
-        "policy (rows `a2c`, `ppo`, `fen`, as DeepRM evaluates) and greedily (argmax; rows "
+        f"policy (rows {sampled_rows}, as DeepRM evaluates) and greedily (argmax; rows "
         "`<learner>_greedy`, which can get stuck repeating a request that is refused or "
         "names an empty slot). A2C/PPO: `build_config(..., "
         f"sampler='vector')`, A2C {meta.get('a2c_iterations') or meta['iterations']} "
@@ -813,7 +837,10 @@ def markdown_report(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
                     f"{f['dominant_share_spread']:.3f} |")
         out.append("")
     out += ["## Targets", "",
-            *target_lines(figures, fen_selected=meta.get("validation") is not None), ""]
+            *target_lines(figures, fen_selected=meta.get("validation") is not None,
+                          fen_evidence=meta.get("fen_evidence"),
+                          evidence_episodes=(meta.get("validation") or {}).get(
+                              "eval_episodes")), ""]
     if meta.get("selections"):
         out += selection_section(meta["selections"], runs, meta)
     if runs:
@@ -939,6 +966,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="how FEN's checkpoints act on the validation episodes of "
                         "--fen-select-on-validation: sampled (default) or both (each checkpoint "
                         "sampled and greedy, two candidates; FEN's rows then act as chosen)")
+    p.add_argument("--fen-target-episodes", type=int, default=None, metavar="N",
+                   help="with --fen-select-on-validation: FEN's chosen checkpoint and DRF also "
+                        "run N evaluation episodes from the first one, and FEN's target is "
+                        "judged on them (default: the tables' --episodes); the tables' rows "
+                        "stay on --episodes")
     p.add_argument("--warm-start", default=None, metavar="SCHEDULER",
                    help=f"A2C/PPO start from a policy pretrained on this scheduler's "
                         f"decisions (one of {list(SCHEDULERS)}; policies/warm_start.py)")
@@ -985,7 +1017,8 @@ def fen_validation(args: argparse.Namespace, learners: Sequence[str]
     if not args.fen_select_on_validation:
         for flag, value in (("--validation-seed", args.validation_seed),
                             ("--validation-episodes", args.validation_episodes),
-                            ("--fen-select-actions", args.fen_select_actions)):
+                            ("--fen-select-actions", args.fen_select_actions),
+                            ("--fen-target-episodes", args.fen_target_episodes)):
             if value is not None:
                 raise ValueError(f"{flag} applies with --fen-select-on-validation only")
         return None
@@ -999,9 +1032,13 @@ def fen_validation(args: argparse.Namespace, learners: Sequence[str]
                   else args.validation_seed,
                   "episodes": VALIDATION_EPISODES if args.validation_episodes is None
                   else args.validation_episodes,
-                  "actions": args.fen_select_actions or "sampled"}
+                  "actions": args.fen_select_actions or "sampled",
+                  "eval_episodes": args.fen_target_episodes}
     if validation["episodes"] < 2:
         raise ValueError(f"--validation-episodes must be >= 2, got {args.validation_episodes}")
+    if args.fen_target_episodes is not None and args.fen_target_episodes < 2:
+        raise ValueError(f"--fen-target-episodes must be >= 2 (a paired SE needs two), got "
+                         f"{args.fen_target_episodes}")
     from policies.checkpoint_selection import ACTIONS, check_validation_seeds
     from policies.cli import check_choice
 
@@ -1009,7 +1046,8 @@ def fen_validation(args: argparse.Namespace, learners: Sequence[str]
     check_validation_seeds({"name": "this comparison", "seed": args.seed,
                             "eval_seed": args.eval_seed, "episodes": args.episodes,
                             "warm_start": {"episodes": args.warm_start_episodes}},
-                           validation["validation_seed"], validation["episodes"])
+                           validation["validation_seed"], validation["episodes"],
+                           args.fen_target_episodes)
     return validation
 
 
@@ -1115,6 +1153,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             for lo, f in figures[name].items()), flush=True)
     runs: list[dict[str, Any]] = []
     selections: dict[str, dict[str, Any]] = {}
+    fen_evidence: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     if learners:
         from policies.training import init_ray
 
@@ -1138,7 +1177,11 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     chosen = cached_selection(path, **validation)
                     selections[load_key(load)] = chosen
                     if chosen["chosen"] is not None:
-                        sampled, greedy = chosen["evaluation"], chosen["evaluation_greedy"]
+                        sampled = chosen.get("evaluation_rows", chosen["evaluation"])
+                        greedy = chosen["evaluation_greedy"]
+                        if validation["eval_episodes"] is not None:
+                            fen_evidence[load_key(load)] = (chosen["evaluation"],
+                                                            chosen["reference_evaluation"])
                 figures.setdefault(learner, {})[load_key(load)] = sampled
                 figures.setdefault(f"{learner}_greedy", {})[load_key(load)] = greedy
     table = json_table(figures)
@@ -1152,8 +1195,11 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "a2c_iterations": a2c_iterations, "setup": setup,
             "plot": args.plot, "json": args.json,
             "runs_dir": args.runs_dir, "validation": validation, "selections": selections,
+            "fen_evidence": fen_evidence,
             "n_agents": marl_envs.make(ENV, **env_kwargs).n_agents}
     Path(args.md).write_text(markdown_report(figures, runs, meta))
-    print("\n".join(target_lines(figures, fen_selected=validation is not None)))
+    print("\n".join(target_lines(
+        figures, fen_selected=validation is not None, fen_evidence=fen_evidence,
+        evidence_episodes=(validation or {}).get("eval_episodes"))))
     print(f"wrote {args.json}, {args.md}, {args.plot}", flush=True)
     return table

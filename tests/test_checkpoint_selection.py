@@ -251,6 +251,19 @@ def test_comparison_can_choose_how_fen_acts_on_validation(tmp_path: Path,
     report = (tmp_path / "ra.md").read_text()
     assert "| iteration 5, greedy |" in report
     assert "`--fen-select-actions both`" in report
+    # FEN's target judged on 5 evaluation episodes; the tables' rows stay on the 3
+    again = run(parse_args(comparison_args(
+        tmp_path, "--checkpoint-every", "5", "--fen-select-on-validation",
+        "--validation-episodes", "2", "--fen-select-actions", "both",
+        "--fen-target-episodes", "5")), "test")
+    assert again == table
+    kept = json.loads(next((tmp_path / "runs").glob("fen_*.json")).read_text())["selections"]
+    chosen = kept["drf_seed20000_n2_ratio1.1_actionsboth_eval5"]
+    assert len(chosen["evaluation"]["cv_episodes"]) == 5
+    assert len(chosen["evaluation_rows"]["cv_episodes"]) == 3
+    report = (tmp_path / "ra.md").read_text()
+    assert "judged on 5 evaluation episodes from the first one" in report
+    assert "5 episodes: CV FEN / DRF, difference" in report
 
 
 @pytest.mark.parametrize("extra, match", [
@@ -265,6 +278,10 @@ def test_comparison_can_choose_how_fen_acts_on_validation(tmp_path: Path,
      "--validation-episodes must be >= 2, got 0"),
     (["--fen-select-actions", "both"], "--fen-select-actions applies with "
                                        "--fen-select-on-validation only"),
+    (["--fen-target-episodes", "50"], "--fen-target-episodes applies with "
+                                      "--fen-select-on-validation only"),
+    (["--fen-select-on-validation", "--checkpoint-every", "5", "--fen-target-episodes", "1"],
+     "--fen-target-episodes must be >= 2 \\(a paired SE needs two\\), got 1"),
     (["--fen-select-on-validation", "--checkpoint-every", "5", "--fen-select-actions", "argmax"],
      "unknown --fen-select-actions 'argmax'"),
     (["--fen-select-on-validation", "--checkpoint-every", "5", "--validation-seed", "10001"],
