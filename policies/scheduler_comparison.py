@@ -476,10 +476,11 @@ def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             parts.append(f"load {load}: CV {f['cv']:.3f} vs DRF {d['cv']:.3f}, slowdown "
                          f"{f['slowdown']:.2f} vs {d['slowdown']:.2f} ({verdict}{noise})")
         verdict = "MET" if met_all and parts else "NOT MET"
-        which = " (its checkpoints chosen on validation episodes)" if fen_selected else ""
-        if fen_evidence:
-            which += (f", judged on {evidence_episodes} evaluation episodes from the first "
-                      "one, paired with DRF's, not on the tables' rows (`--fen-target-episodes`)")
+        how = [*(["its checkpoints chosen on validation episodes"] if fen_selected else []),
+                 *([f"judged on {evidence_episodes} evaluation episodes from the first one, "
+                    "paired with DRF's, not on the tables' rows (`--fen-target-episodes`)"]
+                   if fen_evidence else [])]
+        which = f" ({'; '.join(how)})" if how else ""
         lines.append(f"- FEN{which} with a lower CV of tenant shares than DRF at comparable "
                      f"slowdown (within 10% of DRF's; lower by more than "
                      f"{CV_SIGNIFICANCE_SE:g} paired "
