@@ -181,6 +181,15 @@ def test_a_choice_among_sampled_and_greedy_actions(tmp_path: Path, monkeypatch: 
     assert "iteration 5 (greedy) CV" in text
 
 
+def fake_training(config: Any, *, iterations: int, logdir: Path, checkpoint_every: int,
+                  **_: Any) -> dict[str, Any]:
+    """run_training stubbed out: it leaves a checkpoint every ``checkpoint_every``."""
+    for it in range(checkpoint_every, iterations + 1, checkpoint_every):
+        (logdir / "checkpoints" / f"iter_{it:06d}").mkdir(parents=True)
+    return {"checkpoint": str(logdir / "checkpoints" / f"iter_{iterations:06d}"),
+            "env_steps": 0, "latest_metrics": {}}
+
+
 def comparison_args(tmp_path: Path, *extra: str) -> list[str]:
     return ["--loads", "0.7", "--episodes", "3", "--max-cycles", "30", "--learners", "fen",
             "--fen-iterations", "10", "--json", str(tmp_path / "ra.json"),
@@ -196,13 +205,6 @@ def test_comparison_reports_the_checkpoint_chosen_on_validation(tmp_path: Path,
     (it leaves checkpoints 5 and 10), DRF runs for real."""
     import policies.training
     from policies.scheduler_comparison import parse_args, run
-
-    def fake_training(config: Any, *, iterations: int, logdir: Path, checkpoint_every: int,
-                      **_: Any) -> dict[str, Any]:
-        for it in range(checkpoint_every, iterations + 1, checkpoint_every):
-            (logdir / "checkpoints" / f"iter_{it:06d}").mkdir(parents=True)
-        return {"checkpoint": str(logdir / "checkpoints" / f"iter_{iterations:06d}"),
-                "env_steps": 0, "latest_metrics": {}}
 
     calls: list[tuple[str, int, bool]] = []
     stub_evaluation(monkeypatch, calls)
@@ -232,13 +234,6 @@ def test_comparison_can_choose_how_fen_acts_on_validation(tmp_path: Path,
     chosen (here greedily), and the report says so."""
     import policies.training
     from policies.scheduler_comparison import parse_args, run
-
-    def fake_training(config: Any, *, iterations: int, logdir: Path, checkpoint_every: int,
-                      **_: Any) -> dict[str, Any]:
-        for it in range(checkpoint_every, iterations + 1, checkpoint_every):
-            (logdir / "checkpoints" / f"iter_{it:06d}").mkdir(parents=True)
-        return {"checkpoint": str(logdir / "checkpoints" / f"iter_{iterations:06d}"),
-                "env_steps": 0, "latest_metrics": {}}
 
     stub_evaluation(monkeypatch, [], greedy_cv=0.5)
     monkeypatch.setattr(policies.training, "run_training", fake_training)
