@@ -476,10 +476,12 @@ def target_lines(figures: Mapping[str, Mapping[str, Mapping[str, float]]],
             parts.append(f"load {load}: CV {f['cv']:.3f} vs DRF {d['cv']:.3f}, slowdown "
                          f"{f['slowdown']:.2f} vs {d['slowdown']:.2f} ({verdict}{noise})")
         verdict = "MET" if met_all and parts else "NOT MET"
-        how = [*(["its checkpoints chosen on validation episodes"] if fen_selected else []),
-                 *([f"judged on {evidence_episodes} evaluation episodes from the first one, "
-                    "paired with DRF's, not on the tables' rows (`--fen-target-episodes`)"]
-                   if fen_evidence else [])]
+        how = []
+        if fen_selected:
+            how.append("its checkpoints chosen on validation episodes")
+        if fen_evidence:
+            how.append(f"judged on {evidence_episodes} evaluation episodes from the first one, "
+                       "paired with DRF's, not on the tables' rows (`--fen-target-episodes`)")
         which = f" ({'; '.join(how)})" if how else ""
         lines.append(f"- FEN{which} with a lower CV of tenant shares than DRF at comparable "
                      f"slowdown (within 10% of DRF's; lower by more than "
@@ -602,15 +604,15 @@ def selection_section(selections: Mapping[str, Mapping[str, Any]],
                       runs: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> list[str]:
     """Markdown: per load, FEN's checkpoint chosen on validation episodes next to its last
     one (``--fen-select-on-validation``)."""
-    from policies.checkpoint_selection import chosen_validation
+    from policies.checkpoint_selection import ACTION_WORDS, chosen_validation
 
     v = meta["validation"]
     last = {load_key(r["load"]): r for r in runs if r["learner"] == "fen"}
     first, final = v["validation_seed"], v["validation_seed"] + v["episodes"] - 1
     both = v.get("actions", "sampled") == "both"
     n_target = v.get("eval_episodes")  # --fen-target-episodes
-    how = ("each checkpoint twice, its actions sampled and greedy (argmax): two candidates, "
-           "`--fen-select-actions both`" if both else "actions sampled")
+    how = ACTION_WORDS[v.get("actions", "sampled")] + (
+        ", `--fen-select-actions both`" if both else "")
     rows = ("FEN's row `fen` above is the candidate with the lowest validation CV among those "
             "whose validation slowdown is at most "
             f"{COMPARABLE_SLOWDOWN:g} times DRF's, acting as chosen, and `fen_greedy` its "
