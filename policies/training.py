@@ -108,13 +108,24 @@ def _get(d: Mapping, *path: str, default: Any = None) -> Any:
     return d
 
 
-def _sum_counts(value: Any) -> float:
+def _count_leaves(value: Any) -> Iterator[float]:
     if isinstance(value, Mapping):
-        return float(sum(_sum_counts(v) for v in value.values()))
+        for v in value.values():
+            yield from _count_leaves(v)
+        return
     try:
-        return float(value)
+        yield float(value)
     except (TypeError, ValueError):
-        return 0.0
+        return
+
+
+def _sum_counts(value: Any) -> float:
+    """The sum of a (nested) count. RLlib reports NaN for the agent ids that did not act
+    in an iteration (FEN's per-period ids): those count 0. NaN when no count is finite
+    (nothing is known)."""
+    leaves = list(_count_leaves(value))
+    finite = [x for x in leaves if math.isfinite(x)]
+    return float(sum(finite)) if finite or not leaves else math.nan
 
 
 def iteration_metrics(result: Mapping[str, Any]) -> dict[str, float]:
@@ -153,15 +164,35 @@ def iteration_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+#: RLlib bookkeeping under ``learners/<module>/`` that TensorBoard does not get (counters,
+#: throughputs, parameter counts); the losses go to ``loss/<module>/`` instead
+LEARNER_BOOKKEEPING = (
+    "weights_seq_no", "num_trainable_parameters", "num_non_trainable_parameters",
+    "diff_num_grad_updates_vs_sampler_policy", "num_module_steps_trained_lifetime",
+)
+
+
 def all_scalars(result: Mapping[str, Any]) -> dict[str, float]:
-    """Stable tags plus every numeric scalar under ``env_runners/`` and ``learners/``."""
+    """What a run writes to TensorBoard: the stable tags of :func:`iteration_metrics`,
+    the learners' diagnostics ``learners/<module or group>/<name>`` (one level deep: e.g.
+    ``curr_kl_coeff``, ``gradients_default_optimizer_global_norm``, FEN's
+    ``learners/fen/discriminator_accuracy``; not the losses, which are ``loss/...``, nor
+    :data:`LEARNER_BOOKKEEPING`) and ``env_runners/num_module_steps_sampled/<module>``.
+    Nothing per agent id (FEN's hierarchy makes new ids every period), no timers, no
+    second copy of a ``fairness/`` or ``agent_return/`` tag."""
     out = iteration_metrics(result)
-    for section in ("env_runners", "learners"):
-        for key, v in flatten_scalars(result.get(section, {}), section):
-            # RLlib's per-agent-id returns duplicate agent_return/<agent>, and with
-            # per-period agent ids (FEN's hierarchy) they would be hundreds of tags
-            if not key.startswith(f"{section}/agent_episode_return"):
-                out.setdefault(key, v)
+    for group, stats in (result.get("learners") or {}).items():
+        if not isinstance(stats, Mapping) or group == "__all_modules__":
+            continue
+        for name, value in stats.items():
+            if (isinstance(value, Mapping) or name in LOSS_KEYS or name in LEARNER_BOOKKEEPING
+                    or "throughput" in name):
+                continue
+            for _, x in flatten_scalars(value, "x"):
+                out[f"learners/{group}/{name}"] = x
+    sampled = (result.get("env_runners") or {}).get("num_module_steps_sampled")
+    for key, v in flatten_scalars(sampled, "env_runners/num_module_steps_sampled"):
+        out[key] = v
     return out
 
 

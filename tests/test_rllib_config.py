@@ -99,3 +99,52 @@ def test_iteration_metrics_accept_numpy_scalars():
     m = iteration_metrics({"env_runners": {"episode_return_mean": np.float32(3.5),
                                            "episode_len_mean": float("nan")}})
     assert m["episode/return_mean"] == 3.5 and "episode/len_mean" not in m
+
+
+def _fen_like_result() -> dict:
+    """A result shaped like a FEN iteration's: per-period agent ids, NaN counts for the
+    ids that did not act, the fairness figures, timers and RLlib's bookkeeping."""
+    nan = float("nan")
+    counts = {"agent_0/sub/0/7": 25.0, "agent_0/sub/1/6": nan, "agent_0/ctrl/7": 1.0,
+              "agent_1/sub/2/7": 25.0}
+    return {
+        "training_iteration": 3, "time_this_iter_s": 2.0,
+        "env_runners": {
+            "num_agent_steps_sampled": counts, "num_agent_steps_sampled_lifetime": counts,
+            "num_env_steps_sampled": 50, "num_module_steps_sampled": {"sub0": 25, "ctrl": 1},
+            "fairness/cv": 0.2, "fairness/utilization": 0.9, "agent_return/agent_0": 3.0,
+            "timers": {"connectors": {"numpy_to_tensor": 0.001}}, "env_step_timer": 0.01,
+        },
+        "learners": {
+            "__all_modules__": {"num_env_steps_trained": 50, "learner_connector": {"t": 1.0}},
+            "sub0": {"policy_loss": 0.5, "entropy": 1.2, "curr_kl_coeff": 0.2,
+                     "num_module_steps_trained": 25, "weights_seq_no": 3,
+                     "num_module_steps_trained_lifetime_throughput": {"x": 5.0}},
+            "fen": {"discriminator_accuracy": 0.6},
+        },
+    }
+
+
+def test_agent_steps_ignore_nan_counts_of_idle_agent_ids():
+    from policies.training import iteration_metrics, progress_line
+
+    m = iteration_metrics(_fen_like_result())
+    assert m["throughput/agent_steps_per_s"] == pytest.approx(51.0 / 2.0)
+    last: dict = {}
+    line = progress_line(_fen_like_result(), last)
+    assert "agent-steps/s       26 |" in line  # 25.5, not NaN, not a stale value
+
+
+def test_tensorboard_tags_are_few_and_stable():
+    from policies.training import all_scalars
+
+    tags = all_scalars(_fen_like_result())
+    assert not [t for t in tags if "/sub/" in t or "/ctrl/" in t or "timer" in t]
+    assert not [t for t in tags if t.startswith(("env_runners/fairness", "env_runners/agent_"))]
+    assert tags["fairness/cv"] == 0.2 and tags["loss/sub0/policy_loss"] == 0.5
+    assert tags["learners/sub0/curr_kl_coeff"] == 0.2
+    assert tags["learners/fen/discriminator_accuracy"] == 0.6
+    assert tags["env_runners/num_module_steps_sampled/ctrl"] == 1
+    assert "learners/sub0/policy_loss" not in tags  # once, as loss/sub0/policy_loss
+    assert "learners/sub0/weights_seq_no" not in tags
+    assert not [t for t in tags if t.startswith("learners/__all_modules__")]
