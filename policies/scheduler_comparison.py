@@ -72,6 +72,12 @@ FEN_SETTINGS: dict[str, tuple[Any, str, str]] = {
 }
 
 
+#: the comparison's FEN defaults, passed to build_fen_config explicitly: they are the
+#: authors' efficiency window and segment end (not build_fen_config's defaults), so that
+#: the cached runs keep their names
+FEN_SETTINGS_DEFAULTS = {k: d for k, (d, _, _) in FEN_SETTINGS.items() if d is not None}
+
+
 def fen_settings(result: Mapping[str, Any]) -> dict[str, Any]:
     """The non-default FEN options of a cached run (runs cached before ``fen_options``
     existed name their efficiency window alone, as ``fen_efficiency``)."""
@@ -270,7 +276,8 @@ def _train(learner: str, env_kwargs: dict[str, Any], iterations: int, seed: int,
         config = build_fen_config(ENV, "fen", policy_mode="shared", seed=seed,
                                   num_env_runners=0, envs_per_runner=ENVS_PER_RUNNER,
                                   env_kwargs=env_kwargs, overrides=overrides,
-                                  fen_options={"model": model, **setup.fen_options})
+                                  fen_options={"model": model, **FEN_SETTINGS_DEFAULTS,
+                                               **setup.fen_options})
         run_info = {"env": ENV, "variant": "fen", "algo": "ppo", "policy_mode": "shared",
                     "factory": config.env_config["factory"], "env_config": config.env_config,
                     "seed": seed}

@@ -48,7 +48,8 @@ def test_controller_acts_exactly_every_T_steps_and_the_chosen_subpolicy_acts_bet
 
 
 def test_rewards_reach_the_right_agents():
-    env = _hier()
+    # the authors' behaviour: rhat over the episode, each period's segment terminated
+    env = _hier(efficiency="episode", segment_end="terminate")
     env.reset(seed=0)
     agents = env.base.possible_agents
     # agent_0 runs sub-policy 0 (env reward), the others sub-policy 2 (intrinsic: 0 here)
@@ -307,7 +308,7 @@ def test_episode_stats_split_utilization_by_the_number_of_agents_on_subpolicy_0(
         env.base._occupied[:] = False
         env.base._occupied[env.base._positions[:, 0], env.base._positions[:, 1]] = True
         env.step({a: 0 for a in env.agents})
-    env.step({controller_id(a, 1): 1 for a in agents})  # everyone on sub-policy 1
+    env.step({controller_id(a, 1): 1 for a in agents})  # everyone on sub-policy z = 1
     env.base._positions[0] = env.base._resource  # agent_0 holds the resource
     env.base._occupied[:] = False
     env.base._occupied[env.base._positions[:, 0], env.base._positions[:, 1]] = True
@@ -355,3 +356,16 @@ def test_fen_episodes_have_the_bare_envs_arrivals(average):
             fen.step(dict.fromkeys(fen.agents, 1))
             bare.step(dict.fromkeys(bare.agents, 1))
         assert fen.unwrapped.episode_stats() == bare.episode_stats()
+
+
+def test_defaults_are_the_period_window_and_truncated_segments():
+    env = _hier()
+    assert (env.efficiency, env.segment_end) == ("period", "truncate")
+    env.reset(seed=0)
+    agents = env.base.possible_agents
+    env.step({controller_id(a, 0): 0 for a in agents})
+    for _ in range(T):
+        _, _, term, trunc, _ = env.step({a: 0 for a in env.agents})
+    # a segment cut by its period (not by the episode's end) is truncated
+    assert all(trunc[subpolicy_id(a, 0, 0)] and not term[subpolicy_id(a, 0, 0)]
+               for a in agents)

@@ -105,7 +105,8 @@ def test_runs_of_other_dirs_join_the_report_labelled_by_their_options(tmp_path):
              "training_iteration": iterations}))
         (run / "run_info.json").write_text(json.dumps({"fen_options": fen_options}))
 
-    write_run(tmp_path / "paper", "fen", 0, 0.6, {"feature_scale": 2.0})  # primary: "fen"
+    # runs recorded before the presets: their options sit on the authors' behaviour
+    write_run(tmp_path / "paper", "fen", 0, 0.6, {"feature_scale": 2.0})
     write_run(tmp_path / "long", "avg", 0, 0.95, {}, iterations=60)
     write_run(tmp_path / "paper", "avg", 0, 0.9, {})
     for seed, u in ((0, 0.8), (1, 1.0)):
@@ -114,26 +115,26 @@ def test_runs_of_other_dirs_join_the_report_labelled_by_their_options(tmp_path):
                             also_report=[tmp_path / "period", tmp_path / "long"])
     finals = finished_runs(plan)
     # runs of one setup with different budgets are told apart by their iterations
-    assert [f["label"] for f in finals] == ["fen", "avg", "fen [efficiency=period]",
-                                            "fen [efficiency=period]", "avg (60 it)"]
+    authors, period = "fen [preset=authors, feature_scale=2.0]", "fen [segment_end=terminate]"
+    assert [f["label"] for f in finals] == [authors, "avg", period, period, "avg (60 it)"]
     table = aggregate(finals, "job_scheduling")
-    assert list(table) == ["fen", "fen [efficiency=period]", "avg", "avg (60 it)"]
+    assert list(table) == [authors, period, "avg", "avg (60 it)"]
     assert "| avg (60 it) | 1 | 95.0% ±0.0 | 84.0% ±7.0 |" in markdown_table("job_scheduling",
                                                                          table)
     finals = [f for f in finals if f["variant"] == "fen"]
     table = aggregate(finals, "job_scheduling")
-    assert table["fen [efficiency=period]"]["utilization"]["mean"] == pytest.approx(0.9)
+    assert table[period]["utilization"]["mean"] == pytest.approx(0.9)
     md = markdown_table("job_scheduling", table)
     # a labelled row sits beside the paper's figure of its variant
-    assert "| fen [efficiency=period] | 2 | 90.0% ±10.0 | 90.0% ±5.0 |" in md
+    assert f"| {period} | 2 | 90.0% ±10.0 | 90.0% ±5.0 |" in md
     # the iterations column tells rows of different budgets apart
     from policies.fen.reproduce import training_budgets
 
     for f, its in zip(finals, (20, 40, 60), strict=True):
         f["training_iteration"] = its
     budgets = training_budgets(finals)
-    assert budgets == {"fen": "20", "fen [efficiency=period]": "40-60"}
-    assert "| fen [efficiency=period] | 2 | 40-60 | 90.0% ±10.0 |" in markdown_table(
+    assert budgets == {authors: "20", period: "40-60"}
+    assert f"| {period} | 2 | 40-60 | 90.0% ±10.0 |" in markdown_table(
         "job_scheduling", table, budgets)
 
 
@@ -170,3 +171,28 @@ def test_labels_name_only_the_options_a_variant_uses():
     assert run_label("fen", {}, {"lr": 1e-4}) == "fen [lr=0.0001]"
     assert options_for("fen_gossip", options) == options
     assert label_variant("fen [efficiency=period] (60 it)") == "fen"
+
+
+def test_presets_and_recorded_options():
+    from policies.fen.reproduce import run_label
+    from policies.fen.variants import RESOLVED_KEY, preset_options, recorded_options
+
+    # the defaults: nothing to name; the authors' preset as one word; flags win over it
+    assert preset_options(None, {"efficiency": "period", "segment_end": "truncate"}) == {}
+    authors = preset_options("authors", {})
+    assert authors == {"efficiency": "episode", "segment_end": "terminate"}
+    assert run_label("fen", authors) == "fen [preset=authors]"
+    assert preset_options("authors", {"efficiency": "period"}) == {"segment_end": "terminate"}
+    assert preset_options("authors", {}, "min") == {}  # a flat variant uses neither
+    with pytest.raises(ValueError, match="unknown FEN preset 'fast'; allowed: \\['authors'\\]"):
+        preset_options("fast", {})
+    # a run recorded since the presets names every default; an older one did not
+    new = {RESOLVED_KEY: {"efficiency": "period", "segment_end": "truncate"}}
+    assert recorded_options("fen", new) == {}
+    assert recorded_options("fen", {}) == authors
+    assert recorded_options("fen", {"fen_options": {"efficiency": "period",
+                                                    "segment_end": "truncate"}}) == {}
+    # sub-policy options are 0-based now: an older run's subpolicy1_entropy is sub0's
+    old = {"fen_options": {"efficiency": "period", "segment_end": "truncate",
+                           "subpolicy1_entropy": 0.01}}
+    assert recorded_options("fen", old) == {"subpolicy0_entropy": 0.01}

@@ -171,10 +171,10 @@ def test_controller_entropy_overrides_only_the_controllers():
 
 
 @pytest.mark.parametrize("policy_mode, sub1", [("shared", "sub0"), ("independent", "agent_2-sub0")])
-def test_subpolicy1_entropy_overrides_only_sub_policy_1(policy_mode, sub1):
+def test_subpolicy0_entropy_overrides_only_sub_policy_0(policy_mode, sub1):
     config = build_fen_config(
         "job_scheduling", "fen", num_env_runners=0, policy_mode=policy_mode,
-        fen_options={"subpolicy1_entropy": 0.002, "controller_entropy": 0.01},
+        fen_options={"subpolicy0_entropy": 0.002, "controller_entropy": 0.01},
     )
     entropy = {m: config.get_config_for_module(m).entropy_coeff
                for m in config.rl_module_spec.rl_module_specs}
@@ -266,17 +266,18 @@ def test_truncated_segments_reach_rllib_as_truncated_sub_policy_episodes(local_r
         (["--controller-sub0-prob", "1"], "--controller-sub0-prob must be in (0, 1), got 1.0"),
         (["--variant", "avg", "--controller-sub0-prob", "0.7"], "not to variant 'avg'"),
         (["--controller-entropy", "-1"], "--controller-entropy must be >= 0"),
-        (["--subpolicy1-entropy", "-0.1"], "--subpolicy1-entropy must be >= 0"),
-        (["--variant", "min", "--subpolicy1-entropy", "0.01"], "not to variant 'min'"),
+        (["--subpolicy0-entropy", "-0.1"], "--subpolicy0-entropy must be >= 0"),
+        (["--variant", "min", "--subpolicy0-entropy", "0.01"], "not to variant 'min'"),
+        (["--preset", "paper"], "unknown FEN preset 'paper'"),
         (["--variant", "fen_no_hierarchy", "--period", "10"], "not to variant 'fen_no_hierarchy'"),
         (["--model", "cnn"], "unknown --model 'cnn'"),
         (["--model", "slot_scoring"], "'job_scheduling' has none"),
         (["--efficiency", "weekly"], "unknown --efficiency 'weekly'"),
         (["--controller-horizon", "week"], "unknown --controller-horizon 'week'"),
         (["--segment-end", "cut"], "unknown --segment-end 'cut'"),
-        (["--variant", "min", "--segment-end", "truncate"], "not to variant 'min'"),
+        (["--variant", "min", "--segment-end", "terminate"], "not to variant 'min'"),
         (["--variant", "avg", "--controller-horizon", "episode"], "not to variant 'avg'"),
-        (["--variant", "avg", "--efficiency", "period"], "not to variant 'avg'"),
+        (["--variant", "avg", "--efficiency", "episode"], "not to variant 'avg'"),
         (["--set", "no_such_field=1"], "no_such_field"),
         (["--resume", "/nonexistent/checkpoint"], "does not exist"),
         (["--warm-start", "sjf"], "needs --env resource_allocation"),
@@ -343,3 +344,21 @@ def test_a_stopped_reproduction_run_resumes_from_its_last_checkpoint(local_ray, 
     assert final["training_iteration"] == 2
     assert final["env_steps"] == 2 * TINY["train_batch_size_per_learner"]
     assert run_one(plan(2), "independent", 0)["training_iteration"] == 2  # reused
+
+
+def test_train_fen_defaults_and_the_authors_preset():
+    from policies.fen.train import fen_options, parse_args
+
+    def env_fen(argv):
+        args = parse_args(argv)
+        config = build_fen_config("job_scheduling", args.variant, num_env_runners=0,
+                                  fen_options=fen_options(args, args.variant))
+        return {k: config.env_config["fen"][k] for k in ("efficiency", "segment_end")}
+
+    assert env_fen([]) == {"efficiency": "period", "segment_end": "truncate"}
+    assert env_fen(["--preset", "authors"]) == {"efficiency": "episode",
+                                                "segment_end": "terminate"}
+    assert env_fen(["--preset", "authors", "--segment-end", "truncate"]) == {
+        "efficiency": "episode", "segment_end": "truncate"}
+    # a flat variant takes the preset without complaint: it uses none of its options
+    assert fen_options(parse_args(["--variant", "min", "--preset", "authors"]), "min") == {}

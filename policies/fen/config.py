@@ -7,7 +7,10 @@ layers of 256 units for sub-policies (and flat policies), 128 for the controller
 decisions are one-step episodes rewarded with rhat, so its value is regressed on
 the immediate rhat (gamma 0 for the controller, as in that code). Unlike that code,
 PPO's ratio is computed against the sampling policy (its defect of applying the
-previous batch's gradients is not copied) and sub-policy 0 is trained on the plant.
+previous batch's gradients is not copied), sub-policy 0 is trained on the plant, and
+by default rhat's efficiency term averages over the controller period just ended and a
+period's sub-policy segment is truncated, not terminated (``--preset authors`` restores
+the authors' code: ``results/fen_notes.md`` shows it idling on Job Scheduling).
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ from policies.fen.variants import (
     FACTORY,
     FACTORY_MODULE,
     HIERARCHICAL_VARIANTS,
+    PRESET_DEFAULTS,
     check_options,
     make_variant_env,
     module_ids,
+    options_for,
     parse_sub_module_id,
     policy_mapping,
 )
@@ -80,18 +85,20 @@ def build_fen_config(
             ``gossip_rounds``, ``intrinsic_reward`` (``log_p`` or ``p``), ``feature_scale``
             (multiplies ``(u_i - ubar)/ubar`` in observations; default 1) and
             ``controller_entropy`` (the controllers' entropy coefficient; default: the
-            common 0.03), ``subpolicy1_entropy`` (the entropy coefficient of sub-policy 1,
+            common 0.03), ``subpolicy0_entropy`` (the entropy coefficient of sub-policy 0,
             the one trained on the environment reward; default: the common 0.03),
-            ``efficiency`` (``episode`` or ``period``, what rhat's efficiency
-            term averages over), ``controller_horizon`` (``period``: one-step decisions,
-            gamma 0; ``episode``: one controller per agent and episode, rewarded with
-            rhat x (1 - gamma)), ``segment_end`` (``terminate``: each period's sub-policy
-            segment is an episode of its own, as in the authors' code; ``truncate``: cut by
-            the period, bootstrapped from the sub-policy's value), ``model`` (the acting
-            modules' network: ``mlp`` or ``slot_scoring``, see :mod:`policies.slot_scoring`)
-            and ``controller_sub0_prob`` (the controllers start choosing sub-policy 0 with
-            this probability, the others evenly; default: RLlib's initialisation, about
-            uniform; :mod:`policies.fen.controller_prior`).
+            ``efficiency`` (``period``, the default, or ``episode``, the paper's and the
+            authors' code's: what rhat's efficiency term averages over),
+            ``controller_horizon`` (``period``: one-step decisions, gamma 0; ``episode``:
+            one controller per agent and episode, rewarded with rhat x (1 - gamma)),
+            ``segment_end`` (``truncate``, the default: cut by the
+            period, bootstrapped from the sub-policy's value; ``terminate``: each period's
+            sub-policy segment is an episode of its own, as in the authors' code; the
+            authors' pair is :data:`policies.fen.variants.PRESETS` ``["authors"]``),
+            ``model`` (the acting modules' network: ``mlp`` or ``slot_scoring``, see
+            :mod:`policies.slot_scoring`) and ``controller_sub0_prob`` (the controllers
+            start choosing sub-policy 0 with this probability, the others evenly; default:
+            RLlib's initialisation, about uniform; :mod:`policies.fen.controller_prior`).
             An option the variant does not use is an error
             (:func:`policies.fen.variants.check_options`).
         overrides: AlgorithmConfig fields to set last (``--set key=value``).
@@ -103,7 +110,7 @@ def build_fen_config(
     fen_options = dict(fen_options or {})
     intrinsic = fen_options.pop("intrinsic_reward", "log_p")
     controller_entropy = fen_options.pop("controller_entropy", None)
-    subpolicy1_entropy = fen_options.pop("subpolicy1_entropy", None)
+    subpolicy0_entropy = fen_options.pop("subpolicy0_entropy", None)
     sub0_prob = fen_options.pop("controller_sub0_prob", None)
     model = check_choice("model", fen_options.pop("model", "mlp"), MODELS)
     if fen_options.get("controller_horizon") == "episode":
@@ -120,7 +127,8 @@ def build_fen_config(
         "env": env,
         "env_kwargs": dict(env_kwargs or {}),
         "variant": variant,
-        "fen": fen_options,
+        # the defaults named too: the run's record stays right if a default changes
+        "fen": {**options_for(variant, PRESET_DEFAULTS), **fen_options},
     }
     probe = make_variant_env(env_config)
     base_agents = list(marl_envs.make(env, **env_config["env_kwargs"]).possible_agents)
@@ -155,8 +163,8 @@ def build_fen_config(
             sub = parse_sub_module_id(m)  # None for a controller, else (controller, z)
             if sub is None and controller_entropy is not None:
                 entropy[m] = controller_entropy
-            elif sub is not None and sub[1] == 0 and subpolicy1_entropy is not None:
-                entropy[m] = subpolicy1_entropy
+            elif sub is not None and sub[1] == 0 and subpolicy0_entropy is not None:
+                entropy[m] = subpolicy0_entropy
         if entropy:
             config.multi_agent(algorithm_config_overrides_per_module={
                 m: PPOConfig.overrides(entropy_coeff=c) for m, c in entropy.items()

@@ -20,17 +20,18 @@ sub-policy ``z``:
   the period just ended with its next observation, so PPO maximises the discounted sum
   of rhat over the episode (the paper's objective), discounted once per decision.
 * ``a/sub/k/z`` -- sub-policy z acting for agent a during period k (T steps, or
-  fewer at the episode end), then terminated: each period is one segment, as in
-  Algorithm 1 of the paper. Observes the same augmented observation as the
+  fewer at the episode end): each period is one segment, as in Algorithm 1 of the
+  paper. Observes the same augmented observation as the
   controller (the controller is the discriminator ``p(z | o)`` of the sub-policies'
   information-theoretic reward, which the learner computes from these
   observations) and acts in the base env. Sub-policy 0 is rewarded with the
   environment reward; sub-policies 1..M-1 receive 0 here -- their reward
   ``log p(z | o')`` is added on the learner (:mod:`policies.fen.discriminator`).
-  With ``segment_end="truncate"`` a segment that ends with its period (not with the
-  episode) is *truncated* instead: the period's time limit cut it, so PPO bootstraps its
-  return from the sub-policy's value of the segment's last observation instead of
-  counting only the rewards inside the segment (the authors' code, and the default).
+  With ``segment_end="truncate"`` (the default) a segment that ends with its period (not
+  with the episode) is *truncated*: the period's time limit cut it, so PPO bootstraps its
+  return from the sub-policy's value of the segment's last observation. With
+  ``"terminate"`` (the authors' code) it is terminated, and its return counts only the
+  rewards inside the segment.
 
 A step of the wrapper is either a *controller step* (only ``a/ctrl/k`` agents act;
 the base env does not move) or a *base step* (only ``a/sub/k/z`` agents act).
@@ -62,6 +63,11 @@ from policies.fen.reward import (
     fair_efficient_reward,
 )
 
+#: FEN's default efficiency window and segment end: the setup that reaches the paper's
+#: figures (``results/fen_notes.md``); the authors' code uses ``"episode"`` and
+#: ``"terminate"`` (:data:`policies.fen.variants.PRESETS`, ``--preset authors``)
+DEFAULT_EFFICIENCY = "period"
+DEFAULT_SEGMENT_END = "truncate"
 #: what a controller decision is credited with: ``period`` -- its own period's rhat (a
 #: one-step episode, gamma 0 as in the authors' code); ``episode`` -- the discounted sum
 #: of the rhat of every period from it to the episode's end (one controller trajectory)
@@ -209,10 +215,10 @@ class FENHierarchyEnv(_UtilityWrapper):
         gossip_rounds: int = 10,
         eps: float = EPS,
         feature_scale: float = 1.0,
-        efficiency: str = "episode",
+        efficiency: str = DEFAULT_EFFICIENCY,
         controller_horizon: str = "period",
         controller_reward_scale: float = 1.0,
-        segment_end: str = "terminate",
+        segment_end: str = DEFAULT_SEGMENT_END,
     ) -> None:
         super().__init__(base, average, gossip_graph, gossip_rounds, eps, feature_scale)
         if segment_end not in SEGMENT_ENDS:

@@ -23,7 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from policies.fen.variants import HIERARCHICAL_VARIANTS, VARIANTS, check_variant, options_for
+from policies.fen.variants import (
+    HIERARCHICAL_VARIANTS,
+    PRESET_DEFAULTS,
+    PRESETS,
+    RESOLVED_KEY,
+    VARIANTS,
+    check_variant,
+    options_for,
+    recorded_options,
+)
 
 METRICS = ("utilization", "cv", "min_utility", "max_utility")
 PLANT_METRICS = (*METRICS, "products")
@@ -139,9 +148,11 @@ def run_one(plan: ReproductionPlan, variant: str, seed: int, command: str = "") 
         envs_per_runner=plan.envs_per_runner, env_kwargs=plan.env_kwargs,
         overrides=plan.overrides, fen_options=options_for(variant, plan.fen_options),
     )
+    options = options_for(variant, plan.fen_options)
     run_info = {"script": "reproduce_fen", "env": plan.env, "variant": variant, "seed": seed,
                 "env_kwargs": plan.env_kwargs, "overrides": plan.overrides,
-                "fen_options": options_for(variant, plan.fen_options)}
+                "fen_options": options,
+                RESOLVED_KEY: {**options_for(variant, PRESET_DEFAULTS), **options}}
     summary = run_training(
         config, iterations=plan.iterations - already, logdir=run_dir,
         checkpoint_every=10, resume=resume, run_info=run_info,
@@ -210,13 +221,19 @@ def run_curve(final: dict[str, Any], tag: str) -> tuple[np.ndarray, np.ndarray]:
 
 def run_label(variant: str, fen_options: dict[str, Any] | None = None,
               overrides: dict[str, Any] | None = None) -> str:
-    """The table row of a run: its variant, with the FEN options it used and the
-    AlgorithmConfig fields it set (``--set``) when it has any, e.g.
-    ``fen [efficiency=period]`` or ``fen [minibatch_size=128]``."""
+    """The table row of a run: its variant, with the non-default FEN options it used
+    (a whole preset as ``preset=NAME``) and the AlgorithmConfig fields it set (``--set``)
+    when it has any, e.g. ``fen [preset=authors]``, ``fen [segment_end=terminate]`` or
+    ``fen [minibatch_size=128]``."""
     used = {**options_for(variant, dict(fen_options or {})), **dict(overrides or {})}
-    if not used:
-        return variant
-    return f"{variant} [" + ", ".join(f"{k}={v}" for k, v in sorted(used.items())) + "]"
+    words = []
+    for name, preset in PRESETS.items():
+        preset = options_for(variant, preset)
+        if preset and all(used.get(k, object()) == v for k, v in preset.items()):
+            used = {k: v for k, v in used.items() if k not in preset}
+            words.append(f"preset={name}")
+    words += [f"{k}={v}" for k, v in sorted(used.items())]
+    return f"{variant} [" + ", ".join(words) + "]" if words else variant
 
 
 def label_variant(label: str) -> str:
@@ -329,7 +346,7 @@ def plot_learning_curves(env: str, finals: Sequence[dict[str, Any]], path: Path)
 
 
 def plot_controller_behaviour(finals: Sequence[dict[str, Any]], env: str, path: Path) -> bool:
-    """P(controller picks sub-policy 1) per bin of (u_i - ubar)/ubar, FEN variants."""
+    """P(controller picks sub-policy 0) per bin of (u_i - ubar)/ubar, FEN variants."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -353,7 +370,7 @@ def plot_controller_behaviour(finals: Sequence[dict[str, Any]], env: str, path: 
     ax.set_xticks(range(len(RELATIVE_UTILITY_BIN_NAMES)), RELATIVE_UTILITY_BIN_NAMES,
                   rotation=20, fontsize=8)
     ax.set_xlabel("(u_i - ubar) / ubar at the decision")
-    ax.set_ylabel("P(controller picks sub-policy 1)")
+    ax.set_ylabel("P(controller picks sub-policy 0)")
     ax.set_title(f"{env}: controller behaviour")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
@@ -407,10 +424,10 @@ def finished_runs(plan: ReproductionPlan, refresh: bool = False) -> list[dict[st
     """Every run of ``plan.env`` with a final.json under the runs dir or a dir of
     ``plan.also_report`` (any invocation), with its row ``label`` and its ``dir``.
 
-    Runs of the runs dir are labelled with their variant (the JSON's ``{variant: ...}``);
-    runs of an ``also_report`` dir with :func:`run_label` (their options, from their
-    ``run_info.json``), plus ``" (N it)"`` when an earlier dir has that setup at another
-    budget. A row that would hold one seed twice is an error.
+    Every run is labelled with :func:`run_label` (its variant and non-default options,
+    from its ``run_info.json``: :func:`policies.fen.variants.recorded_options`), plus
+    ``" (N it)"`` when an earlier dir has that setup at another budget. A row that would
+    hold one seed twice is an error.
 
     ``refresh``: re-read each run's figures from its TensorBoard files where present.
     """
@@ -426,11 +443,9 @@ def finished_runs(plan: ReproductionPlan, refresh: bool = False) -> list[dict[st
                 if refresh and (path.parent / "tb").exists():
                     final.update(final_figures(path.parent / "tb"))
                     path.write_text(json.dumps(final, indent=2, sort_keys=True))
-                label = variant
-                if runs_dir != plan.runs_dir:
-                    info_path = path.parent / "run_info.json"
-                    info = json.loads(info_path.read_text()) if info_path.exists() else {}
-                    label = run_label(variant, info.get("fen_options"), info.get("overrides"))
+                info_path = path.parent / "run_info.json"
+                info = json.loads(info_path.read_text()) if info_path.exists() else {}
+                label = run_label(variant, recorded_options(variant, info), info.get("overrides"))
                 its = final["training_iteration"]
                 if label in earlier and its not in earlier[label]:
                     label = f"{label} ({its} it)"
@@ -470,7 +485,7 @@ def _hierarchical_labels(finals: Sequence[dict[str, Any]]) -> list[str]:
 
 def utilization_breakdown(finals: Sequence[dict[str, Any]]) -> str:
     """Markdown: per hierarchical variant and k, the share of steps with k agents on
-    sub-policy 1 and the utilization of those steps (mean over seeds); '' if none."""
+    sub-policy 0 and the utilization of those steps (mean over seeds); '' if none."""
     rows = []
     for label in _hierarchical_labels(finals):
         runs = [f["controller"] for f in finals
@@ -488,11 +503,11 @@ def utilization_breakdown(finals: Sequence[dict[str, Any]]) -> str:
     return "\n".join([
         "## Where utilization goes",
         "",
-        "Share of steps on which k agents run sub-policy 1 (the one trained on the "
+        "Share of steps on which k agents run sub-policy 0 (the one trained on the "
         "environment reward) and the utilization of those steps, mean over seeds "
         "(training episodes, last iteration):",
         "",
-        "| variant | k on sub-policy 1 | share of steps | utilization | seeds |",
+        "| variant | k on sub-policy 0 | share of steps | utilization | seeds |",
         "|---|---|---|---|---|",
         *rows,
         "",

@@ -31,7 +31,13 @@ from policies.fen.discriminator import REWARDS
 from policies.fen.envs import CONTROLLER_HORIZONS, SEGMENT_ENDS
 from policies.fen.gossip import GRAPHS
 from policies.fen.reward import EFFICIENCY_WINDOWS
-from policies.fen.variants import DEFAULT_POLICY_MODE, POLICY_MODES, VARIANTS
+from policies.fen.variants import (
+    DEFAULT_POLICY_MODE,
+    POLICY_MODES,
+    PRESETS,
+    VARIANTS,
+    preset_options,
+)
 
 FEN_ENVS = tuple(DEFAULT_POLICY_MODE)
 
@@ -39,6 +45,11 @@ FEN_ENVS = tuple(DEFAULT_POLICY_MODE)
 def add_fen_arguments(p: argparse.ArgumentParser) -> None:
     """The FEN options (T, M, gossip, intrinsic reward, controller input and entropy)."""
     g = p.add_argument_group("FEN")
+    g.add_argument("--preset", default=None,
+                   help=f"named option set: {list(PRESETS)} (authors: the authors' code, rhat "
+                        "over the whole episode and each period's segment terminated; the flags "
+                        "below override it). Default: rhat over the period just ended, segments "
+                        "truncated (results/fen_notes.md)")
     g.add_argument("--period", type=int, default=None, help="controller period T")
     g.add_argument("--subpolicies", type=int, default=None, help="number of sub-policies M")
     g.add_argument("--gossip-graph", default=None, help=f"fen_gossip graph: {list(GRAPHS)}")
@@ -54,13 +65,13 @@ def add_fen_arguments(p: argparse.ArgumentParser) -> None:
                         "environment reward) with probability P in (0, 1), the others evenly "
                         "(default: RLlib's initialisation, about uniform); e.g. with "
                         "--warm-start, see policies/fen/controller_prior.py")
-    g.add_argument("--subpolicy1-entropy", type=float, default=None,
-                   help="entropy coefficient of sub-policy 1, the one trained on the environment "
-                        "reward (default: the common 0.03)")
+    g.add_argument("--subpolicy0-entropy", type=float, default=None,
+                   help="entropy coefficient of sub-policy 0 (module sub0), the one trained on "
+                        "the environment reward (default: the common 0.03)")
     g.add_argument("--efficiency", default=None,
                    help=f"what rhat's efficiency term averages over: {list(EFFICIENCY_WINDOWS)} "
-                        "(default episode, the paper's; period: the controller period just "
-                        "ended, see policies/fen/reward.py)")
+                        "(default period: the controller period just ended; episode: the "
+                        "paper's, see policies/fen/reward.py)")
     g.add_argument("--controller-horizon", default=None,
                    help=f"what a controller decision is credited with: {list(CONTROLLER_HORIZONS)} "
                         "(default period: its period's rhat, gamma 0 as in the authors' code; "
@@ -68,9 +79,9 @@ def add_fen_arguments(p: argparse.ArgumentParser) -> None:
                         "objective, with the common gamma per decision)")
     g.add_argument("--segment-end", default=None,
                    help=f"how a sub-policy's segment ends with its period: {list(SEGMENT_ENDS)} "
-                        "(default terminate: an episode of its own, as in the authors' code; "
-                        "truncate: cut by the period, PPO bootstraps from the sub-policy's "
-                        "value of the last observation)")
+                        "(default truncate: cut by the period, PPO bootstraps from the "
+                        "sub-policy's value of the last observation; terminate: an episode of "
+                        "its own, as in the authors' code)")
     g.add_argument("--model", default=None,
                    help="network of the sub-policies (and flat policies): mlp (default) or "
                         "slot_scoring (envs with job slots, policies/slot_scoring.py)")
@@ -96,8 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def fen_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The FEN-specific flags that were given, validated."""
+def fen_options(args: argparse.Namespace, variant: str | None = None) -> dict[str, Any]:
+    """The FEN options of the flags and ``--preset``, validated, without those equal to
+    the defaults (``variant``: only the preset's options it uses)."""
     if args.gossip_graph is not None and args.gossip_graph not in GRAPHS:
         raise ValueError(f"unknown --gossip-graph {args.gossip_graph!r}; allowed: {list(GRAPHS)}")
     if args.intrinsic_reward is not None and args.intrinsic_reward not in REWARDS:
@@ -111,7 +123,7 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.feature_scale is not None and not args.feature_scale > 0:
         raise ValueError(f"--feature-scale must be > 0, got {args.feature_scale}")
     for flag, value in (("--controller-entropy", args.controller_entropy),
-                        ("--subpolicy1-entropy", args.subpolicy1_entropy)):
+                        ("--subpolicy0-entropy", args.subpolicy0_entropy)):
         if value is not None and value < 0:
             raise ValueError(f"{flag} must be >= 0, got {value}")
     if args.controller_sub0_prob is not None and not 0 < args.controller_sub0_prob < 1:
@@ -134,16 +146,18 @@ def fen_options(args: argparse.Namespace) -> dict[str, Any]:
         "feature_scale": args.feature_scale,
         "controller_entropy": args.controller_entropy,
         "controller_sub0_prob": args.controller_sub0_prob,
-        "subpolicy1_entropy": args.subpolicy1_entropy,
-        # the paper's window is the default: naming it changes nothing (and no row label)
-        "efficiency": None if args.efficiency == "episode" else args.efficiency,
+        "subpolicy0_entropy": args.subpolicy0_entropy,
+        "efficiency": args.efficiency,
         # the authors' one-step decisions are the default: naming them changes nothing
         "controller_horizon": None if args.controller_horizon == "period"
         else args.controller_horizon,
-        "segment_end": None if args.segment_end == "terminate" else args.segment_end,
+        "segment_end": args.segment_end,
         "model": args.model,
     }
-    return {k: v for k, v in given.items() if v is not None}
+    given = {k: v for k, v in given.items() if v is not None}
+    # a default named explicitly changes nothing (and no row label); the preset's options
+    # apply to the variants that use them, under the flags given
+    return preset_options(args.preset, given, variant)
 
 
 def fairness_table(metrics: dict[str, float]) -> str:
@@ -171,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         run = run_settings(args)
         check_warm_start(args.warm_start, args.warm_start_episodes, env=args.env, algo="ppo",
                          resume=run["resume"])
-        options = fen_options(args)
+        options = fen_options(args, args.variant)
         env_kwargs = parse_env_kwargs(args.env_kwargs)
         if args.policy_mode is not None and args.policy_mode not in POLICY_MODES:
             raise ValueError(

@@ -31,7 +31,14 @@ from typing import Any
 from pettingzoo import ParallelEnv
 
 import marl_envs
-from policies.fen.envs import SHAPINGS, FairEfficientRewardEnv, FENHierarchyEnv, ShapedRewardEnv
+from policies.fen.envs import (
+    DEFAULT_EFFICIENCY,
+    DEFAULT_SEGMENT_END,
+    SHAPINGS,
+    FairEfficientRewardEnv,
+    FENHierarchyEnv,
+    ShapedRewardEnv,
+)
 from policies.fen.reward import CONTROLLER_PERIOD
 from policies.rllib_env import register_env_factory
 
@@ -48,7 +55,7 @@ DEFAULT_POLICY_MODE = {
 FACTORY = "fen"
 FACTORY_MODULE = __name__
 _HIERARCHY_OPTIONS = frozenset({"period", "n_subpolicies", "intrinsic_reward",
-                                "controller_entropy", "subpolicy1_entropy", "efficiency",
+                                "controller_entropy", "subpolicy0_entropy", "efficiency",
                                 "controller_horizon", "segment_end", "feature_scale",
                                 "model", "controller_sub0_prob"})
 #: the FEN options (``fen_options`` keys) each variant uses; the others do not change it
@@ -58,6 +65,46 @@ VARIANT_OPTIONS: dict[str, frozenset[str]] = {
     "fen_no_hierarchy": frozenset({"feature_scale", "model"}),
     **{shaping: frozenset({"model"}) for shaping in SHAPINGS},
 }
+
+
+#: named presets of FEN options: ``authors`` is the behaviour of the authors' code (the
+#: paper's rhat over the whole episode, each sub-policy segment an episode of its own),
+#: which idles on Job Scheduling (``results/fen_notes.md``); explicit options win
+PRESETS: dict[str, dict[str, Any]] = {
+    "authors": {"efficiency": "episode", "segment_end": "terminate"},
+}
+#: the defaults of the options that :data:`PRESETS` change
+PRESET_DEFAULTS: dict[str, Any] = {"efficiency": DEFAULT_EFFICIENCY,
+                                   "segment_end": DEFAULT_SEGMENT_END}
+#: run_info key: the FEN options of a run with every preset option resolved; runs made
+#: before the presets existed stored only the options they set, on top of the authors'
+#: behaviour, then the default (:func:`recorded_options`)
+RESOLVED_KEY = "fen_options_resolved"
+
+
+def preset_options(preset: str | None, fen_options: dict[str, Any],
+                   variant: str | None = None) -> dict[str, Any]:
+    """``fen_options`` on top of ``preset`` (None: the defaults), without the entries that
+    equal the defaults. ``variant``: only the preset's options that it uses."""
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown FEN preset {preset!r}; allowed: {list(PRESETS)}")
+    chosen = PRESETS.get(preset, {})
+    merged = {**(chosen if variant is None else options_for(variant, chosen)), **fen_options}
+    return {k: v for k, v in merged.items()
+            if not (k in PRESET_DEFAULTS and v == PRESET_DEFAULTS[k])}
+
+
+def recorded_options(variant: str, run_info: dict[str, Any]) -> dict[str, Any]:
+    """The non-default FEN options of a recorded run (its ``run_info.json``): the
+    resolved options of a run made since the presets, else (an older run) the options it
+    set on top of the authors' behaviour, then the default. A ``subpolicy1_entropy`` of
+    an older run is the ``subpolicy0_entropy`` of sub-policy 0 (it was named 1-based)."""
+    if RESOLVED_KEY in run_info:
+        return preset_options(None, dict(run_info[RESOLVED_KEY]), variant)
+    given = dict(run_info.get("fen_options") or {})
+    if "subpolicy1_entropy" in given:
+        given["subpolicy0_entropy"] = given.pop("subpolicy1_entropy")
+    return preset_options("authors", given, variant)
 
 
 def check_options(variant: str, fen_options: dict[str, Any]) -> None:
@@ -103,10 +150,10 @@ def make_variant_env(env_config: dict[str, Any]) -> ParallelEnv:
             gossip_graph=options.get("gossip_graph", "random3"),
             gossip_rounds=options.get("gossip_rounds", 10),
             feature_scale=options.get("feature_scale", 1.0),
-            efficiency=options.get("efficiency", "episode"),
+            efficiency=options.get("efficiency", DEFAULT_EFFICIENCY),
             controller_horizon=options.get("controller_horizon", "period"),
             controller_reward_scale=options.get("controller_reward_scale", 1.0),
-            segment_end=options.get("segment_end", "terminate"),
+            segment_end=options.get("segment_end", DEFAULT_SEGMENT_END),
         )
     if variant == "fen_no_hierarchy":
         return FairEfficientRewardEnv(base, feature_scale=options.get("feature_scale", 1.0))
