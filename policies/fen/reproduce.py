@@ -556,6 +556,10 @@ Each cell: mean ± std over seeds of the training-episode figures at the final
 iteration (RLlib's window of the last 20 episodes); the paper's figure beside it.
 `random_untrained` is uniform random actions (5 episodes, "seeds" counts episodes),
 the reference any learning must beat.
+Rows: a variant, with the FEN options its runs used that differ from today's defaults
+(rhat over the period just ended, truncated segments); `preset=authors` is the authors'
+code (rhat over the episode, terminated segments). Runs recorded before the defaults
+changed (their commands above name the flags of that time) are labelled as what they ran.
 Budget: the iterations of PPO (4000 env steps each) in the `iterations` column and per
 run below (rows trained for different budgets are not an equal-budget comparison);
 the paper trains far longer (up to 100,000 episodes in the authors' code), so
