@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from policies.fen.references import METRICS, PAPER, PLANT_METRICS, random_policy_figures
 from policies.fen.variants import (
     HIERARCHICAL_VARIANTS,
     PRESET_DEFAULTS,
@@ -34,41 +35,7 @@ from policies.fen.variants import (
     recorded_options,
 )
 
-METRICS = ("utilization", "cv", "min_utility", "max_utility")
-PLANT_METRICS = (*METRICS, "products")
 FINAL_FILE = "final.json"
-
-#: the paper's tables (mean, std; None where the paper gives no std or no number)
-PAPER: dict[str, dict[str, dict[str, tuple[float, float | None]]]] = {
-    "job_scheduling": {
-        "independent": {"utilization": (0.96, 0.11), "cv": (1.57, 0.26),
-                        "min_utility": (0.0, None), "max_utility": (0.88, 0.17)},
-        "min": {"utilization": (0.47, 0.08), "cv": (0.30, 0.07),
-                "min_utility": (0.07, None), "max_utility": (0.16, None)},
-        "avg": {"utilization": (0.84, 0.07), "cv": (0.75, 0.13),
-                "min_utility": (0.05, None), "max_utility": (0.46, None)},
-        "min_avg": {"utilization": (0.63, 0.05), "cv": (0.39, 0.03),
-                    "min_utility": (0.09, None), "max_utility": (0.24, None)},
-        "inequity_aversion": {"utilization": (0.72, 0.09), "cv": (0.69, 0.17),
-                              "min_utility": (0.04, None), "max_utility": (0.33, None)},
-        "fen": {"utilization": (0.90, 0.05), "cv": (0.17, 0.05),
-                "min_utility": (0.18, 0.03), "max_utility": (0.28, 0.07)},
-        "fen_no_hierarchy": {"utilization": (0.57, 0.13), "cv": (0.22, 0.06),
-                             "min_utility": (0.10, None), "max_utility": (0.18, None)},
-    },
-    "manufacturing_plant": {
-        "independent": {"utilization": (0.28, 0.05), "cv": (0.38, 0.08), "products": (19, 3)},
-        "min": {"utilization": (0.29, 0.06), "cv": (0.26, 0.01), "products": (20, 4)},
-        "avg": {"utilization": (0.13, 0.03), "cv": (0.63, 0.07), "products": (9, 2)},
-        "min_avg": {"utilization": (0.34, 0.06), "cv": (0.28, 0.01), "products": (23, 4)},
-        "inequity_aversion": {"utilization": (0.27, 0.07), "cv": (0.29, 0.07),
-                              "products": (19, 5)},
-        "fen": {"utilization": (0.82, 0.05), "cv": (0.10, 0.03), "products": (48, 3)},
-        "fen_no_hierarchy": {"utilization": (0.22, 0.03), "cv": (0.18, 0.07),
-                             "products": (15, 1)},
-    },
-    "matthew_effect": {},
-}
 
 
 #: what a reader must know to compare an environment's table with the paper's
@@ -458,25 +425,6 @@ def finished_runs(plan: ReproductionPlan, refresh: bool = False) -> list[dict[st
                 final["dir"] = path.parent
                 finals.append(final)
     return finals
-
-
-def random_policy_figures(env: str, env_kwargs: dict[str, Any], episodes: int = 5,
-                          seed: int = 0) -> dict[str, dict]:
-    """The untrained reference: uniform random actions, figures over ``episodes``."""
-    import marl_envs
-
-    rng = np.random.default_rng(seed)
-    base = marl_envs.make(env, **env_kwargs)
-    rows = []
-    for episode in range(episodes):
-        base.reset(seed=seed + episode)
-        while base.agents:
-            base.step(dict(zip(base.agents, rng.integers(base.n_actions, size=len(base.agents)),
-                               strict=True)))
-        rows.append(base.episode_stats())
-    names = PLANT_METRICS if env == "manufacturing_plant" else METRICS
-    return {m: {"mean": float(np.mean([r[m] for r in rows])),
-                "std": float(np.std([r[m] for r in rows])), "seeds": episodes} for m in names}
 
 
 def _hierarchical_labels(finals: Sequence[dict[str, Any]]) -> list[str]:

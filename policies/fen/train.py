@@ -160,19 +160,36 @@ def fen_options(args: argparse.Namespace, variant: str | None = None) -> dict[st
     return preset_options(args.preset, given, variant)
 
 
-def fairness_table(metrics: dict[str, float]) -> str:
-    """The final fairness figures of a run as a small text table."""
-    rows = [("utilization", "fairness/utilization"), ("CV", "fairness/cv"),
-            ("min utility", "fairness/min_utility"), ("max utility", "fairness/max_utility"),
-            ("average utility", "fairness/average_utility"), ("products", "fairness/products"),
-            ("fair-efficient reward", "fairness/fair_efficient_reward")]
-    lines = [f"{name:>24}  {metrics[key]:.4f}" for name, key in rows if key in metrics]
-    agents = sorted(k.removeprefix("fairness/utility/") for k in metrics
-                    if k.startswith("fairness/utility/"))
-    lines += [f"{'utility of ' + a:>24}  {metrics['fairness/utility/' + a]:.4f}" for a in agents]
-    choices = sorted(k for k in metrics if k.startswith("fairness/controller/choice_freq/"))
-    lines += [f"{'controller picks ' + k.rsplit('/', 1)[1]:>24}  {metrics[k]:.3f}"
-              for k in choices]
+#: the final table's columns: (heading, metric name, format)
+TABLE_COLUMNS = (("utilization", "utilization", "{:.3f}"), ("CV", "cv", "{:.3f}"),
+                 ("min utility", "min_utility", "{:.3f}"), ("max utility", "max_utility", "{:.3f}"),
+                 ("products", "products", "{:.1f}"))
+
+
+def fairness_table(metrics: dict[str, float],
+                   references: list[tuple[str, dict[str, float]]] = ()) -> str:
+    """The final fairness figures of a run (``fairness/<name>`` metrics) as a text table,
+    with ``references`` (:func:`policies.fen.references.reference_rows`) as rows beneath
+    it, then each agent's utility and how often the controllers picked each sub-policy."""
+    run = {k.removeprefix("fairness/"): v for k, v in metrics.items()
+           if k.startswith("fairness/")}
+    columns = [c for c in TABLE_COLUMNS if c[1] in run]
+    rows = [("this run", run), *references]
+    width = max(len(name) for name, _ in rows)
+    lines = ["  ".join([" " * width, *(f"{h:>11}" for h, _, _ in columns)])]
+    for name, figures in rows:
+        cells = [fmt.format(figures[m]) if m in figures else "-" for _, m, fmt in columns]
+        lines.append("  ".join([f"{name:<{width}}", *(f"{c:>11}" for c in cells)]))
+    if "fair_efficient_reward" in run:
+        lines.append(f"\nfair-efficient reward {run['fair_efficient_reward']:.4f}")
+    agents = sorted(k.removeprefix("utility/") for k in run if k.startswith("utility/"))
+    if agents:
+        lines.append("utility per agent: " + ", ".join(
+            f"{a} {run['utility/' + a]:.4f}" for a in agents))
+    choices = sorted(k for k in run if k.startswith("controller/choice_freq/"))
+    if choices:
+        lines.append("controllers pick: " + ", ".join(
+            f"{k.rsplit('/', 1)[1]} {run[k]:.3f}" for k in choices))
     return "\n".join(lines)
 
 
@@ -224,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nFEN variant {args.variant!r} on {args.env}, after {summary['training_iteration']} "
           f"iterations ({summary['env_steps']} env steps, {summary['wall_time_s']:.0f} s); "
           f"fairness of the last 20 episodes as of iteration {at}:")
-    print(fairness_table(latest))
+    from policies.fen.references import reference_rows
+
+    print(fairness_table(latest, reference_rows(args.env, env_kwargs)))
     print(f"\ncheckpoint: {summary['checkpoint']}")
     print(f"TensorBoard: tensorboard --logdir {summary['logdir']}")
     return 0
