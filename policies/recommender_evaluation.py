@@ -68,9 +68,9 @@ class DQNRecommender(Recommender):
 
     def __init__(self, checkpoint: str | Path, name: str = "dqn") -> None:
         super().__init__(0)
-        from policies.training import load_checkpoint_config, read_run_info
+        from policies.training import load_checkpoint_config, open_checkpoint
 
-        info = read_run_info(checkpoint)
+        checkpoint, info = open_checkpoint(checkpoint)
         if info.get("env") != ENV_NAME:
             raise ValueError(f"checkpoint {str(checkpoint)!r} holds policies for env "
                              f"{info.get('env')!r}, not {ENV_NAME!r}")

@@ -18,9 +18,11 @@ TensorBoard tags (step = training iteration; see docs/training.md):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -30,7 +32,18 @@ from policies.callbacks import AGENT_RETURN_PREFIX, FAIRNESS_PREFIX
 
 RUN_INFO_FILE = "run_info.json"
 CHECKPOINT_DIR = "checkpoints"
+#: names the newest complete checkpoint of a run folder (written after its marker)
 LATEST_FILE = "latest_checkpoint.txt"
+#: a checkpoint's completion marker, written last: every file of the checkpoint with its
+#: size and sha256; a directory without it (a save that was killed) is never loaded
+COMPLETE_FILE = "checkpoint_complete.json"
+#: what a checkpoint of :func:`save_checkpoint` always holds: RLlib's metadata, the
+#: AlgorithmConfig, the algorithm state (iteration counter, metrics logger), the learner
+#: group (modules' weights, optimiser state) and our run_info
+CHECKPOINT_PARTS = (
+    "rllib_checkpoint.json", "class_and_ctor_args.pkl", "algorithm_state.pkl", "learner_group",
+    RUN_INFO_FILE,
+)
 LOSS_KEYS = (
     "policy_loss", "vf_loss", "entropy", "total_loss", "qf_loss", "mean_kl_loss",
     "vf_explained_var",
@@ -240,40 +253,178 @@ def progress_line(result: Mapping[str, Any], last: dict[str, float] | None = Non
 
 
 # ---------------------------------------------------------------- checkpoints
-def read_run_info(checkpoint: str | Path) -> dict[str, Any]:
-    """The run_info JSON stored in a checkpoint made by :func:`run_training`."""
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``path`` holds ``text`` or what it held before, never a part of ``text``."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _listing(items: list[str], limit: int = 5) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def mark_complete(checkpoint: str | Path) -> Path:
+    """Write the completion marker :data:`COMPLETE_FILE` of ``checkpoint``: every file
+    under it with its size and sha256. :func:`save_checkpoint` calls it last; call it
+    yourself only on a checkpoint you know is whole (one saved before checkpoints had
+    markers). ValueError if ``checkpoint`` lacks one of :data:`CHECKPOINT_PARTS`."""
+    path = Path(checkpoint)
+    missing = [p for p in CHECKPOINT_PARTS if not (path / p).exists()]
+    if missing:
+        raise ValueError(f"{str(path)!r} is not a whole checkpoint: it lacks {missing}")
+    files = {
+        f.relative_to(path).as_posix(): {"bytes": f.stat().st_size, "sha256": _sha256(f)}
+        for f in sorted(path.rglob("*"))
+        if f.is_file() and f.name not in (COMPLETE_FILE, COMPLETE_FILE + ".tmp")
+    }
+    _write_atomically(path / COMPLETE_FILE, json.dumps({"files": files}, indent=1))
+    return path / COMPLETE_FILE
+
+
+def check_checkpoint(checkpoint: str | Path) -> Path:
+    """``checkpoint`` if it is complete: it holds :data:`CHECKPOINT_PARTS` and its
+    completion marker, and every file the marker lists has the size and sha256 it was
+    saved with. Otherwise a ValueError naming what is missing or damaged."""
+    path = Path(checkpoint)
+    problems = []
+    missing = [p for p in CHECKPOINT_PARTS if not (path / p).exists()]
+    if missing:
+        problems.append("missing " + ", ".join(missing))
+    marker = path / COMPLETE_FILE
+    if not marker.is_file():
+        problems.append(
+            f"no completion marker {COMPLETE_FILE} (it is written last: the process saving "
+            "the checkpoint stopped before it finished, or the checkpoint predates markers)"
+        )
+    else:
+        try:
+            files = dict(json.loads(marker.read_text())["files"])
+        except (ValueError, KeyError, TypeError) as e:
+            files = {}
+            problems.append(f"damaged {COMPLETE_FILE} ({e!r})")
+        gone, damaged = [], []
+        for name, saved in files.items():
+            f = path / name
+            if not f.is_file():
+                if name.split("/")[0] not in missing:
+                    gone.append(name)
+            elif f.stat().st_size != saved["bytes"]:
+                damaged.append(f"{name} ({f.stat().st_size} bytes, saved with "
+                               f"{saved['bytes']}: truncated or overwritten)")
+            elif _sha256(f) != saved["sha256"]:
+                damaged.append(f"{name} (its content is not what was saved)")
+        if gone:
+            problems.append("missing " + _listing(gone))
+        if damaged:
+            problems.append("damaged " + _listing(damaged))
+    if problems:
+        raise ValueError(f"{str(path)!r} is not a complete checkpoint: " + "; ".join(problems))
+    return path
+
+
+def open_checkpoint(checkpoint: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The complete checkpoint ``checkpoint`` names (:func:`check_checkpoint`) and its
+    run_info.
+
+    ``checkpoint`` is a checkpoint directory or a run folder (a ``logdir`` of
+    :func:`run_training`: it has ``checkpoints/``, ``tb/`` or :data:`LATEST_FILE`),
+    which stands for the checkpoint its :data:`LATEST_FILE` names (looked up by name
+    under its ``checkpoints/``, so a moved folder works). ValueError otherwise (for a
+    run folder without such a checkpoint: naming the checkpoints in it).
+    """
     path = Path(checkpoint)
     if not path.exists():
         raise ValueError(f"checkpoint path {str(path)!r} does not exist")
-    info = path / RUN_INFO_FILE
-    if not info.is_file():
-        raise ValueError(
-            f"{str(path)!r} is not a checkpoint made by run_training (no {RUN_INFO_FILE})"
-        )
-    return json.loads(info.read_text())
+    if any((path / p).exists() for p in (CHECKPOINT_DIR, LATEST_FILE, "tb")):
+        latest = path / LATEST_FILE
+        name = Path(latest.read_text().strip()).name if latest.is_file() else ""
+        if not name or not (path / CHECKPOINT_DIR / name).is_dir():
+            inside = sorted(p.name for p in (path / CHECKPOINT_DIR).glob("iter_*"))
+            raise ValueError(
+                f"{str(path)!r} is a run folder and its {LATEST_FILE} names no checkpoint "
+                f"in it; its checkpoints: {inside or 'none'} (pass one, "
+                f"{str(path / CHECKPOINT_DIR / 'iter_NNNNNN')!r})"
+            )
+        path = path / CHECKPOINT_DIR / name
+    check_checkpoint(path)
+    return path, json.loads((path / RUN_INFO_FILE).read_text())
 
 
-def check_resume_compatible(run_info: Mapping[str, Any], checkpoint: str | Path) -> None:
-    """Resuming needs the same env, algorithm, policy mapping (and FEN variant)."""
-    saved = read_run_info(checkpoint)
+def read_run_info(checkpoint: str | Path) -> dict[str, Any]:
+    """The run_info of the complete checkpoint ``checkpoint`` names (:func:`open_checkpoint`)."""
+    return open_checkpoint(checkpoint)[1]
+
+
+_UNSET = object()
+
+
+def _differences(saved: Any, current: Any, key: str = "") -> list[str]:
+    """``key (checkpoint X, this run Y)`` for every (dotted) key whose values differ."""
+    if isinstance(saved, Mapping) and isinstance(current, Mapping):
+        return [d for k in sorted(set(saved) | set(current), key=str)
+                for d in _differences(saved.get(k, _UNSET), current.get(k, _UNSET),
+                                      f"{key}.{k}" if key else str(k))]
+    if saved == current:
+        return []
+    a, b = ("unset" if v is _UNSET else repr(v) for v in (saved, current))
+    return [f"{key} (checkpoint {a}, this run {b})"]
+
+
+def check_resume_compatible(run_info: Mapping[str, Any], checkpoint: str | Path) -> Path:
+    """The complete checkpoint ``checkpoint`` names (:func:`open_checkpoint`) if this run
+    may resume it: the same env, algorithm, policy mapping, sampler, env factory (and FEN
+    variant) and the same ``env_config`` / ``env_kwargs`` (a ValueError names the keys
+    that differ)."""
+    path, saved = open_checkpoint(checkpoint)
     if "sampler" in run_info and "algo" in saved:  # train.py checkpoints before --sampler
         saved.setdefault("sampler", "multi_agent")
     for key in ("env", "algo", "policy_mode", "sampler", "factory", "variant"):
         if key in run_info and key in saved and run_info[key] != saved[key]:
             raise ValueError(
-                f"checkpoint {str(checkpoint)!r} was trained with {key}={saved[key]!r}, "
+                f"checkpoint {str(path)!r} was trained with {key}={saved[key]!r}, "
                 f"this run has {key}={run_info[key]!r}"
             )
+    for key in ("env_config", "env_kwargs"):
+        if key in run_info and key in saved:
+            differ = _differences(saved[key], json.loads(json.dumps(run_info[key])))
+            if differ:
+                raise ValueError(
+                    f"checkpoint {str(path)!r} was trained with another {key}: "
+                    + "; ".join(differ) + f" (its {RUN_INFO_FILE} has the values it was "
+                    "trained with)"
+                )
+    return path
 
 
 def save_checkpoint(algo: Any, logdir: Path, run_info: Mapping[str, Any]) -> Path:
+    """Save ``algo`` to ``logdir/checkpoints/iter_NNNNNN``: RLlib's files, run_info.json,
+    then the completion marker (:func:`mark_complete`); then :data:`LATEST_FILE` names it.
+    A process killed during the save leaves a directory without a marker, which no loader
+    takes, and :data:`LATEST_FILE` still names the previous complete checkpoint."""
     it = algo.iteration
     path = (logdir / CHECKPOINT_DIR / f"iter_{it:06d}").resolve()
+    latest = logdir / LATEST_FILE
+    if path.exists():  # left by an earlier run in this logdir: replaced, marker first
+        if latest.is_file() and latest.read_text().strip() == str(path):
+            latest.unlink()
+        (path / COMPLETE_FILE).unlink(missing_ok=True)
+        shutil.rmtree(path)
     algo.save_to_path(str(path))
     info = dict(run_info)
     info["training_iteration"] = it
     (path / RUN_INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True))
-    (logdir / LATEST_FILE).write_text(str(path) + "\n")
+    mark_complete(path)
+    _write_atomically(latest, str(path) + "\n")
     return path
 
 
@@ -291,9 +442,13 @@ def run_training(
 ) -> dict[str, Any]:
     """Train ``iterations`` more iterations of ``config``'s algorithm.
 
-    ``resume`` restores a checkpoint of :func:`run_training` first (modules,
-    optimiser state, metrics and the iteration counter), so iterations continue
-    from the checkpoint's number. A checkpoint is written every ``checkpoint_every``
+    ``resume`` restores a complete checkpoint of :func:`run_training` first (modules,
+    optimiser state, metrics and the iteration counter; a run folder stands for its
+    latest checkpoint: :func:`open_checkpoint`), so iterations continue from the
+    checkpoint's number; it must match ``run_info`` (:func:`check_resume_compatible`).
+    TensorBoard points of ``logdir`` from the first iteration this call trains on are
+    dropped (``purge_step``: a killed run's points after its checkpoint are not kept
+    twice). A checkpoint (:func:`save_checkpoint`) is written every ``checkpoint_every``
     iterations (0: only at the end) and always after the last one. ``warm_start``
     (e.g. :func:`policies.warm_start.warm_start` with its demonstrations bound) is
     called with the freshly built algorithm before the first iteration, not on resume;
@@ -306,8 +461,7 @@ def run_training(
     if not isinstance(checkpoint_every, int) or checkpoint_every < 0:
         raise ValueError(f"checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
     run_info = dict(run_info or {})
-    if resume is not None:
-        check_resume_compatible(run_info, resume)
+    restore = check_resume_compatible(run_info, resume) if resume is not None else None
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
 
@@ -317,16 +471,17 @@ def run_training(
     algo = config.build_algo()
     writer: SummaryWriter | None = None
     try:
-        if resume is not None:
-            algo.restore_from_path(str(Path(resume).resolve()))
+        if restore is not None:
+            algo.restore_from_path(str(restore.resolve()))
             if verbose:
-                print(f"resumed from {resume} at iteration {algo.iteration}", flush=True)
+                print(f"resumed from {restore} at iteration {algo.iteration}", flush=True)
         warm = None
-        if warm_start is not None and resume is None:
+        if warm_start is not None and restore is None:
             warm = dict(warm_start(algo))
             if verbose:
                 print(f"warm start: {json.dumps(warm)}", flush=True)
-        writer = SummaryWriter(log_dir=str(logdir / "tb"))
+        # TensorBoard hides the points of earlier event files from this step on
+        writer = SummaryWriter(log_dir=str(logdir / "tb"), purge_step=algo.iteration + 1)
         (logdir / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2, sort_keys=True))
         result: Mapping[str, Any] = {}
         checkpoint: Path | None = None
@@ -380,15 +535,11 @@ def run_training(
 
 # ---------------------------------------------------------------- evaluation
 def load_checkpoint_config(checkpoint: str | Path) -> dict[str, Any]:
-    """The AlgorithmConfig state (a dict) stored in an Algorithm checkpoint."""
+    """The AlgorithmConfig state (a dict) stored in ``checkpoint``, a complete checkpoint
+    (a path :func:`open_checkpoint` returned)."""
     import pickle
 
-    path = Path(checkpoint) / "class_and_ctor_args.pkl"
-    if not path.is_file():
-        raise ValueError(
-            f"{str(checkpoint)!r} is not an RLlib Algorithm checkpoint (no {path.name})"
-        )
-    with path.open("rb") as f:
+    with (Path(checkpoint) / "class_and_ctor_args.pkl").open("rb") as f:
         data = pickle.load(f)
     return data["ctor_args_and_kwargs"][0][0]
 
@@ -461,7 +612,8 @@ def evaluate_checkpoint(
     out: Any = None,
     sample: bool = False,
 ) -> dict[str, Any]:
-    """Greedy rollouts of a :func:`run_training` checkpoint; fairness figures averaged.
+    """Greedy rollouts of a complete :func:`run_training` checkpoint (or a run folder's
+    latest: :func:`open_checkpoint`); fairness figures averaged.
 
     ``sample=True``: actions are sampled from the policies' action distributions
     (seeded with ``seed``) instead of taken greedily.
@@ -483,7 +635,7 @@ def evaluate_checkpoint(
         raise ValueError(f"--episodes must be an integer >= 1, got {episodes!r}")
     if render not in (None, "ansi"):
         raise ValueError(f"--render {render!r} is not supported; allowed: 'ansi'")
-    info = read_run_info(checkpoint)
+    checkpoint, info = open_checkpoint(checkpoint)
     if env is not None and info.get("env") != env:
         raise ValueError(
             f"checkpoint {str(checkpoint)!r} holds policies for env {info.get('env')!r}, "
