@@ -214,7 +214,9 @@ def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, cap
             "--set", "num_epochs=1", "--logdir", str(tmp_path / "run")]
     assert main([*tiny, "--iterations", "1"]) == 0
     out = capsys.readouterr().out
-    assert "utilization" in out and "controller picks sub0" in out and "tensorboard --logdir" in out
+    assert "utilization" in out and "controllers pick: sub0" in out
+    assert "tensorboard --logdir" in out
+    assert "FEN, paper" in out and "random play" in out
     checkpoint = (tmp_path / "run" / "latest_checkpoint.txt").read_text().strip()
     assert main([*tiny, "--iterations", "1", "--resume", checkpoint]) == 0
     assert "now at 2" in capsys.readouterr().out
