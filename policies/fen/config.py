@@ -81,8 +81,11 @@ def build_fen_config(
         variant: see :data:`policies.fen.variants.VARIANTS`.
         policy_mode: ``shared`` (one set of networks for all agents) or ``independent``
             (per agent); default: as in the authors' code (shared for job and matthew).
-        fen_options: ``period`` (T), ``n_subpolicies`` (M), ``gossip_graph``,
-            ``gossip_rounds``, ``intrinsic_reward`` (``log_p`` or ``p``), ``feature_scale``
+        fen_options: ``period`` (T), ``n_subpolicies`` (M), ``gossip_graph`` (default
+            ``ring``, Metropolis weights; ``random3``: the authors' variant, whose agents
+            agree on a value off the mean, :mod:`policies.fen.gossip`), ``gossip_rounds``
+            (default: enough for the mean within 1e-3 of the values' spread; 10 for
+            ``random3``), ``intrinsic_reward`` (``log_p`` or ``p``), ``feature_scale``
             (multiplies ``(u_i - ubar)/ubar`` in observations; default 1) and
             ``controller_entropy`` (the controllers' entropy coefficient; default: the
             common 0.03), ``subpolicy0_entropy`` (the entropy coefficient of sub-policy 0,

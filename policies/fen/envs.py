@@ -55,7 +55,7 @@ from pettingzoo import ParallelEnv
 
 from marl_envs.metrics import utilities
 from marl_envs.resource_env import ResourceEnv
-from policies.fen.gossip import GossipAverager
+from policies.fen.gossip import DEFAULT_GRAPH, GossipAverager
 from policies.fen.reward import (
     EFFICIENCY_WINDOWS,
     EPS,
@@ -91,8 +91,8 @@ class AverageUtility:
         self,
         n_agents: int,
         mode: str = "central",
-        graph: str = "random3",
-        rounds: int = 10,
+        graph: str = DEFAULT_GRAPH,
+        rounds: int | None = None,
         rng: np.random.Generator | None = None,
     ) -> None:
         if mode not in ("central", "gossip"):
@@ -124,8 +124,8 @@ class _UtilityWrapper(ParallelEnv):
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "is_parallelizable": True}
 
-    def __init__(self, base: ResourceEnv, average: str, gossip_graph: str, gossip_rounds: int,
-                 eps: float, feature_scale: float) -> None:
+    def __init__(self, base: ResourceEnv, average: str, gossip_graph: str,
+                 gossip_rounds: int | None, eps: float, feature_scale: float) -> None:
         if not isinstance(base, ResourceEnv):
             raise TypeError(f"FEN wrappers need a marl_envs resource env, got {type(base)!r}")
         if not feature_scale > 0:
@@ -211,8 +211,8 @@ class FENHierarchyEnv(_UtilityWrapper):
         period: int,
         n_subpolicies: int = 4,
         average: str = "central",
-        gossip_graph: str = "random3",
-        gossip_rounds: int = 10,
+        gossip_graph: str = DEFAULT_GRAPH,
+        gossip_rounds: int | None = None,
         eps: float = EPS,
         feature_scale: float = 1.0,
         efficiency: str = DEFAULT_EFFICIENCY,
@@ -479,8 +479,8 @@ class FairEfficientRewardEnv(_UtilityWrapper):
         self,
         base: ResourceEnv,
         average: str = "central",
-        gossip_graph: str = "random3",
-        gossip_rounds: int = 10,
+        gossip_graph: str = DEFAULT_GRAPH,
+        gossip_rounds: int | None = None,
         eps: float = EPS,
         feature_scale: float = 1.0,
     ) -> None:

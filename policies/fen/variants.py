@@ -39,6 +39,7 @@ from policies.fen.envs import (
     FENHierarchyEnv,
     ShapedRewardEnv,
 )
+from policies.fen.gossip import DEFAULT_GRAPH
 from policies.fen.reward import CONTROLLER_PERIOD
 from policies.rllib_env import register_env_factory
 
@@ -147,8 +148,8 @@ def make_variant_env(env_config: dict[str, Any]) -> ParallelEnv:
             period=options.get("period", CONTROLLER_PERIOD.get(env_config["env"], 25)),
             n_subpolicies=options.get("n_subpolicies", 4),
             average="gossip" if variant == "fen_gossip" else "central",
-            gossip_graph=options.get("gossip_graph", "random3"),
-            gossip_rounds=options.get("gossip_rounds", 10),
+            gossip_graph=options.get("gossip_graph", DEFAULT_GRAPH),
+            gossip_rounds=options.get("gossip_rounds"),
             feature_scale=options.get("feature_scale", 1.0),
             efficiency=options.get("efficiency", DEFAULT_EFFICIENCY),
             controller_horizon=options.get("controller_horizon", "period"),
