@@ -23,10 +23,13 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
 
 from policies.callbacks import AGENT_RETURN_PREFIX, FAIRNESS_PREFIX
 
@@ -429,6 +432,25 @@ def save_checkpoint(algo: Any, logdir: Path, run_info: Mapping[str, Any]) -> Pat
 
 
 # ---------------------------------------------------------------- training
+#: TensorBoard text tag with the run's config (:func:`config_text`)
+CONFIG_TAG = "config"
+
+
+def config_text(config: Any, run_info: Mapping[str, Any]) -> str:
+    """The run as TensorBoard text (markdown): ``run_info`` and the AlgorithmConfig
+    fields that differ from a default config of the same class, as JSON."""
+    ours = config.to_dict()
+    try:
+        defaults = type(config)().to_dict()
+    except Exception:  # noqa: BLE001 - a config class that needs arguments: every field
+        defaults = {}
+    changed = {k: v for k, v in ours.items() if k not in defaults or defaults[k] != v}
+    body = json.dumps({"run": dict(run_info), "config": changed}, indent=2, sort_keys=True,
+                      default=repr)
+    # four spaces: a markdown code block
+    return "\n".join("    " + line for line in body.splitlines())
+
+
 def run_training(
     config: Any,
     *,
@@ -482,14 +504,20 @@ def run_training(
                 print(f"warm start: {json.dumps(warm)}", flush=True)
         # TensorBoard hides the points of earlier event files from this step on
         writer = SummaryWriter(log_dir=str(logdir / "tb"), purge_step=algo.iteration + 1)
+        if restore is None:  # the run's config, once: TensorBoard's TEXT tab
+            writer.add_text(CONFIG_TAG, config_text(config, run_info), global_step=0)
         (logdir / RUN_INFO_FILE).write_text(json.dumps(run_info, indent=2, sort_keys=True))
         result: Mapping[str, Any] = {}
         checkpoint: Path | None = None
         first_iteration = algo.iteration
         last_finite: dict[str, float] = {}
         latest: dict[str, tuple[float, int]] = {}  # metric -> (last finite value, iteration)
+        # the iteration budget with its ETA on stderr (on a terminal); lines go above it
+        bar = tqdm(total=iterations, desc="iterations", unit="it", leave=False,
+                   disable=None if verbose else True, file=sys.stderr, dynamic_ncols=True)
         for _ in range(iterations):
             result = algo.train()
+            bar.update(1)
             step = int(result.get("training_iteration", algo.iteration))
             for tag, value in all_scalars(result).items():
                 writer.add_scalar(tag, value, global_step=step)
@@ -498,9 +526,10 @@ def run_training(
                 if _finite(value):
                     latest[key] = (float(value), step)
             if verbose:
-                print(progress_line(result, last_finite), flush=True)
+                bar.write(progress_line(result, last_finite), file=sys.stdout)
             if checkpoint_every and step % checkpoint_every == 0:
                 checkpoint = save_checkpoint(algo, logdir, run_info)
+        bar.close()
         if checkpoint is None or int(checkpoint.name.split("_")[-1]) != algo.iteration:
             checkpoint = save_checkpoint(algo, logdir, run_info)
         metrics = iteration_metrics(result)

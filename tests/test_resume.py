@@ -249,3 +249,18 @@ def test_f_a_run_killed_after_logging_resumes_without_duplicate_steps(tmp_path):
     assert [s for s, _ in merged["throughput/iteration_time_s"]] == [1, 2, 3, 4]
     # the killed run's step 3 differed: the test tells the two runs apart
     assert any(dict(killed[t]).get(3) != dict(resumed[t]).get(3) for t in resumed)
+
+
+def test_config_text_is_written_once_per_run():
+    from policies.training import config_text
+
+    class Config:
+        def __init__(self, lr: float = 1e-3) -> None:
+            self.lr = lr
+
+        def to_dict(self) -> dict:
+            return {"lr": self.lr, "gamma": 0.99, "fn": print}
+
+    text = config_text(Config(lr=5e-4), {"env": "job_scheduling"})
+    assert all(line.startswith("    ") for line in text.splitlines())  # a code block
+    assert '"lr": 0.0005' in text and '"gamma"' not in text and '"env": "job_scheduling"' in text

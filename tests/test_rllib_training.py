@@ -68,7 +68,14 @@ def test_one_iteration_metrics_in_result_and_tensorboard(algo, env, mode, tmp_pa
     assert metrics["throughput/agent_steps_per_s"] > 0
     modules = ["shared"] if mode == "shared" else ["agent_0"]
     loss = "qf_loss" if algo == "dqn" else "policy_loss"
-    scalars = _tags(tmp_path).Tags()["scalars"]
+    acc = _tags(tmp_path)
+    scalars = acc.Tags()["scalars"]
+    # the run's config once, as text: run_info and the fields that differ from defaults
+    (text,) = acc.Tensors("config/text_summary")
+    config_md = text.tensor_proto.string_val[0].decode()
+    assert f'"env": "{env}"' in config_md and '"config": {' in config_md
+    batch = TINY[algo]["train_batch_size_per_learner"]
+    assert f'"_train_batch_size_per_learner": {batch}' in config_md
     for tag in [f"fairness/{t}" for t in FAIRNESS_TAGS] + [
         "agent_return/agent_0", "throughput/agent_steps_per_s", "episode/return_mean",
     ]:
