@@ -179,10 +179,18 @@ def test_presets_and_recorded_options():
 
     # the defaults: nothing to name; the authors' preset as one word; flags win over it
     assert preset_options(None, {"efficiency": "period", "segment_end": "truncate"}) == {}
-    authors = preset_options("authors", {})
+    authors = preset_options("authors", {}, "fen")
     assert authors == {"efficiency": "episode", "segment_end": "terminate"}
     assert run_label("fen", authors) == "fen [preset=authors]"
-    assert preset_options("authors", {"efficiency": "period"}) == {"segment_end": "terminate"}
+    gossip = preset_options("authors", {}, "fen_gossip")
+    assert gossip == {**authors, "gossip_graph": "random3"}
+    assert run_label("fen_gossip", gossip) == "fen_gossip [preset=authors]"
+    # an older fen_gossip run with today's window and segments gossiped on random3
+    older = {"fen_options": {"efficiency": "period", "segment_end": "truncate"}}
+    assert run_label("fen_gossip", recorded_options("fen_gossip", older)) == \
+        "fen_gossip [gossip_graph=random3]"
+    assert preset_options("authors", {"efficiency": "period"}, "fen") == {
+        "segment_end": "terminate"}
     assert preset_options("authors", {}, "min") == {}  # a flat variant uses neither
     with pytest.raises(ValueError, match="unknown FEN preset 'fast'; allowed: \\['authors'\\]"):
         preset_options("fast", {})

@@ -2,7 +2,7 @@
 
     python scripts/train_fen.py --env job_scheduling --variant fen --iterations 10 \
         --logdir runs/fen_js [--policy-mode shared] [--period 25] [--subpolicies 4] \
-        [--gossip-graph random3 --gossip-rounds 10] [--intrinsic-reward log_p] \
+        [--gossip-graph ring --gossip-rounds 10] [--intrinsic-reward log_p] \
         [--warm-start central_sjf --controller-sub0-prob 0.7] \
         [--address HOST:PORT] [--checkpoint-every 5] [--resume CHECKPOINT] [--set lr=1e-4]
 
@@ -47,9 +47,10 @@ def add_fen_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("FEN")
     g.add_argument("--preset", default=None,
                    help=f"named option set: {list(PRESETS)} (authors: the authors' code, rhat "
-                        "over the whole episode and each period's segment terminated; the flags "
-                        "below override it). Default: rhat over the period just ended, segments "
-                        "truncated (results/fen_notes.md)")
+                        "over the whole episode, each period's segment terminated, fen_gossip on "
+                        "random 3-peer gossip; the flags below override it). Default: rhat over "
+                        "the period just ended, segments truncated, gossip on a ring "
+                        "(results/fen_notes.md)")
     g.add_argument("--period", type=int, default=None, help="controller period T")
     g.add_argument("--subpolicies", type=int, default=None, help="number of sub-policies M")
     g.add_argument("--gossip-graph", default=None, help=f"fen_gossip graph: {list(GRAPHS)}")

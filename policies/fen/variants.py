@@ -69,14 +69,16 @@ VARIANT_OPTIONS: dict[str, frozenset[str]] = {
 
 
 #: named presets of FEN options: ``authors`` is the behaviour of the authors' code (the
-#: paper's rhat over the whole episode, each sub-policy segment an episode of its own),
-#: which idles on Job Scheduling (``results/fen_notes.md``); explicit options win
+#: paper's rhat over the whole episode, each sub-policy segment an episode of its own,
+#: fen_gossip's random-3-peers gossip, which agrees on a value off the mean), which idles
+#: on Job Scheduling (``results/fen_notes.md``); explicit options win
 PRESETS: dict[str, dict[str, Any]] = {
-    "authors": {"efficiency": "episode", "segment_end": "terminate"},
+    "authors": {"efficiency": "episode", "segment_end": "terminate", "gossip_graph": "random3"},
 }
 #: the defaults of the options that :data:`PRESETS` change
 PRESET_DEFAULTS: dict[str, Any] = {"efficiency": DEFAULT_EFFICIENCY,
-                                   "segment_end": DEFAULT_SEGMENT_END}
+                                   "segment_end": DEFAULT_SEGMENT_END,
+                                   "gossip_graph": DEFAULT_GRAPH}
 #: run_info key: the FEN options of a run with every preset option resolved; runs made
 #: before the presets existed stored only the options they set, on top of the authors'
 #: behaviour, then the default (:func:`recorded_options`)
