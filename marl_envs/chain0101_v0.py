@@ -10,6 +10,7 @@
 | Reward | every agent gets the team reward ``sum_e r_e`` |
 | Optimum | joint action 0,1,0,1,...; ``env.optimal_value`` (variable elimination) |
 | Episode | ``horizon`` rounds (default 10000), then truncated; one round per step |
+| Arguments | ``n_agents`` integer >= 2, ``horizon`` integer >= 1 (checked: ``ValueError`` / ``TypeError`` naming the argument) |
 
 ``infos[agent]``: ``factor_rewards`` (per-factor rewards of the round),
 ``joint_action``, ``team_reward``, ``expected_reward`` (``E F(a)``) and ``regret``

@@ -9,6 +9,7 @@
 | Factor reward | ``Binomial(w, p * 1.03**w)`` gems, ``w`` the workers sent (village workers ``U{1..5}``), productivity ``p ~ U(0, 0.5)``; divided by the optimal expected total when ``normalise`` (default) |
 | Reward | every agent gets the team reward ``sum_e r_e`` (1 per round at the optimum when normalised) |
 | Episode | ``horizon`` rounds (default 40000), then truncated |
+| Arguments | ``instance_seed`` integer >= 0, ``n_villages`` None or an integer >= 1, ``normalise`` a bool, ``horizon`` integer >= 1 (checked: ``ValueError`` / ``TypeError`` naming the argument) |
 
 The instance (graph, workers, productivities) is fixed by ``instance_seed``;
 ``reset(seed=...)`` seeds the reward draws. ``infos[agent]`` holds

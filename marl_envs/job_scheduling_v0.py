@@ -7,6 +7,7 @@
 | Observation | ``Box(13,)`` float32: own ``(x, y)`` in 1..grid_size, ``(res_x - x, res_y - y)``, the 3x3 patch of agent occupancy around the agent (row-major, x outer, y inner; 1 = an agent, the centre is the agent itself; outside the grid reads 0) |
 | Reward | 1 to the agent holding the resource cell, else 0 |
 | Episode | ``max_cycles`` steps (default 1000), then truncated |
+| Arguments | ``n_agents`` integer >= 1, ``grid_size`` integer >= 3, ``max_cycles`` integer >= 1, ``render_mode`` None / ``"human"`` / ``"ansi"`` / ``"rgb_array"`` (checked: ``ValueError`` / ``TypeError`` naming the argument) |
 | c (max fair utility) | ``1 / n_agents`` (0.25) |
 
 Dynamics follow the public FEN code (``job.py``): the grid is ``grid_size x
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from marl_envs.parallel_base import RENDER_MODES
 from marl_envs.resource_env import (
     AGENT_COLOURS,
     ResourceEnv,
@@ -37,6 +39,7 @@ from marl_envs.resource_env import (
     move_blocking,
     paint_cells,
 )
+from marl_envs.validation import check_int
 
 _PATCH = np.array([(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)], dtype=np.int64)
 
@@ -46,7 +49,7 @@ class JobSchedulingEnv(ResourceEnv):
 
     metadata = {
         "name": "job_scheduling_v0",
-        "render_modes": ["ansi", "rgb_array"],
+        "render_modes": list(RENDER_MODES),
         "render_fps": 10,
         "is_parallelizable": True,
     }
@@ -58,8 +61,9 @@ class JobSchedulingEnv(ResourceEnv):
         max_cycles: int = 1000,
         render_mode: str | None = None,
     ) -> None:
-        if grid_size < 3:
-            raise ValueError(f"grid_size must be >= 3 (the resource sits inside), got {grid_size}")
+        n_agents = check_int("n_agents", n_agents, low=1)
+        grid_size = check_int("grid_size", grid_size, low=3,
+                              note="the resource sits in the inner square")
         g = float(grid_size)
         low = np.array([1, 1, 1 - g, 1 - g] + [0] * 9, dtype=np.float32)
         high = np.array([g, g, g - 1, g - 1] + [1] * 9, dtype=np.float32)

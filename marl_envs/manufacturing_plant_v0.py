@@ -7,6 +7,7 @@
 | Observation | ``Box(30,)`` float32: own ``(x, y)`` in 1..grid_size, possession of each gem type (3), the 5x5 local map of gem types around the agent (row-major, x outer; 0 = no gem, k = type k-1) |
 | Reward | +0.1 per collected gem whose type is still below the agent's requirement, +1 per completed product |
 | Episode | terminates once more than ``max_gems`` (700) gems were collected in total; truncated after ``max_cycles`` (10000) steps |
+| Arguments | ``requirements`` a non-empty table of integers >= 0 (a row per agent, a column per gem type, every row with a required type); ``grid_size`` integer >= 3; ``n_gems``, ``max_cycles`` integers >= 1; ``max_gems`` integer >= 0; ``gem_reward``, ``product_reward`` finite >= 0; ``max_fair_utility`` finite > 0 (checked: ``ValueError`` / ``TypeError`` naming the argument) |
 | c (max fair utility) | 0.003 (the public code's value) |
 
 Dynamics follow the public FEN code (``plant.py``): the grid is ``grid_size x
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from marl_envs.parallel_base import RENDER_MODES
 from marl_envs.resource_env import (
     AGENT_COLOURS,
     ResourceEnv,
@@ -39,6 +41,7 @@ from marl_envs.resource_env import (
     move_blocking,
     paint_cells,
 )
+from marl_envs.validation import check_float, check_int, check_int_table
 
 DEFAULT_REQUIREMENTS = ((2, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 0), (0, 1, 2))
 _VIEW = 2  # the local map spans -2..2 around the agent
@@ -55,7 +58,7 @@ class ManufacturingPlantEnv(ResourceEnv):
 
     metadata = {
         "name": "manufacturing_plant_v0",
-        "render_modes": ["ansi", "rgb_array"],
+        "render_modes": list(RENDER_MODES),
         "render_fps": 10,
         "is_parallelizable": True,
     }
@@ -72,18 +75,21 @@ class ManufacturingPlantEnv(ResourceEnv):
         max_fair_utility: float = 0.003,
         render_mode: str | None = None,
     ) -> None:
-        req = np.asarray(requirements, dtype=np.int64)
-        if req.ndim != 2 or req.size == 0 or (req < 0).any() or not req.any(axis=1).all():
+        req = check_int_table("requirements", requirements, low=0)
+        if not req.any(axis=1).all():
             raise ValueError(
-                "requirements must be a non-empty 2-D table of non-negative ints with at "
-                f"least one required type per agent, got {requirements!r}"
+                "requirements must give every agent (row) at least one required gem type, "
+                f"got rows {np.flatnonzero(~req.any(axis=1)).tolist()} all 0 in {req.tolist()}"
             )
-        if grid_size < 3:
-            raise ValueError(f"grid_size must be >= 3, got {grid_size}")
-        if n_gems < 1:
-            raise ValueError(f"n_gems must be >= 1, got {n_gems}")
-        if max_fair_utility <= 0:
-            raise ValueError(f"max_fair_utility must be > 0, got {max_fair_utility}")
+        grid_size = check_int("grid_size", grid_size, low=3,
+                              note="gems lie in the inner square")
+        n_gems = check_int("n_gems", n_gems, low=1)
+        gem_reward = check_float("gem_reward", gem_reward, low=0.0)
+        product_reward = check_float("product_reward", product_reward, low=0.0)
+        max_gems = check_int("max_gems", max_gems, low=0,
+                             note="the episode ends once more gems were collected")
+        max_fair_utility = check_float("max_fair_utility", max_fair_utility, low=0.0,
+                                       low_open=True)
         n_agents, n_types = req.shape
         g = float(grid_size)
         obs_dim = 2 + n_types + len(_PATCH)

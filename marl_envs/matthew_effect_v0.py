@@ -7,6 +7,7 @@
 | Observation | ``Box(6,)`` float32: ``(x, y, size, speed, nearest_ghost_x, nearest_ghost_y)`` |
 | Reward | 1 on a step the Pac-man eats at least one ghost, else 0 |
 | Episode | ``max_cycles`` steps (default 1000), then truncated |
+| Arguments | ``n_agents``, ``n_ghosts``, ``max_cycles`` integers >= 1; ``min_size`` in (0, 1], ``max_size`` in [min_size, 1], ``size_spread``, ``base_speed``, ``growth`` in [0, 1] (the world is the unit square); ``max_fair_utility`` > 0; all finite (checked: ``ValueError`` / ``TypeError`` naming the argument) |
 | c (max fair utility) | 0.15 (the public code's value) |
 
 Dynamics follow the public FEN code (``matthew.py``). The world is ``[0, 1]^2``.
@@ -28,7 +29,9 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from marl_envs.parallel_base import RENDER_MODES
 from marl_envs.resource_env import AGENT_COLOURS, MOVES, ResourceEnv, constructors
+from marl_envs.validation import check_float, check_int
 
 
 class MatthewEffectEnv(ResourceEnv):
@@ -36,7 +39,7 @@ class MatthewEffectEnv(ResourceEnv):
 
     metadata = {
         "name": "matthew_effect_v0",
-        "render_modes": ["ansi", "rgb_array"],
+        "render_modes": list(RENDER_MODES),
         "render_fps": 10,
         "is_parallelizable": True,
     }
@@ -54,12 +57,17 @@ class MatthewEffectEnv(ResourceEnv):
         max_fair_utility: float = 0.15,
         render_mode: str | None = None,
     ) -> None:
-        if n_ghosts < 1:
-            raise ValueError(f"n_ghosts must be >= 1, got {n_ghosts}")
-        if not 0 < min_size <= max_size:
-            raise ValueError(f"need 0 < min_size <= max_size, got {min_size}, {max_size}")
-        if max_fair_utility <= 0:
-            raise ValueError(f"max_fair_utility must be > 0, got {max_fair_utility}")
+        n_agents = check_int("n_agents", n_agents, low=1)
+        n_ghosts = check_int("n_ghosts", n_ghosts, low=1)
+        # lengths and speeds are fractions of the unit square the world is
+        min_size = check_float("min_size", min_size, low=0.0, high=1.0, low_open=True)
+        max_size = check_float("max_size", max_size, low=min_size, high=1.0,
+                               note=f"at least min_size={min_size:g}")
+        size_spread = check_float("size_spread", size_spread, low=0.0, high=1.0)
+        base_speed = check_float("base_speed", base_speed, low=0.0, high=1.0)
+        growth = check_float("growth", growth, low=0.0, high=1.0)
+        max_fair_utility = check_float("max_fair_utility", max_fair_utility, low=0.0,
+                                       low_open=True)
         top_speed = base_speed + max_size
         low = np.zeros(6, dtype=np.float32)
         high = np.array([1, 1, max_size, top_speed, 1, 1], dtype=np.float32)

@@ -30,6 +30,14 @@ expectation is 4.1 * 0.225 = 0.9225 job-resource-time, so ``load = 0.7`` gives
 ``p = 0.19``. A load that needs ``p > 1`` raises ``ValueError`` naming the largest
 possible load. ``load > 1`` offers more work than the cluster can run (queues grow).
 
+**Arguments** are checked with :mod:`marl_envs.validation` (``ValueError`` for a bad
+value, ``TypeError`` for a bad type, naming the argument): ``n_agents``,
+``n_resources``, ``capacity``, ``n_slots``, ``horizon``, ``max_cycles`` integers >= 1,
+``backlog_size`` >= 0, ``arrival_cycles`` None or 1..max_cycles; ``load`` and
+``reward_scale`` finite > 0, ``small_job_prob`` in [0, 1]; the duration pairs integers
+``1 <= lo <= hi``, the demand pairs ``0 <= lo <= hi <= capacity``; ``obs_layout`` one
+of ``"flat"``/``"image"``; ``team_reward`` and ``action_mask`` bools.
+
 **Queues.** A tenant's arriving job enters its first empty visible slot (``n_slots``,
 default 10), else its backlog (``backlog_size``, default 60); when the backlog is full
 the job is dropped and counted (``dropped_jobs``). When a slot empties, the oldest
@@ -106,30 +114,20 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from marl_envs.parallel_base import RENDER_MODES
 from marl_envs.resource_env import AGENT_COLOURS, ResourceEnv, constructors, paint_cells
+from marl_envs.validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_int_pair,
+)
 
 OBS_LAYOUTS = ("flat", "image")
 
 #: a queued job: (demand per resource, duration, arrival step)
 Job = tuple[np.ndarray, int, int]
-
-
-def _check_range(name: str, value: tuple[int, int], low: int, high: int | None = None) -> None:
-    """A ``(lo, hi)`` pair of integers with ``low <= lo <= hi (<= high)``."""
-    ok = (
-        isinstance(value, tuple | list)
-        and len(value) == 2
-        and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in value)
-        and low <= value[0] <= value[1]
-    )
-    if not ok:
-        raise ValueError(f"{name} must be a pair of integers (lo, hi) with {low} <= lo <= hi, "
-                         f"got {value!r}")
-    if high is not None and value[1] > high:
-        raise ValueError(
-            f"{name}={tuple(value)!r} is an impossible job demand: at most capacity={high} "
-            f"units per resource are allowed"
-        )
 
 
 def expected_resource_time(
@@ -153,7 +151,7 @@ class ResourceAllocationEnv(ResourceEnv):
 
     metadata = {
         "name": "resource_allocation_v0",
-        "render_modes": ["ansi", "rgb_array"],
+        "render_modes": list(RENDER_MODES),
         "render_fps": 10,
         "is_parallelizable": True,
     }
@@ -180,36 +178,35 @@ class ResourceAllocationEnv(ResourceEnv):
         action_mask: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        for name, value, low in (("n_resources", n_resources, 1), ("capacity", capacity, 1),
-                                 ("n_slots", n_slots, 1), ("backlog_size", backlog_size, 0),
-                                 ("horizon", horizon, 1)):
-            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if arrival_cycles is not None and (
-                not isinstance(arrival_cycles, int | np.integer) or isinstance(arrival_cycles, bool)
-                or not 1 <= arrival_cycles <= max_cycles):
-            raise ValueError(f"arrival_cycles must be an integer in 1..max_cycles={max_cycles}, "
-                             f"got {arrival_cycles!r}")
-        if obs_layout not in OBS_LAYOUTS:
-            raise ValueError(f"obs_layout={obs_layout!r} is not supported; allowed: "
-                             f"{list(OBS_LAYOUTS)}")
-        if not 0.0 <= small_job_prob <= 1.0:
-            raise ValueError(f"small_job_prob must be in [0, 1], got {small_job_prob!r}")
-        _check_range("small_duration", small_duration, 1)
-        _check_range("large_duration", large_duration, 1)
-        _check_range("dominant_demand", dominant_demand, 0, capacity)
-        _check_range("other_demand", other_demand, 0, capacity)
-        if not (isinstance(load, int | float) and math.isfinite(load) and load > 0):
-            raise ValueError(f"load must be a finite number > 0, got {load!r}")
-        if not (isinstance(reward_scale, int | float) and math.isfinite(reward_scale)
-                and reward_scale > 0):
-            raise ValueError(f"reward_scale must be a finite number > 0, got {reward_scale!r}")
+        n_agents = check_int("n_agents", n_agents, low=1)
+        load = check_float("load", load, low=0.0, low_open=True)
+        n_resources = check_int("n_resources", n_resources, low=1)
+        capacity = check_int("capacity", capacity, low=1)
+        n_slots = check_int("n_slots", n_slots, low=1)
+        backlog_size = check_int("backlog_size", backlog_size, low=0)
+        horizon = check_int("horizon", horizon, low=1)
+        max_cycles = check_int("max_cycles", max_cycles, low=1)
+        arrival_cycles = check_int("arrival_cycles", arrival_cycles, low=1, high=max_cycles,
+                                   none_ok=True, note=f"at most max_cycles={max_cycles}")
+        obs_layout = check_choice("obs_layout", obs_layout, OBS_LAYOUTS)
+        small_job_prob = check_float("small_job_prob", small_job_prob, low=0.0, high=1.0)
+        small_duration = check_int_pair("small_duration", small_duration, low=1)
+        large_duration = check_int_pair("large_duration", large_duration, low=1)
+        impossible = (f"an impossible job demand: at most capacity={capacity} units per "
+                      "resource are allowed")
+        dominant_demand = check_int_pair("dominant_demand", dominant_demand, low=0,
+                                         high=capacity, note=impossible)
+        other_demand = check_int_pair("other_demand", other_demand, low=0, high=capacity,
+                                      note=impossible)
+        reward_scale = check_float("reward_scale", reward_scale, low=0.0, low_open=True)
+        team_reward = check_bool("team_reward", team_reward)
         per_job = expected_resource_time(n_resources, capacity, small_job_prob,
-                                         tuple(small_duration), tuple(large_duration),
-                                         tuple(dominant_demand), tuple(other_demand))
+                                         small_duration, large_duration,
+                                         dominant_demand, other_demand)
         if per_job <= 0:
-            raise ValueError("the job distribution demands no resources (all demands 0)")
-        rate = load / (n_agents * per_job) if n_agents >= 1 else 0.0
+            raise ValueError("the job distribution demands no resources: dominant_demand="
+                             f"{dominant_demand} and other_demand={other_demand} are all 0")
+        rate = load / (n_agents * per_job)
         if rate > 1.0:
             raise ValueError(
                 f"load={load} needs an arrival probability of {rate:.3f} > 1 per tenant and "
@@ -217,25 +214,25 @@ class ResourceAllocationEnv(ResourceEnv):
                 f"is {n_agents * per_job:.4f}"
             )
         self.n_actions = n_slots + 1
-        self.n_resources = int(n_resources)
-        self.capacity = int(capacity)
-        self.n_slots = int(n_slots)
-        self.backlog_size = int(backlog_size)
-        self.horizon = int(horizon)
+        self.n_resources = n_resources
+        self.capacity = capacity
+        self.n_slots = n_slots
+        self.backlog_size = backlog_size
+        self.horizon = horizon
         self.obs_layout = obs_layout
-        self.arrival_cycles = int(max_cycles if arrival_cycles is None else arrival_cycles)
-        self.load = float(load)
+        self.arrival_cycles = max_cycles if arrival_cycles is None else arrival_cycles
+        self.load = load
         # learners fit values far better at returns of tens than of thousands (Adam moves a
         # value head by ~lr per update): the metrics never depend on it
-        self.reward_scale = float(reward_scale)
+        self.reward_scale = reward_scale
         # a cooperative learner's signal; utilities and metrics do not depend on it
-        self.team_reward = bool(team_reward)
+        self.team_reward = team_reward
         self.arrival_rate = float(rate)
-        self.small_job_prob = float(small_job_prob)
-        self.small_duration = tuple(int(v) for v in small_duration)
-        self.large_duration = tuple(int(v) for v in large_duration)
-        self.dominant_demand = tuple(int(v) for v in dominant_demand)
-        self.other_demand = tuple(int(v) for v in other_demand)
+        self.small_job_prob = small_job_prob
+        self.small_duration = small_duration
+        self.large_duration = large_duration
+        self.dominant_demand = dominant_demand
+        self.other_demand = other_demand
         self.max_duration = max(self.small_duration[1], self.large_duration[1])
         d, m = self.n_resources, self.n_slots
         self.flat_dim = d * horizon + d + m * (d + 3) + 1
@@ -303,8 +300,7 @@ class ResourceAllocationEnv(ResourceEnv):
                 demand > self.capacity).any():
             raise ValueError(f"job demand {demand.tolist()} is impossible: need "
                              f"{self.n_resources} integers in 0..{self.capacity}")
-        if duration < 1:
-            raise ValueError(f"job duration must be >= 1, got {duration}")
+        duration = check_int("job duration", duration, low=1)
         self._arrived[tenant] += 1
         empty = np.flatnonzero(~self._slot_filled[tenant])
         if empty.size:

@@ -20,7 +20,9 @@ the bookkeeping every env needs exactly once:
 
 Actions are validated (every live agent present, no unknown agent, each action
 an integer in the action space) and a ``ValueError`` names the offending agent
-and the allowed values.
+and the allowed values. Constructor arguments are checked with
+:mod:`marl_envs.validation` (each env checks its own at the top of ``__init__``;
+this base checks ``n_agents``, ``max_cycles``, ``action_mask`` and ``render_mode``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 from marl_envs.metrics import FairnessReport, fairness_report, utilities
 from marl_envs.parallel_base import ParallelEnvBase
+from marl_envs.validation import check_actions, check_bool, check_int
 
 
 class ResourceEnv(ParallelEnvBase):
@@ -55,10 +58,8 @@ class ResourceEnv(ParallelEnvBase):
         action_mask: bool = False,
     ) -> None:
         super().__init__(n_agents, render_mode)
-        if max_cycles < 1:
-            raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
-        if not isinstance(action_mask, bool):
-            raise ValueError(f"action_mask must be True or False, got {action_mask!r}")
+        max_cycles = check_int("max_cycles", max_cycles, low=1)
+        action_mask = check_bool("action_mask", action_mask)
         if action_mask and type(self)._action_masks is ResourceEnv._action_masks:
             raise ValueError(f"{type(self).__name__} has no action mask; action_mask=True "
                              "is not supported")
@@ -134,7 +135,7 @@ class ResourceEnv(ParallelEnvBase):
                 for o, m in zip(obs, self._action_masks(), strict=True)]
 
     def _validate_actions(self, actions: Mapping[str, Any]) -> np.ndarray:
-        if actions.keys() != self._agent_set:
+        if check_actions(actions).keys() != self._agent_set:
             self._check_action_keys(
                 actions, self.possible_agents, f"integers 0..{self.n_actions - 1}"
             )

@@ -9,6 +9,7 @@
 | Factor reward | the turbine's power from a table computed in one vectorised FLORIS call; each round the wind speed is one of 5 equally likely values around ``wind_speed`` (std ``wind_speed_std``); normalised so the optimum's expected farm power is 1 |
 | Reward | every agent gets the team reward ``sum_e r_e`` |
 | Episode | ``horizon`` rounds (default 10000), then truncated |
+| Arguments | ``wind_speed`` > 0 m/s and such that the farm produces power (a ``ValueError`` below the turbines' cut-in, 3 m/s, or above their cut-out, 25 m/s, at every sampled speed), ``wind_speed_std`` >= 0 with every sampled speed >= 0 (``wind_speed - 1.2816 * wind_speed_std >= 0``), ``turbulence_intensity`` in [0, 1], all finite; ``horizon`` integer >= 1 (checked: ``ValueError`` / ``TypeError`` naming the argument) |
 
 Needs FLORIS: ``pip install fairmarl[wind]``; without it ``parallel_env()`` raises
 an ImportError saying so. ``infos[agent]`` holds ``factor_rewards``,

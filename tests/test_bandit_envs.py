@@ -153,7 +153,7 @@ def test_bad_actions_and_kwargs_are_rejected() -> None:
         env.step({"agent_0": 0, "agent_1": 0, "agent_2": 0, "bob": 1})
     with pytest.raises(TypeError, match="unknown keyword"):
         marl_envs.make("chain0101", agents=3)
-    with pytest.raises(ValueError, match="n_agents must be >= 2"):
+    with pytest.raises(ValueError, match="n_agents must be an integer >= 2, got 1"):
         marl_envs.make("chain0101", n_agents=1)
     with pytest.raises(ValueError, match="invalid action 5 for agent 0"):
         env.expected_reward([5, 0, 0])

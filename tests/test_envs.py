@@ -8,6 +8,7 @@ step-by-step reference implementations of the spec, replayed against the envs.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import warnings
 from collections.abc import Callable
@@ -134,19 +135,52 @@ def test_pettingzoo_parallel_seed(name: str) -> None:
     parallel_seed_test(lambda: module.parallel_env(**SHORT[name]), num_cycles=300)
 
 
+#: small instances of every registered env, for PettingZoo's render_test
+RENDER_KWARGS: dict[str, dict[str, Any]] = {
+    **SHORT,
+    "chain0101": {"n_agents": 4, "horizon": 50},
+    "gem_mining": {"n_villages": 5, "horizon": 50},
+    "wind_farm": {"horizon": 50},
+    "resource_allocation": {"max_cycles": 30},
+    "live_recommendation": {"n_users": 10, "n_streamers": 12, "days": 1},
+}
+
+
+def test_render_kwargs_cover_every_env() -> None:
+    assert set(RENDER_KWARGS) == set(marl_envs.ENV_NAMES)
+
+
+@pytest.mark.parametrize("name", marl_envs.ENV_NAMES)
+def test_pettingzoo_render_test_as_is(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """PettingZoo's own render_test, unmodified, on the AEC form of every env: it builds the
+    env with render_mode="human" first, then renders every mode of metadata["render_modes"]
+    (human prints the ANSI frame and returns None)."""
+    env_fn = functools.partial(marl_envs.env_module(name).env, **RENDER_KWARGS[name])
+    assert env_fn().metadata["render_modes"] == ["human", "ansi", "rgb_array"]
+    render_test(env_fn)
+    printed = capsys.readouterr().out
+    assert printed.count("\n") >= 5  # five frames printed by "human"
+
+
+@pytest.mark.parametrize("name", marl_envs.ENV_NAMES)
+def test_render_modes_human_ansi_rgb(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    frames = {}
+    for mode in ("human", "ansi", "rgb_array"):
+        env = marl_envs.make(name, render_mode=mode, **RENDER_KWARGS[name])
+        env.reset(seed=0)
+        env.step(dict.fromkeys(env.agents, 0))
+        frames[mode] = env.render()
+    assert frames["human"] is None
+    assert capsys.readouterr().out == frames["ansi"]  # human prints the ANSI frame
+    assert isinstance(frames["ansi"], str) and "\n" in frames["ansi"]
+    img = frames["rgb_array"]
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+
+
 @pytest.mark.parametrize("name", FEN_ENV_NAMES)
-def test_pettingzoo_render(name: str) -> None:
-    module = MODULES[name]
-
-    def env_fn(render_mode: str | None = None) -> Any:
-        # render_test first builds the env with "human" only to read metadata;
-        # the modes it then exercises are those of metadata: ansi and rgb_array
-        return module.env(render_mode=None if render_mode == "human" else render_mode,
-                          **SHORT[name])
-
-    assert env_fn().metadata["render_modes"] == ["ansi", "rgb_array"]
+def test_pettingzoo_render_content(name: str) -> None:
     render_test(
-        env_fn,
+        functools.partial(MODULES[name].env, **SHORT[name]),
         custom_tests={
             "ansi": lambda res: isinstance(res, str) and "step" in res and "\n" in res,
             "rgb_array": lambda res: res.ndim == 3 and min(res.shape[:2]) >= 64,
@@ -159,8 +193,8 @@ def test_render_none_and_bad_mode(name: str) -> None:
     env = marl_envs.make(name)
     env.reset(seed=0)
     assert env.render() is None
-    with pytest.raises(ValueError, match="render_mode='human' is not supported.*ansi"):
-        marl_envs.make(name, render_mode="human")
+    with pytest.raises(ValueError, match="render_mode='rgb' is not supported.*human.*ansi"):
+        marl_envs.make(name, render_mode="rgb")
 
 
 # ------------------------------------------------------------------ bad input

@@ -82,11 +82,11 @@ def test_render_modes_and_bad_input() -> None:
     img = rgb.render()
     assert img.ndim == 3 and min(img.shape[:2]) >= 64
     assert parallel_env(**SMALL).render() is None
-    with pytest.raises(ValueError, match="render_mode='human' is not supported"):
-        parallel_env(render_mode="human")
+    with pytest.raises(ValueError, match="render_mode='rgb' is not supported"):
+        parallel_env(render_mode="rgb")
     with pytest.raises(TypeError, match="unknown keyword argument.*allowed"):
         parallel_env(n_user=3)
-    with pytest.raises(ValueError, match="unknown preset"):
+    with pytest.raises(ValueError, match=r"preset='huge' is not supported; allowed: \['default'"):
         parallel_env(preset="huge")
     env = parallel_env(**SMALL)
     env.reset(seed=0)
@@ -263,6 +263,63 @@ def test_loader_reports_every_malformed_row_with_line_numbers(tmp_path) -> None:
     assert "line 6: start='3.5'" in msg
     with pytest.raises(ValueError, match="no such file"):
         load_liverec_csv(tmp_path / "missing.csv")
+
+
+_HEADER = "user,stream_id,streamer,start,stop\n"
+
+
+def test_loader_accepts_a_utf8_byte_order_mark(tmp_path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (_HEADER + "1,10,5,100,104\n2,10,5,101,103\n").encode())
+    sessions = load_liverec_csv(path)
+    assert len(sessions) == 2 and sessions.user_ids == ["1", "2"]
+    # a BOM before a headerless first row is not part of the user id either
+    path.write_bytes(b"\xef\xbb\xbf" + b"u1,10,5,100,104\n")
+    assert load_liverec_csv(path).user_ids == ["u1"]
+
+
+def test_loader_reports_huge_slots_and_bad_utf8_with_file_and_line(tmp_path) -> None:
+    path = tmp_path / "bad_bytes.csv"
+    path.write_bytes((_HEADER + "1,10,5,100,104\n" + f"2,10,5,{10**30},{10**30 + 2}\n").encode()
+                     + b"3,1\xff0,5,100,104\n" + b"4,10,5,999999999999,1000000000000\n")
+    with pytest.raises(ValueError) as e:
+        load_liverec_csv(path)
+    msg = str(e.value)
+    assert not isinstance(e.value, (OverflowError, UnicodeDecodeError))
+    assert str(path) in msg and "2 malformed row(s)" in msg
+    assert "line 3: start='1000000000000000000000000000000' is not an integer slot in " in msg
+    assert "line 4: not UTF-8 (invalid start byte: byte b'\\xff' at column 4)" in msg
+    assert "line 5" not in msg  # 10**12 is the largest slot allowed
+    path.write_bytes(b"1,10,5,100,104\n2,\"" + b"x" * 200_000 + b"\",5,1,2\n")
+    with pytest.raises(ValueError, match=r"bad_bytes.csv' line 2: not CSV \(field larger"):
+        load_liverec_csv(path)
+
+
+def test_loader_rejects_a_stream_id_under_two_streamers(tmp_path) -> None:
+    path = tmp_path / "two_owners.csv"
+    path.write_text(_HEADER + "1,10,5,100,104\n2,11,6,100,104\n3,10,6,101,104\n"
+                    "4,10,6,102,104\n5,10,5,100,101\n")
+    with pytest.raises(ValueError) as e:
+        load_liverec_csv(path)
+    assert ("stream_id '10' belongs to streamer '5' (line 2) and to streamer '6' "
+            "(lines 4, 5): a stream has one streamer") in str(e.value)
+
+
+def test_loader_drops_duplicate_rows_with_a_warning(tmp_path) -> None:
+    rows = "1,10,5,100,104\n2,10,5,100,102\n"
+    once, twice = tmp_path / "once.csv", tmp_path / "twice.csv"
+    once.write_text(_HEADER + rows)
+    twice.write_text(_HEADER + rows + "1, 10 ,5,100,104\n" + rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        single = load_liverec_csv(once)
+    assert single.duplicates == 0
+    with pytest.warns(UserWarning, match=r"dropped 3 duplicate row\(s\).*line 4 repeats line 2 "
+                                         r"\| line 5 repeats line 2 \| line 6 repeats line 3"):
+        doubled = load_liverec_csv(twice)
+    assert doubled.duplicates == 3 and len(doubled) == len(single) == 2
+    assert np.array_equal(fit_env_params(doubled)["affinity"], fit_env_params(single)["affinity"])
+    assert fit_env_params(single)["affinity"].tolist() == [[4.0], [2.0]]
 
 
 def test_export_load_fit_round_trip_recovers_schedules(tmp_path) -> None:

@@ -19,7 +19,8 @@ from gymnasium import spaces
 
 from marl_envs.bandits.graph import CoordinationGraph
 from marl_envs.bandits.models import BanditModel
-from marl_envs.parallel_base import ParallelEnvBase
+from marl_envs.parallel_base import RENDER_MODES, ParallelEnvBase
+from marl_envs.validation import check_int
 
 _PALETTE = np.array(
     [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189]],
@@ -32,14 +33,13 @@ class BanditEnv(ParallelEnvBase):
 
     metadata: dict[str, Any] = {
         "name": "bandit_v0",
-        "render_modes": ["ansi", "rgb_array"],
+        "render_modes": list(RENDER_MODES),
         "render_fps": 10,
         "is_parallelizable": True,
     }
 
     def __init__(self, model: BanditModel, horizon: int, render_mode: str | None) -> None:
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        horizon = check_int("horizon", horizon, low=1)
         g = model.graph
         super().__init__(g.n_agents, render_mode)
         self.model = model

@@ -19,6 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from marl_envs.bandits.graph import CoordinationGraph
+from marl_envs.validation import check_bool, check_int
 
 #: 0101-chain means, indexed [parity of i][a_i, a_i+1] (flat local index a_i*2 + a_i+1)
 CHAIN_MEANS = np.array(
@@ -92,8 +93,7 @@ class Chain0101Model(BanditModel):
     reward_kind = "bernoulli"
 
     def __init__(self, n_agents: int = 10) -> None:
-        if n_agents < 2:
-            raise ValueError(f"n_agents must be >= 2 for a chain, got {n_agents}")
+        n_agents = check_int("n_agents", n_agents, low=2, note="a chain needs two ends")
         self.graph = CoordinationGraph([2] * n_agents, [(i, i + 1) for i in range(n_agents - 1)])
         self.factor_means = [CHAIN_MEANS[i % 2].copy() for i in range(n_agents - 1)]
         self.reward_ranges = np.ones(n_agents - 1)
@@ -121,10 +121,11 @@ class GemMiningModel(BanditModel):
     reward_kind = "binomial"
 
     def __init__(self, seed: int = 0, normalise: bool = True, n_villages: int | None = None):
+        seed = check_int("instance_seed", seed, low=0)  # the env's name for it
+        normalise = check_bool("normalise", normalise)
+        n_villages = check_int("n_villages", n_villages, low=1, none_ok=True)
         rng = np.random.default_rng(seed)
-        v = int(rng.integers(5, 16)) if n_villages is None else int(n_villages)
-        if v < 1:
-            raise ValueError(f"n_villages must be >= 1, got {v}")
+        v = int(rng.integers(5, 16)) if n_villages is None else n_villages
         n_mines = v + 3
         workers = rng.integers(1, 6, size=v)
         reach = rng.integers(2, 5, size=v)

@@ -17,6 +17,7 @@ from marl_envs.bandits.base import BanditEnv
 from marl_envs.bandits.graph import CoordinationGraph
 from marl_envs.bandits.models import BanditModel
 from marl_envs.resource_env import constructors
+from marl_envs.validation import check_float
 
 #: rotor diameter of the NREL 5 MW reference turbine (metres)
 ROTOR_DIAMETER = 126.0
@@ -36,6 +37,25 @@ YAW_ANGLES = (-20.0, 0.0, 20.0)
 WAKE_REACH_D = (13.0, 1.5)
 #: equal-probability quantiles of N(0, 1) used to sample the wind speed noise
 _NORMAL_QUANTILES = np.array([-1.2816, -0.5244, 0.0, 0.5244, 1.2816])
+#: the NREL 5 MW turbine's cut-in and cut-out wind speeds (m/s): no power outside
+CUT_IN_SPEED, CUT_OUT_SPEED = 3.0, 25.0
+
+
+def check_wind(
+    wind_speed: float, wind_speed_std: float, turbulence_intensity: float
+) -> tuple[float, float, float]:
+    """The wind arguments as floats, if valid: ``wind_speed`` > 0 m/s, ``wind_speed_std``
+    >= 0 and small enough that every sampled wind speed is >= 0, ``turbulence_intensity``
+    in [0, 1]; all finite. (Whether the farm then produces power is checked on the
+    FLORIS table: a ``ValueError`` when it has none, e.g. below cut-in.)"""
+    ws = check_float("wind_speed", wind_speed, low=0.0, low_open=True, note="m/s")
+    std = check_float("wind_speed_std", wind_speed_std, low=0.0,
+                      high=ws / -_NORMAL_QUANTILES[0],
+                      note=f"with wind_speed={ws:g} the lowest sampled wind speed, "
+                           f"wind_speed {_NORMAL_QUANTILES[0]:+g} * wind_speed_std, "
+                           "must be >= 0")
+    ti = check_float("turbulence_intensity", turbulence_intensity, low=0.0, high=1.0)
+    return ws, std, ti
 
 
 def _require_floris():
@@ -70,10 +90,8 @@ class WindFarmModel(BanditModel):
         wind_speed_std: float = 0.5,
         turbulence_intensity: float = 0.06,
     ) -> None:
-        if wind_speed <= 0:
-            raise ValueError(f"wind_speed must be > 0 m/s, got {wind_speed}")
-        if wind_speed_std < 0:
-            raise ValueError(f"wind_speed_std must be >= 0, got {wind_speed_std}")
+        wind_speed, wind_speed_std, turbulence_intensity = check_wind(
+            wind_speed, wind_speed_std, turbulence_intensity)
         floris_model = _require_floris()
         pos = LAYOUT_D
         n = len(pos)
@@ -116,7 +134,16 @@ class WindFarmModel(BanditModel):
             tables.append(power[:, off : off + m, k])
             off += m
         self.factor_means = [t.mean(axis=0) for t in tables]
-        scale = 1.0 / self.optimal_value
+        best = self.optimal_value
+        if not (np.isfinite(power).all() and best > 0):
+            raise ValueError(
+                f"wind_speed={wind_speed:g} m/s (std {wind_speed_std:g}) gives the farm "
+                f"{'no' if np.isfinite(power).all() else 'undefined'} power at the sampled "
+                f"wind speeds {np.round(speeds, 3).tolist()}: the NREL 5 MW turbines produce "
+                f"power between their cut-in ({CUT_IN_SPEED:g} m/s) and cut-out "
+                f"({CUT_OUT_SPEED:g} m/s) wind speeds; choose a wind_speed in that range"
+            )
+        scale = 1.0 / best
         self.__dict__.pop("_optimum", None)
         self.power_tables = [t * scale for t in tables]  # [wind-speed sample, local action]
         self.factor_means = [t.mean(axis=0) for t in self.power_tables]
@@ -146,7 +173,7 @@ class WindFarmEnv(BanditEnv):
         horizon: int = 10000,
         render_mode: str | None = None,
     ) -> None:
-        model = _cached_model(float(wind_speed), float(wind_speed_std), float(turbulence_intensity))
+        model = _cached_model(*check_wind(wind_speed, wind_speed_std, turbulence_intensity))
         super().__init__(model, horizon, render_mode)
 
 

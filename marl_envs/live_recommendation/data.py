@@ -5,9 +5,15 @@ The LiveRec Twitch data (Rappaz et al., RecSys 2021) has one row per viewing:
 indices (the user was in the stream for slots ``start <= s < stop``). Files may have a
 header line naming those columns; ids may be any text.
 
-* :func:`load_liverec_csv` - parse a file; every malformed row (wrong number of
-  columns, non-integer or negative slot, ``stop <= start``) is reported with its line
-  number in one ``ValueError``; nothing is silently dropped.
+* :func:`load_liverec_csv` - parse a UTF-8 file (a byte-order mark is allowed); every
+  malformed row (wrong number of columns, a slot that is not an integer in
+  ``0..MAX_SLOT``, ``stop <= start``, an empty id, bytes that are not UTF-8) is reported
+  with its line number in one ``ValueError`` naming the file, and so is a ``stream_id``
+  that appears under two streamers (with the lines of both). **Duplicate rows** (the
+  same five fields again, e.g. a viewing recorded twice) are **dropped with a
+  warning** naming their lines and the line each repeats: a repeat carries no new
+  viewing and would double the fitted affinities; ``Sessions.duplicates`` counts them.
+  Nothing else is dropped.
 * :func:`fit_schedules` - each streamer's weekly schedule: the weekdays it streamed,
   the median start slot-of-day and median duration of its streams (a stream spans
   from the first ``start`` to the last ``stop`` of its rows).
@@ -20,16 +26,25 @@ header line naming those columns; ids may be any text.
 
 from __future__ import annotations
 
+import codecs
 import csv
-from collections.abc import Iterable, Sequence
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 COLUMNS: tuple[str, ...] = ("user", "stream_id", "streamer", "start", "stop")
 SLOTS_PER_DAY = 144
+#: the largest slot index a file may hold (10**12 ten-minute slots, ~19 million years):
+#: keeps every slot, and sums of slots, within 64-bit integers
+MAX_SLOT = 10**12
+_DIGITS = re.compile(r"[0-9]+")
+#: at most this many problems are listed in one error or warning message
+_MAX_LISTED = 20
 
 
 @dataclass(frozen=True)
@@ -43,28 +58,66 @@ class Sessions:
     streamers: np.ndarray
     start: np.ndarray
     stop: np.ndarray
+    #: duplicate rows the loader dropped (see :func:`load_liverec_csv`)
+    duplicates: int = 0
 
     def __len__(self) -> int:
         return int(self.users.size)
 
 
 def _int_slot(text: str) -> int | None:
-    try:
-        value = int(text.strip())
-    except ValueError:
+    """A slot: decimal digits giving an integer in ``0..MAX_SLOT``, else None."""
+    if not _DIGITS.fullmatch(text) or len(text.lstrip("0")) > len(str(MAX_SLOT)):
         return None
-    return value if value >= 0 else None
+    value = int(text)
+    return value if value <= MAX_SLOT else None
+
+
+def _listed(items: list[str]) -> str:
+    more = len(items) - _MAX_LISTED
+    return " | ".join(items[:_MAX_LISTED]) + (f" | ... and {more} more" if more > 0 else "")
+
+
+def _decoded_lines(f: BinaryIO, bad: dict[int, str]) -> Iterator[str]:
+    """The file's lines as text (UTF-8; a byte-order mark at the start is skipped); a line
+    that is not UTF-8 is recorded in ``bad`` (line number -> problem) and given as ''."""
+    for line_no, raw in enumerate(f, start=1):
+        if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            bad[line_no] = (f"not UTF-8 ({e.reason}: byte {raw[e.start:e.start + 1]!r} "
+                            f"at column {e.start + 1})")
+            yield "\n"
 
 
 def load_liverec_csv(path: str | Path) -> Sessions:
-    """Parse a LiveRec-format CSV (see the module docstring); ValueError on bad rows."""
+    """Parse a LiveRec-format CSV (see the module docstring); ValueError on bad rows,
+    a ``UserWarning`` for dropped duplicate rows."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no such file: {str(path)!r}")
     rows: list[tuple[str, str, str, int, int]] = []
     errors: list[str] = []
-    with path.open(newline="") as f:
-        for line_no, row in enumerate(csv.reader(f), start=1):
+    bad_lines: dict[int, str] = {}
+    seen: dict[tuple[str, str, str, int, int], int] = {}  # row -> its first line
+    duplicates: list[str] = []
+    owner: dict[str, tuple[str, int]] = {}  # stream id -> (streamer, first line)
+    conflicts: dict[tuple[str, str], list[int]] = {}  # (stream, other streamer) -> lines
+    with path.open("rb") as f:
+        reader = csv.reader(_decoded_lines(f, bad_lines))
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:  # a NUL byte, a field beyond csv's size limit
+                raise ValueError(f"{str(path)!r} line {reader.line_num}: not CSV ({e})") from None
+            line_no = reader.line_num
+            if line_no in bad_lines:
+                errors.append(f"line {line_no}: {bad_lines[line_no]}")
+                continue
             if not row or all(not c.strip() for c in row):
                 errors.append(f"line {line_no}: empty row")
                 continue
@@ -76,7 +129,7 @@ def load_liverec_csv(path: str | Path) -> Sessions:
                 continue
             user, stream, streamer, start_text, stop_text = (c.strip() for c in row)
             start, stop = _int_slot(start_text), _int_slot(stop_text)
-            bad = [f"{name}={text!r} is not a non-negative integer slot"
+            bad = [f"{name}={text[:40]!r} is not an integer slot in 0..{MAX_SLOT}"
                    for name, text, value in (("start", start_text, start),
                                              ("stop", stop_text, stop)) if value is None]
             if not bad and stop <= start:  # type: ignore[operator]
@@ -86,11 +139,30 @@ def load_liverec_csv(path: str | Path) -> Sessions:
             if bad:
                 errors.append(f"line {line_no}: " + "; ".join(bad))
                 continue
-            rows.append((user, stream, streamer, start, stop))  # type: ignore[arg-type]
+            record = (user, stream, streamer, start, stop)
+            if record in seen:
+                duplicates.append(f"line {line_no} repeats line {seen[record]}")
+                continue
+            seen[record] = line_no
+            first = owner.setdefault(stream, (streamer, line_no))
+            if first[0] != streamer:
+                conflicts.setdefault((stream, streamer), []).append(line_no)
+            rows.append(record)  # type: ignore[arg-type]
+    for (stream, streamer), lines in conflicts.items():
+        first_streamer, first_line = owner[stream]
+        errors.append(
+            f"stream_id {stream!r} belongs to streamer {first_streamer!r} (line {first_line}) "
+            f"and to streamer {streamer!r} (line{'s' if len(lines) > 1 else ''} "
+            f"{', '.join(map(str, lines[:_MAX_LISTED]))}): a stream has one streamer")
     if errors:
-        raise ValueError(f"{len(errors)} malformed row(s) in {str(path)!r}: " + " | ".join(errors))
+        raise ValueError(f"{len(errors)} malformed row(s) in {str(path)!r}: " + _listed(errors))
     if not rows:
         raise ValueError(f"{str(path)!r} holds no sessions")
+    if duplicates:
+        warnings.warn(
+            f"{str(path)!r}: dropped {len(duplicates)} duplicate row(s) (the same user, "
+            f"stream_id, streamer, start and stop as an earlier row): {_listed(duplicates)}",
+            UserWarning, stacklevel=2)
     user_ids = sorted({r[0] for r in rows}, key=_id_key)
     streamer_ids = sorted({r[2] for r in rows}, key=_id_key)
     u_index = {u: i for i, u in enumerate(user_ids)}
@@ -103,6 +175,7 @@ def load_liverec_csv(path: str | Path) -> Sessions:
         streamers=np.array([s_index[r[2]] for r in rows], dtype=np.int64),
         start=np.array([r[3] for r in rows], dtype=np.int64),
         stop=np.array([r[4] for r in rows], dtype=np.int64),
+        duplicates=len(duplicates),
     )
 
 

@@ -23,6 +23,28 @@
 * **Episode**: ``days * 144`` ten-minute slots from a random weekday (slots where nobody
   is online or no streamer is live are skipped); then every running session is
   truncated.
+* **No one online**: an episode starts at its first slot with a user online while a
+  streamer is live. When the drawn days hold no such slot (likely with very few users
+  or streamers: e.g. 1 user and 2 streamers), there is nothing to decide in them, and
+  ``reset`` draws the episode again (start weekday, jitter, sessions), continuing the
+  same seeded random stream, until one has a decision slot (``env.redraws`` counts the
+  draws it skipped). So ``env.agents`` is never empty after ``reset``: an episode with
+  no agent would need a ``step({})`` that PettingZoo's ``parallel_api_test`` and AEC
+  conversion (``env()``, whose agent selector cannot start on no agent) and RLlib do
+  not support. Episodes are thereby drawn conditioned on having a decision; a seed whose
+  first draw has one (every seed of the default preset) gives the same episode as
+  before. The constructor raises ``ValueError`` for a world where no slot of the day
+  can have a user online while a streamer is live (e.g. ``fitted`` schedules that only
+  stream at night), where every draw would be empty.
+* **Arguments** are checked with :mod:`marl_envs.validation` (``ValueError`` for a bad
+  value, ``TypeError`` for a bad type, naming the argument): sizes ``n_users`` >= 1,
+  ``n_streamers`` >= 2, ``days`` >= 1 (or None: the preset's), ``n_topics`` and
+  ``patience`` >= 1, ``sessions_per_day`` in 1..4, ``min_exposure`` and
+  ``initial_history`` >= 0, ``schedule_jitter`` in 0..143, ``world_seed`` >= 0
+  (integers); ``like_bonus`` and ``exposure_fairness`` in [0, 1e6], the utility
+  parameters (``beta_*``, ``outside_utility``, ``like_threshold``) in [-1e6, 1e6]
+  (finite); ``action_mask`` a bool; ``preset`` a name of :data:`PRESETS`; ``fitted``
+  None or :func:`~marl_envs.live_recommendation.data.fit_env_params`' mapping.
 
 **Choice model.** The utility of streamer ``i`` for user ``u`` at a slot is::
 
@@ -77,12 +99,25 @@ import numpy as np
 from gymnasium import spaces
 
 from marl_envs.metrics import fairness_report
-from marl_envs.parallel_base import ParallelEnvBase
+from marl_envs.parallel_base import RENDER_MODES, ParallelEnvBase
+from marl_envs.validation import (
+    ArgumentTypeError,
+    check_actions,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    show,
+)
 
 SLOTS_PER_DAY = 144
 MINUTES_PER_SLOT = 10.0
 #: the first slot-of-day users can be online (10:00) and the length of that window (14 h)
 _USER_DAY_START, _USER_DAY_SLOTS = 60, 84
+
+#: the largest magnitude of a utility parameter (beta_*, outside_utility, like_threshold)
+#: and of like_bonus / exposure_fairness: keeps every utility and reward finite
+_LIMIT = 1e6
 
 PRESETS: dict[str, dict[str, int]] = {
     "default": {"n_users": 100, "n_streamers": 100, "days": 1},
@@ -99,8 +134,49 @@ def gini(x: np.ndarray) -> float:
     return float((2 * np.arange(1, n + 1) - n - 1).dot(x) / (n * total))
 
 
+def _check_fitted(fitted: Any) -> dict[str, np.ndarray]:
+    """``fitted`` (see :func:`marl_envs.live_recommendation.data.fit_env_params`) as
+    arrays, if it is a mapping with a finite non-negative ``affinity`` (n_users,
+    n_streamers) table (n_streamers >= 2) and, per streamer, ``days`` (7 bools), a
+    ``start`` slot in 0..143 and a ``duration`` >= 1 slots."""
+    if not isinstance(fitted, Mapping):
+        raise ArgumentTypeError(f"fitted must be None or a mapping (fit_env_params), got "
+                                f"{show(fitted)} of type {type(fitted).__name__}")
+    missing = [key for key in ("affinity", "days", "start", "duration") if key not in fitted]
+    if missing:
+        raise ValueError(f"fitted lacks {missing}; fit_env_params gives every key")
+    try:
+        affinity = np.asarray(fitted["affinity"], dtype=np.float64)
+        days = np.asarray(fitted["days"])
+        start = np.asarray(fitted["start"])
+        duration = np.asarray(fitted["duration"])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"fitted holds a table that is not numeric: {e}") from None
+    if affinity.ndim != 2 or affinity.shape[0] < 1 or affinity.shape[1] < 2:
+        raise ValueError(f"fitted['affinity'] must be a (n_users >= 1, n_streamers >= 2) "
+                         f"table, got shape {affinity.shape}")
+    if not np.isfinite(affinity).all() or (affinity < 0).any():
+        raise ValueError("fitted['affinity'] must hold finite numbers >= 0 (watch slots)")
+    k = affinity.shape[1]
+    if days.shape != (k, 7) or days.dtype.kind not in "biu" or not np.isin(days, (0, 1)).all():
+        raise ValueError(f"fitted['days'] must be a ({k}, 7) table of bools, got shape "
+                         f"{days.shape} of {days.dtype}")
+    for key, value, low, high in (("start", start, 0, SLOTS_PER_DAY - 1),
+                                  ("duration", duration, 1, None)):
+        if value.shape != (k,) or value.dtype.kind not in "iu":
+            raise ValueError(f"fitted[{key!r}] must be {k} integers (one per streamer), got "
+                             f"shape {value.shape} of {value.dtype}")
+        if (value < low).any() or (high is not None and (value > high).any()):
+            raise ValueError(f"fitted[{key!r}] must hold integers "
+                             f"{f'in {low}..{high}' if high is not None else f'>= {low}'} "
+                             f"slots, got {value.min()}..{value.max()}")
+    return {**fitted, "affinity": affinity, "days": days.astype(bool),
+            "start": start.astype(np.int64), "duration": duration.astype(np.int64)}
+
+
 def _sigmoid(x: np.ndarray | float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+    # clipped: exp(700) is finite, and the sigmoid is 0 or 1 to double precision beyond
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, dtype=np.float64), -700.0, 700.0)))
 
 
 class LiveRecEnv(ParallelEnvBase):
@@ -108,7 +184,7 @@ class LiveRecEnv(ParallelEnvBase):
 
     metadata = {
         "name": "live_recommendation_v0",
-        "render_modes": ["ansi", "rgb_array"],
+        "render_modes": list(RENDER_MODES),
         "render_fps": 4,
         "is_parallelizable": True,
     }
@@ -138,54 +214,62 @@ class LiveRecEnv(ParallelEnvBase):
         fitted: Mapping[str, Any] | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; allowed: {list(PRESETS)}")
+        preset = check_choice("preset", preset, PRESETS)
+        n_users = check_int("n_users", n_users, low=1, none_ok=True)
+        n_streamers = check_int("n_streamers", n_streamers, low=2, none_ok=True)
+        days = check_int("days", days, low=1, none_ok=True)
+        n_topics = check_int("n_topics", n_topics, low=1)
+        sessions_per_day = check_int("sessions_per_day", sessions_per_day, low=1, high=4)
+        action_mask = check_bool("action_mask", action_mask)
+        patience = check_int("patience", patience, low=1)
+        min_exposure = check_int("min_exposure", min_exposure, low=0)
+        like_bonus = check_float("like_bonus", like_bonus, low=0.0, high=_LIMIT)
+        exposure_fairness = check_float("exposure_fairness", exposure_fairness, low=0.0,
+                                        high=_LIMIT)
+        # utilities are logits: beyond a few dozen the choice model saturates, and the
+        # bound keeps every utility (a sum of these terms) finite
+        like_threshold, beta_pref, beta_quality, beta_repeat, beta_audience, outside_utility = (
+            check_float(name, value, low=-_LIMIT, high=_LIMIT) for name, value in (
+                ("like_threshold", like_threshold), ("beta_pref", beta_pref),
+                ("beta_quality", beta_quality), ("beta_repeat", beta_repeat),
+                ("beta_audience", beta_audience), ("outside_utility", outside_utility)))
+        schedule_jitter = check_int("schedule_jitter", schedule_jitter, low=0,
+                                    high=SLOTS_PER_DAY - 1)
+        initial_history = check_int("initial_history", initial_history, low=0)
+        world_seed = check_int("world_seed", world_seed, low=0)
         sizes = dict(PRESETS[preset])
         if fitted is not None:
-            sizes["n_users"], sizes["n_streamers"] = np.asarray(fitted["affinity"]).shape
+            fitted = _check_fitted(fitted)
+            sizes["n_users"], sizes["n_streamers"] = fitted["affinity"].shape
         for key, value in (("n_users", n_users), ("n_streamers", n_streamers), ("days", days)):
             if value is not None:
                 sizes[key] = value
         self.n_users, self.n_streamers, self.days = (
             sizes["n_users"], sizes["n_streamers"], sizes["days"])
         self.preset = preset
-        for name, value, low in (
-            ("n_users", self.n_users, 1), ("n_streamers", self.n_streamers, 2),
-            ("days", self.days, 1), ("n_topics", n_topics, 1),
-            ("sessions_per_day", sessions_per_day, 1), ("patience", patience, 1),
-            ("min_exposure", min_exposure, 0), ("schedule_jitter", schedule_jitter, 0),
-            ("initial_history", initial_history, 0),
-        ):
-            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if sessions_per_day > 4:
-            raise ValueError(f"sessions_per_day must be at most 4, got {sessions_per_day}")
-        if exposure_fairness < 0 or like_bonus < 0:
-            raise ValueError("like_bonus and exposure_fairness must be >= 0, got "
-                             f"{like_bonus!r} and {exposure_fairness!r}")
-        if fitted is not None and np.asarray(fitted["affinity"]).shape != (
-                self.n_users, self.n_streamers):
+        if fitted is not None and fitted["affinity"].shape != (self.n_users, self.n_streamers):
             raise ValueError(
-                f"fitted affinity has shape {np.asarray(fitted['affinity']).shape}, the env "
-                f"has {self.n_users} users and {self.n_streamers} streamers")
+                f"fitted affinity has shape {fitted['affinity'].shape}, the env "
+                f"has n_users={self.n_users} and n_streamers={self.n_streamers}")
         self.n_topics = n_topics
         self.sessions_per_day = sessions_per_day
-        self.use_action_mask = bool(action_mask)
+        self.use_action_mask = action_mask
         self.patience = patience
         self.min_exposure = min_exposure
-        self.like_bonus = float(like_bonus)
-        self.like_threshold = float(like_threshold)
-        self.beta_pref = float(beta_pref)
-        self.beta_quality = float(beta_quality)
-        self.beta_repeat = float(beta_repeat)
-        self.beta_audience = float(beta_audience)
-        self.outside_utility = float(outside_utility)
+        self.like_bonus = like_bonus
+        self.like_threshold = like_threshold
+        self.beta_pref = beta_pref
+        self.beta_quality = beta_quality
+        self.beta_repeat = beta_repeat
+        self.beta_audience = beta_audience
+        self.outside_utility = outside_utility
         self.schedule_jitter = schedule_jitter
-        self.exposure_fairness = float(exposure_fairness)
-        self.world_seed = int(world_seed)
+        self.exposure_fairness = exposure_fairness
+        self.world_seed = world_seed
         self.max_slots = self.days * SLOTS_PER_DAY
 
         self._build_world(initial_history, fitted)
+        self._check_decisions_possible(fitted is not None)
         super().__init__([session_id(u, k) for u in range(self.n_users)
                           for k in range(self.days * self.sessions_per_day)], render_mode)
         self._ids = {a: parse_session_id(a) for a in self.possible_agents}
@@ -199,6 +283,8 @@ class LiveRecEnv(ParallelEnvBase):
         else:
             self._obs_space = box
         self._act_space = spaces.Discrete(self.n_streamers)
+        #: episodes drawn again by the last reset because they had nothing to decide
+        self.redraws = 0
         self._reset_state(self.np_random)
 
     # ------------------------------------------------------------------ world
@@ -314,14 +400,23 @@ class LiveRecEnv(ParallelEnvBase):
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         self._seed(seed)
+        self.redraws = 0
         self._reset_state(self.np_random)
         self._advance_to_online()
+        while self.slot >= self.max_slots:
+            # nothing to decide in these days (nobody online while a streamer is live):
+            # draw the episode again from the same stream (see the module docstring);
+            # the constructor made sure that a decision slot can occur, so this ends
+            self.redraws += 1
+            self._reset_state(self.np_random)
+            self._advance_to_online()
         self.agents = self._online_agents()
         return self._observations(self.agents), self._infos(self.agents)
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         if not self.agents:
             raise RuntimeError("step() called on a finished episode; call reset() first")
+        check_actions(actions)
         online = set(self.agents)
         missing = [a for a in self.agents if a not in actions]
         unknown = [a for a in actions if a not in online]
@@ -375,6 +470,49 @@ class LiveRecEnv(ParallelEnvBase):
             self.viewers[:] = 0
         if self.slot < self.max_slots:
             self._draw_organic()
+
+    def _check_decisions_possible(self, fitted: bool) -> None:
+        """ValueError unless some slot of the day can have a user online while a streamer
+        is live: else every episode would have nothing to decide.
+
+        Exact for the episode draw of :meth:`_reset_state`: a streamer that streams on
+        any weekday can be live at every slot its jittered window can cover (the start
+        weekday is uniform), a user's session can cover every slot of its jittered window
+        (every session happens with probability >= 0.6), and all jitters have positive
+        probability; so if both sets share a slot, each reset draws a decision slot with
+        positive probability."""
+        def coverable(starts: np.ndarray, stops_of: Any, jitter: int) -> np.ndarray:
+            hits = np.zeros(SLOTS_PER_DAY + 1, dtype=np.int64)
+            for j in range(-jitter, jitter + 1):
+                s = np.clip(starts + j, 0, SLOTS_PER_DAY - 1)
+                np.add.at(hits, s, 1)
+                np.add.at(hits, stops_of(s, j), -1)
+            return np.cumsum(hits)[:SLOTS_PER_DAY] > 0
+
+        streaming = self.stream_days.any(axis=1)
+        live = coverable(
+            self.stream_start[streaming],
+            lambda s, j: np.clip(self.stream_end[streaming] + j, s + 1, SLOTS_PER_DAY),
+            self.schedule_jitter)
+        length = self.session_length.ravel()
+        online = coverable(
+            self.session_start.ravel(),
+            lambda s, j: np.minimum(s + length, SLOTS_PER_DAY),
+            self.session_jitter)
+        if not (live & online).any():
+            def hours(mask: np.ndarray) -> str:
+                edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(int), [0]])))
+                spans = [f"{a // 6:02d}:{a % 6 * 10:02d}-{b // 6:02d}:{b % 6 * 10:02d}"
+                         for a, b in zip(edges[::2], edges[1::2], strict=True)]
+                return ", ".join(spans) if spans else "never"
+            source = "the fitted schedules (fitted['days'], ['start'], ['duration'])" if (
+                fitted) else f"world_seed={self.world_seed}"
+            raise ValueError(
+                f"no slot of the day can have a user online while a streamer is live "
+                f"(users can be online at {hours(online)}, streamers live at "
+                f"{hours(live)}), so no episode would have a recommendation to make: "
+                f"change {source}, n_users, n_streamers, sessions_per_day or "
+                f"schedule_jitter")
 
     def _online_agents(self) -> list[str]:
         users = np.flatnonzero(self.session_at[self.slot] >= 0)
