@@ -795,6 +795,8 @@ def test_fen_period_and_checkpoints_reach_the_training_run(tmp_path: Any,
     result = learner_result("fen", 0.7, setup, env_kwargs={"max_cycles": 40}, iterations=3,
                             seed=0, episodes=2, eval_seed=10_000, runs_dir=tmp_path / "runs",
                             train_dir=tmp_path / "train", checkpoint_every=5)
-    assert seen == {"fen": {"period": 10}, "iterations": 3, "checkpoint_every": 5}
+    # the comparison's own FEN defaults (the authors' window and segments) are explicit
+    assert seen == {"fen": {"period": 10, "efficiency": "episode", "segment_end": "terminate",
+                            "feature_scale": 1.0}, "iterations": 3, "checkpoint_every": 5}
     assert result["fen_options"] == {"period": 10}
     assert (tmp_path / "runs" / "fen_load0.7_it3_s0_T10.json").is_file()
