@@ -23,6 +23,36 @@ the types it requires, reward ``+k``, and ``k * requirement`` gems are consumed.
 ``infos[agent]``: ``gems_collected`` (this step), ``products_made`` (this step),
 ``total_products`` (this agent, episode), ``total_gems`` (all agents, episode),
 ``possession``.
+
+``episode_stats()`` (the episode so far; loggers show each key as ``fairness/<key>``):
+
+| key | value |
+|---|---|
+| ``utilization`` | **the plant's resource utilization**: the share of the gems collected so far that went into products, ``sum_i products_i * sum_t requirement_it / gems collected`` (0 before the first gem; at most 1 in an episode, since possession starts at 0). It replaces the generic ``mean(u) / c`` of :mod:`marl_envs.metrics` for this env and is the figure compared with the paper's utilization column |
+| ``reward_utilization`` | the generic ``mean(u) / c`` clipped to [0, 1] (``fairness_report().utilization``; FEN's efficiency term ``min(1, ubar/c)``); with c = 0.003 it is 1.0 under uniform random play, so it does not separate methods |
+| ``products_per_agent`` | products made per agent (mean over agents): the scale of the paper's products column (the authors' script prints ``su``, each agent's products) |
+| ``products_min``, ``products_max`` | the fewest / most products of one agent |
+| ``products_cv`` | coefficient of variation of the agents' products (ddof 1, as ``cv``) |
+| ``products/<agent>`` | each agent's products |
+| ``products`` | products of all agents together (the episode total: ``n_agents`` x ``products_per_agent``) |
+| ``gems_collected`` | gems collected by all agents |
+| ``cv``, ``average_utility``, ``min_utility``, ``max_utility``, ``utility/<agent>`` | as for every env (:class:`marl_envs.metrics.FairnessReport`): utilities are rewards per step |
+
+Why this utilization (issue 23; ``results/fen_plant_measure.md``, written by
+``scripts/measure_plant.py``, checks it against the paper's seven rows): gems are the
+plant's resource and an episode spends a budget of ``max_gems`` (700) of them, so the
+share that ends in products is what "resource utilization" can mean here. From the
+paper's products per agent ``p`` it predicts ``12 p / 701`` when every agent makes ``p``
+(recipes of 3, 2, 2, 2, 3 gems): 82.2% for FEN's 48 (paper 82%), 32.5% for
+independent's 19 (paper 28%). With the lowest share each row's CV allows (agents 0 and
+4, whose recipes take 3 gems, behind the others, as under random play) every row is
+within one of the paper's standard deviations: FEN 80.7% (1.3 points below the paper),
+the six baselines 0.6 to 3.8 points above it. The baselines would match exactly only if
+agents 0 and 4 made almost nothing (a CV over agents of 0.75-0.86, not the paper's
+0.26-0.63), so the fit is good for FEN and leaves a small systematic gap for the
+baselines. The generic ``mean(u) / c`` cannot give the paper's figures: with the paper's
+products it would need episodes of 19,500 (FEN) to 23,500 steps, beyond the
+10,000-step limit.
 """
 
 from __future__ import annotations
@@ -33,6 +63,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from marl_envs.metrics import coefficient_of_variation
 from marl_envs.parallel_base import RENDER_MODES
 from marl_envs.resource_env import (
     AGENT_COLOURS,
@@ -112,6 +143,8 @@ class ManufacturingPlantEnv(ResourceEnv):
         self.max_gems = max_gems
         self.max_fair_utility = max_fair_utility
         self._req_list: list[list[int]] = req.tolist()
+        #: gems one product of each agent consumes (its recipe's sum)
+        self._gems_per_product = req.sum(axis=1)
         #: per agent, the (type, units) pairs it needs for one product
         self._needs: list[list[tuple[int, int]]] = [
             [(t, n) for t, n in enumerate(row) if n > 0] for row in self._req_list
@@ -220,8 +253,38 @@ class ManufacturingPlantEnv(ResourceEnv):
         """Products made by all agents so far this episode."""
         return int(self._total_products.sum())
 
+    @property
+    def gems_consumed(self) -> int:
+        """Gems turned into products by all agents so far this episode."""
+        return int(self._total_products @ self._gems_per_product)
+
+    @property
+    def gem_utilization(self) -> float:
+        """Share of the gems collected so far that went into products (0 before any)."""
+        return self.gems_consumed / self.total_gems if self.total_gems else 0.0
+
+    def episode_stats(self) -> dict[str, float]:
+        """The generic figures with the plant's own ``utilization`` (the share of collected
+        gems that went into products; the generic one is kept as ``reward_utilization``)
+        and the products per agent; see the module docstring's table."""
+        stats = super().episode_stats()
+        stats["reward_utilization"] = stats["utilization"]
+        stats["utilization"] = self.gem_utilization
+        return stats
+
     def _extra_stats(self) -> dict[str, float]:
-        return {"products": float(self.products), "gems_collected": float(self.total_gems)}
+        made = self._total_products.astype(np.float64)
+        stats = {
+            "products": float(made.sum()),
+            "products_per_agent": float(made.mean()),
+            "products_min": float(made.min()),
+            "products_max": float(made.max()),
+            "products_cv": coefficient_of_variation(made),
+            "gems_collected": float(self.total_gems),
+        }
+        stats.update({f"products/{a}": p
+                      for a, p in zip(self.possible_agents, made.tolist(), strict=True)})
+        return stats
 
     def _infos(self) -> list[dict[str, Any]]:
         total = self.total_gems

@@ -8,15 +8,22 @@ committed independent-PPO results.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 METRICS = ("utilization", "cv", "min_utility", "max_utility")
-PLANT_METRICS = (*METRICS, "products")
+#: the plant's figures (``marl_envs.manufacturing_plant_v0``'s ``episode_stats()``): its
+#: ``utilization`` is the share of collected gems that went into products (the generic
+#: ``mean(u) / c`` is ``reward_utilization``), products per agent (mean, min, max, CV over
+#: agents) are the scale of the paper's products column, ``products`` is the episode total
+PLANT_PRODUCTS = ("products_per_agent", "products_min", "products_max", "products_cv")
+PLANT_METRICS = (*METRICS, *PLANT_PRODUCTS, "products", "reward_utilization")
 
-#: the paper's tables (mean, std; None where the paper gives no std or no number)
+#: the paper's tables (mean, std; None where the paper gives no std or no number); the
+#: plant's products are per agent (the authors' script prints each agent's products, ``su``)
 PAPER: dict[str, dict[str, dict[str, tuple[float, float | None]]]] = {
     "job_scheduling": {
         "independent": {"utilization": (0.96, 0.11), "cv": (1.57, 0.26),
@@ -35,15 +42,17 @@ PAPER: dict[str, dict[str, dict[str, tuple[float, float | None]]]] = {
                              "min_utility": (0.10, None), "max_utility": (0.18, None)},
     },
     "manufacturing_plant": {
-        "independent": {"utilization": (0.28, 0.05), "cv": (0.38, 0.08), "products": (19, 3)},
-        "min": {"utilization": (0.29, 0.06), "cv": (0.26, 0.01), "products": (20, 4)},
-        "avg": {"utilization": (0.13, 0.03), "cv": (0.63, 0.07), "products": (9, 2)},
-        "min_avg": {"utilization": (0.34, 0.06), "cv": (0.28, 0.01), "products": (23, 4)},
+        "independent": {"utilization": (0.28, 0.05), "cv": (0.38, 0.08),
+                        "products_per_agent": (19, 3)},
+        "min": {"utilization": (0.29, 0.06), "cv": (0.26, 0.01), "products_per_agent": (20, 4)},
+        "avg": {"utilization": (0.13, 0.03), "cv": (0.63, 0.07), "products_per_agent": (9, 2)},
+        "min_avg": {"utilization": (0.34, 0.06), "cv": (0.28, 0.01),
+                    "products_per_agent": (23, 4)},
         "inequity_aversion": {"utilization": (0.27, 0.07), "cv": (0.29, 0.07),
-                              "products": (19, 5)},
-        "fen": {"utilization": (0.82, 0.05), "cv": (0.10, 0.03), "products": (48, 3)},
+                              "products_per_agent": (19, 5)},
+        "fen": {"utilization": (0.82, 0.05), "cv": (0.10, 0.03), "products_per_agent": (48, 3)},
         "fen_no_hierarchy": {"utilization": (0.22, 0.03), "cv": (0.18, 0.07),
-                             "products": (15, 1)},
+                             "products_per_agent": (15, 1)},
     },
     "matthew_effect": {},
 }
@@ -53,8 +62,10 @@ RESULTS_DIR = Path(__file__).resolve().parents[2] / "results"
 
 
 def random_policy_figures(env: str, env_kwargs: dict[str, Any], episodes: int = 5,
-                          seed: int = 0) -> dict[str, dict]:
-    """The untrained reference: uniform random actions, figures over ``episodes``."""
+                          seed: int = 0, names: Sequence[str] | None = None
+                          ) -> dict[str, dict]:
+    """The untrained reference: uniform random actions, figures over ``episodes``
+    (``names``: the ``episode_stats()`` keys to report; default the env's table metrics)."""
     import marl_envs
 
     rng = np.random.default_rng(seed)
@@ -66,7 +77,8 @@ def random_policy_figures(env: str, env_kwargs: dict[str, Any], episodes: int = 
             base.step(dict(zip(base.agents, rng.integers(base.n_actions, size=len(base.agents)),
                                strict=True)))
         rows.append(base.episode_stats())
-    names = PLANT_METRICS if env == "manufacturing_plant" else METRICS
+    if names is None:
+        names = PLANT_METRICS if env == "manufacturing_plant" else METRICS
     return {m: {"mean": float(np.mean([r[m] for r in rows])),
                 "std": float(np.std([r[m] for r in rows])), "seeds": episodes} for m in names}
 

@@ -9,13 +9,17 @@ more variants, more iterations) without redoing finished work.
 
 The figures of a run are its training-episode metrics at the final iteration
 (RLlib's window of the last 20 episodes): utilization, CV, min/max utility and,
-for the plant, products. The table gives mean ± std over seeds next to the paper.
+for the plant, products per agent (mean, min, max, CV over agents) and in all, its
+utilization being the share of collected gems that went into products
+(:mod:`marl_envs.manufacturing_plant_v0`). The table gives mean ± std over seeds next to
+the paper.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from policies.fen.references import METRICS, PAPER, PLANT_METRICS, random_policy_figures
+from policies.fen.references import (
+    METRICS,
+    PAPER,
+    PLANT_METRICS,
+    random_policy_figures,
+)
 from policies.fen.variants import (
     HIERARCHICAL_VARIANTS,
     PRESET_DEFAULTS,
@@ -38,18 +47,67 @@ from policies.fen.variants import (
 FINAL_FILE = "final.json"
 
 
+PLANT = "manufacturing_plant"
+
 #: what a reader must know to compare an environment's table with the paper's
 ENV_NOTES = {
-    "manufacturing_plant": (
-        "Note: with the plant as specified (c = 0.003, episodes ending after 700 gems),\n"
-        "uniform random actions already saturate utilization (clipped to 100%) and make\n"
-        "far more products than any of the paper's methods (see `random_untrained`): the\n"
-        "paper's plant figures rest on a measurement the reference does not pin down, so\n"
-        "compare the variants with each other and with `random_untrained`, not with the\n"
-        "paper's columns.\n"
+    PLANT: (
+        "The plant as the paper measures it (issue 23; `fen_plant_measure.md`, written by\n"
+        "`python scripts/measure_plant.py --episodes 50 --out results/fen_plant_measure.md`):\n"
+        "\n"
+        "* Products are per agent, as the authors' script prints them (`su`): `products per\n"
+        "  agent` is the mean over agents, beside the paper's column, with the least and most\n"
+        "  productive agent and the CV over agents; `products` is the episode total (5x).\n"
+        "* Utilization is the share of the collected gems that went into products (each\n"
+        "  product consumes its recipe's 2 or 3 gems; an episode ends after 700 gems). From\n"
+        "  the paper's products per agent it predicts the paper's utilization within one of\n"
+        "  its standard deviations on all seven rows (FEN 80.7-82.2% against 82%; the six\n"
+        "  baselines 0.6-3.8 points above theirs with the lowest share their CV allows).\n"
+        "  The generic mean(u) / c (c = 0.003), kept as `reward_utilization`, is 100% for\n"
+        "  random play and every run, and cannot give the paper's figures.\n"
+        "* Uniform random play (50 episodes): 35.0 products per agent (agents 0 and 4, whose\n"
+        "  recipes take 3 gems, 23.3 and 23.9; the others 41.4-43.7), utilization 56.6%:\n"
+        "  above the paper's six baselines (9-23 per agent, 13-34%), below its FEN (48, 82%).\n"
+        "* \"Where utilization goes\" below measures each step by the generic reward earned\n"
+        "  / (n c), clipped to 1, not by the gem share.\n"
     ),
     "matthew_effect": "The paper gives Matthew-effect results as a figure only.\n",
 }
+
+
+def plant_figures_missing(final: dict[str, Any]) -> bool:
+    """Whether a plant run was recorded before the plant logged its products per agent and
+    its gem-share utilization (issue 23): its ``utilization`` is then the generic
+    mean(u) / c (today's ``reward_utilization``) and its per-agent figures are unknown."""
+    return bool(final.get("metrics")) and "products_per_agent" not in final["metrics"]
+
+
+def run_metrics(final: dict[str, Any], env: str) -> dict[str, float]:
+    """A run's figures under today's names: a plant run recorded before issue 23 has its
+    generic utilization as ``reward_utilization`` and no (gem-share) ``utilization``."""
+    metrics = dict(final.get("metrics", {}))
+    if env == PLANT and plant_figures_missing(final) and "utilization" in metrics:
+        metrics["reward_utilization"] = metrics.pop("utilization")
+    return metrics
+
+
+def env_notes(env: str, finals: Sequence[dict[str, Any]]) -> str:
+    """:data:`ENV_NOTES` of ``env``; for the plant, which rows lack the new figures."""
+    note = ENV_NOTES.get(env, "")
+    if env == PLANT:
+        old = [lab for lab in labels(finals)
+               if any(plant_figures_missing(f) for f in finals if _label(f) == lab)]
+        if old:
+            note += textwrap.fill(
+                "* Runs recorded before these figures were logged (rows "
+                + ", ".join(f"`{lab}`" for lab in old)
+                + ") show '-' for utilization and products per agent: their logs hold the "
+                "episode total (`products`) and the generic utilization only, which was "
+                "100%; their utilization curves are left out of the plot. The table is "
+                "to be rerun with FEN's defaults (>= 3 seeds).",
+                width=86, subsequent_indent="  ", break_on_hyphens=False,
+            ) + "\n"
+    return note
 
 
 @dataclass
@@ -186,6 +244,15 @@ def run_curve(final: dict[str, Any], tag: str) -> tuple[np.ndarray, np.ndarray]:
     return steps[np.isfinite(values)], values[np.isfinite(values)]
 
 
+def run_curves(final: dict[str, Any], env: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A run's :data:`CURVE_TAGS` curves (:func:`run_curve`), without the utilization curve
+    of a plant run recorded before issue 23 (it logged the generic mean(u) / c under that
+    tag, not today's gem share: :func:`plant_figures_missing`)."""
+    return {tag: run_curve(final, tag) for tag in CURVE_TAGS
+            if not (env == PLANT and tag == "fairness/utilization"
+                    and plant_figures_missing(final))}
+
+
 def run_label(variant: str, fen_options: dict[str, Any] | None = None,
               overrides: dict[str, Any] | None = None) -> str:
     """The table row of a run: its variant, with the non-default FEN options it used
@@ -221,13 +288,13 @@ def labels(finals: Sequence[dict[str, Any]]) -> list[str]:
 def aggregate(finals: Sequence[dict[str, Any]], env: str) -> dict[str, dict[str, dict]]:
     """``{label: {metric: {"mean", "std", "seeds"}}}`` over the runs' final figures; a
     run's label is its variant (:func:`run_label` when it ran with FEN options)."""
-    metrics = PLANT_METRICS if env == "manufacturing_plant" else METRICS
+    metrics = PLANT_METRICS if env == PLANT else METRICS
     table: dict[str, dict[str, dict]] = {}
     for label in labels(finals):
-        runs = [f for f in finals if _label(f) == label]
+        runs = [run_metrics(f, env) for f in finals if _label(f) == label]
         table[label] = {}
         for m in metrics:
-            values = [f["metrics"][m] for f in runs if m in f["metrics"]]
+            values = [r[m] for r in runs if m in r]
             if values:
                 table[label][m] = {"mean": float(np.mean(values)),
                                    "std": float(np.std(values)), "seeds": len(values)}
@@ -250,27 +317,47 @@ def training_budgets(finals: Sequence[dict[str, Any]]) -> dict[str, str]:
     return out
 
 
+#: the plant table's columns: (metric, heading, whether the paper's figure sits beside it)
+PLANT_COLUMNS = (
+    ("utilization", "utilization", True),
+    ("cv", "cv", True),
+    ("products_per_agent", "products per agent", True),
+    ("products_min", "products, least agent", False),
+    ("products_max", "products, most agent", False),
+    ("products_cv", "products cv over agents", False),
+    ("products", "products, all agents", False),
+    ("min_utility", "min_utility", False),
+    ("max_utility", "max_utility", False),
+)
+
+
 def markdown_table(env: str, table: dict[str, dict[str, dict]],
                    budgets: dict[str, str] | None = None) -> str:
     """Ours (mean ± std over seeds) next to the paper's figure for each cell; with
-    ``budgets`` (:func:`training_budgets`), a column of each row's training iterations."""
-    metrics = PLANT_METRICS if env == "manufacturing_plant" else METRICS
-    if env == "manufacturing_plant":
-        metrics = ("utilization", "cv", "products", "min_utility", "max_utility")
+    ``budgets`` (:func:`training_budgets`), a column of each row's training iterations.
+    The plant's columns are :data:`PLANT_COLUMNS` (the paper's figure beside the three it
+    reports: utilization, CV, products per agent)."""
+    if env == PLANT:
+        columns = PLANT_COLUMNS
+    else:
+        columns = tuple((m, m, True) for m in METRICS)
     paper = PAPER.get(env, {})
     budget_col = budgets is not None
     header = "| method | seeds | " + ("iterations | " if budget_col else "") + " | ".join(
-        f"{m} (ours) | {m} (paper)" for m in metrics) + " |"
-    lines = [header, "|" + "---|" * (2 + budget_col + 2 * len(metrics))]
+        f"{h} (ours) | {h} (paper)" if beside else f"{h} (ours)"
+        for _, h, beside in columns) + " |"
+    width = 2 + budget_col + sum(1 + beside for _, _, beside in columns)
+    lines = [header, "|" + "---|" * width]
     for label, row in table.items():
         seeds = max((c["seeds"] for c in row.values()), default=0)
         cells = []
-        for m in metrics:
+        for m, _, beside in columns:
             pct = m == "utilization"
             ours = row.get(m)
             cells.append(_fmt(ours["mean"], ours["std"], pct) if ours else "-")
-            ref = paper.get(label_variant(label), {}).get(m)
-            cells.append(_fmt(ref[0], ref[1], pct) if ref else "-")
+            if beside:
+                ref = paper.get(label_variant(label), {}).get(m)
+                cells.append(_fmt(ref[0], ref[1], pct) if ref else "-")
         if budget_col:
             cells.insert(0, (budgets or {}).get(label, "-"))
         lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + " |")
@@ -290,11 +377,10 @@ def plot_learning_curves(env: str, finals: Sequence[dict[str, Any]], path: Path)
     drawn = 0
     for label in labels(finals):
         # each run's curves once (an older run's come from reading its TensorBoard files)
-        runs = [{tag: run_curve(f, tag) for tag in CURVE_TAGS}
-                for f in finals if _label(f) == label]
+        runs = [run_curves(f, env) for f in finals if _label(f) == label]
         drawn += sum(any(c[0].size for c in run.values()) for run in runs)
         for ax, tag in zip(axes, CURVE_TAGS, strict=True):
-            curves = [run[tag] for run in runs if run[tag][0].size]
+            curves = [run[tag] for run in runs if tag in run and run[tag][0].size]
             if not curves:
                 continue
             n = min(c[0].size for c in curves)
@@ -302,10 +388,16 @@ def plot_learning_curves(env: str, finals: Sequence[dict[str, Any]], path: Path)
             mean = np.mean([c[1][:n] for c in curves], axis=0)
             ax.plot(steps, mean, label=label)
     for ax, title in zip(axes, ("utilization", "CV (lower is fairer)"), strict=True):
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no run has this curve", ha="center", va="center",
+                    transform=ax.transAxes, color="grey")
         ax.set_xlabel("training iteration")
         ax.set_title(f"{env}: {title}")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    for ax in axes:  # the legend on the first panel with curves
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+            break
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -515,7 +607,7 @@ short-budget numbers measure early learning, not converged policies.
 
 {markdown_table(env, table, training_budgets(finals))}
 
-{ENV_NOTES.get(env, "")}
+{env_notes(env, finals)}
 Learning curves: `{curves.name}`{curve_note(drawn, len(finals))}.
 {"Controller behaviour: `" + behaviour.name + "`." if has_behaviour else ""}
 

@@ -1,0 +1,221 @@
+"""The Manufacturing Plant measured as the paper measures it (issue 23, item 6): products
+per agent, the gem-share utilization, random play's figures and the plant report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import marl_envs
+from policies.fen.references import PAPER, PLANT_METRICS, PLANT_PRODUCTS, random_policy_figures
+from policies.fen.reproduce import (
+    ENV_NOTES,
+    PLANT_COLUMNS,
+    ReproductionPlan,
+    aggregate,
+    env_notes,
+    finished_runs,
+    markdown_table,
+    plant_figures_missing,
+    run_curves,
+    run_metrics,
+)
+
+PLANT = "manufacturing_plant"
+SHIFT = 1  # the plant keeps cells shifted by this much inside its padded grids
+STAY, XP = 0, 2
+FAR = (2, 7)  # an inner cell no agent of the scripted episode reaches
+
+
+def put(env: Any, agents: dict[int, tuple[int, int]], gems: list[tuple[tuple[int, int], int]]
+        ) -> None:
+    """Place agents (index -> cell; the others parked on the border, outside the inner
+    square gems respawn in) and gems ((cell, type)), cells in 1..grid_size."""
+    parked = [(8, 1), (8, 3), (8, 5), (8, 7), (1, 8)]
+    cells = [agents.get(i, parked[i]) for i in range(env.n_agents)]
+    env._positions = np.array(cells, dtype=np.int64) + SHIFT
+    env._occupied[:] = False
+    env._occupied[env._positions[:, 0], env._positions[:, 1]] = True
+    env._gems = np.array([c for c, _ in gems], dtype=np.int64) + SHIFT
+    env._gem_types = np.array([t for _, t in gems], dtype=np.int64)
+    env._paint_gems()
+
+
+def step(env: Any, movers: tuple[int, ...]) -> None:
+    env.step({a: (XP if i in movers else STAY) for i, a in enumerate(env.possible_agents)})
+
+
+def scripted_episode(**kw: Any) -> Any:
+    """agent_0 (recipe [2, 1, 0]) walks down column 3 collecting types 0, 0, 1 (a product
+    of 3 gems) and then 2 (unused); agent_1 (recipe [1, 0, 1]) walks down column 5
+    collecting types 0, 2 (a product of 2 gems). 6 gems collected, 5 in products."""
+    env = marl_envs.make(PLANT, n_gems=2, **kw)
+    env.reset(seed=0)
+    put(env, {0: (3, 3), 1: (3, 5)}, [((4, 3), 0), ((4, 5), 0)])
+    step(env, (0, 1))
+    put(env, {0: (4, 3), 1: (4, 5)}, [((5, 3), 0), ((5, 5), 2)])
+    step(env, (0, 1))
+    put(env, {0: (5, 3), 1: (5, 5)}, [((6, 3), 1), (FAR, 0)])
+    step(env, (0,))
+    put(env, {0: (6, 3), 1: (5, 5)}, [((7, 3), 2), (FAR, 0)])
+    step(env, (0,))
+    return env
+
+
+def test_scripted_episode_products_per_agent_and_gem_utilization() -> None:
+    env = scripted_episode(max_fair_utility=100.0)
+    assert env.total_gems == 6 and env._total_products.tolist() == [1, 1, 0, 0, 0]
+    stats = env.episode_stats()
+    assert stats["products"] == 2
+    assert stats["products_per_agent"] == pytest.approx(0.4)
+    assert (stats["products_min"], stats["products_max"]) == (0, 1)
+    # [1, 1, 0, 0, 0]: mean 0.4, sample std sqrt(0.3)
+    assert stats["products_cv"] == pytest.approx(np.sqrt(0.3) / 0.4)
+    assert {k: v for k, v in stats.items() if k.startswith("products/")} == {
+        "products/agent_0": 1, "products/agent_1": 1, "products/agent_2": 0,
+        "products/agent_3": 0, "products/agent_4": 0}
+    assert stats["gems_collected"] == 6
+    # 3 + 2 of the 6 collected gems went into products
+    assert stats["utilization"] == pytest.approx(5 / 6)
+    assert env.gems_consumed == 5 and env.gem_utilization == pytest.approx(5 / 6)
+    # the generic mean(u) / c: rewards 1.1 (agent_0: +0.1 for its first type-0 gem, +1)
+    # and 1.0 over 4 steps and 5 agents
+    assert stats["reward_utilization"] == pytest.approx((2.1 / 4 / 5) / 100.0)
+    assert stats["reward_utilization"] == env.fairness_report().utilization
+
+
+def test_gem_utilization_before_any_gem_and_with_the_default_c() -> None:
+    env = marl_envs.make(PLANT)
+    env.reset(seed=0)
+    stats = env.episode_stats()
+    assert stats["utilization"] == 0.0 and stats["products_per_agent"] == 0.0
+    assert stats["products_cv"] == 0.0  # every agent at 0: no NaN
+    # with c = 0.003 the generic utilization saturates on two products in four steps; the
+    # gem share does not
+    stats = scripted_episode().episode_stats()
+    assert stats["reward_utilization"] == 1.0
+    assert stats["utilization"] == pytest.approx(5 / 6)
+
+
+def test_random_play_figures_are_on_the_per_agent_scale() -> None:
+    figures = random_policy_figures(PLANT, {}, episodes=5)
+    assert set(figures) == set(PLANT_METRICS)
+    mean = {k: f["mean"] for k, f in figures.items()}
+    # 50 episodes (results/fen_plant_measure.md): 35.0 per agent, least 21.2, most 49.2,
+    # utilization 0.566, total 174.9, generic utilization 1.0
+    assert 30 < mean["products_per_agent"] < 40
+    assert 15 < mean["products_min"] < mean["products_per_agent"] < mean["products_max"] < 56
+    assert 0.2 < mean["products_cv"] < 0.5
+    assert mean["products"] == pytest.approx(5 * mean["products_per_agent"])
+    assert 0.45 < mean["utilization"] < 0.7
+    assert mean["reward_utilization"] == 1.0
+    agents = random_policy_figures(PLANT, {}, episodes=5,
+                                   names=[f"products/agent_{i}" for i in range(5)])
+    per_agent = [agents[f"products/agent_{i}"]["mean"] for i in range(5)]
+    # the 3-gem recipes of agents 0 and 4 make fewer products than the 2-gem ones
+    assert max(per_agent[0], per_agent[4]) < min(per_agent[1:4])
+
+
+def test_the_paper_columns_compare_like_with_like() -> None:
+    for row in PAPER[PLANT].values():
+        assert set(row) == {"utilization", "cv", "products_per_agent"}
+    assert PAPER[PLANT]["fen"]["products_per_agent"] == (48, 3)
+    assert {m for m, _, _ in PLANT_COLUMNS} <= set(PLANT_METRICS)
+    assert set(PLANT_PRODUCTS) <= {m for m, _, _ in PLANT_COLUMNS}
+    beside = {m for m, _, paper in PLANT_COLUMNS if paper}
+    assert beside == {"utilization", "cv", "products_per_agent"}
+
+
+def _final(variant: str, seed: int, metrics: dict[str, float]) -> dict[str, Any]:
+    return {"variant": variant, "seed": seed, "metrics": metrics, "training_iteration": 20}
+
+
+OLD = {"cv": 0.38, "max_utility": 0.09, "min_utility": 0.04, "products": 180.0,
+       "utilization": 1.0}
+NEW = {"cv": 0.1, "max_utility": 0.02, "min_utility": 0.01, "products": 230.0,
+       "utilization": 0.8, "reward_utilization": 1.0, "products_per_agent": 46.0,
+       "products_min": 40.0, "products_max": 50.0, "products_cv": 0.08}
+
+
+def test_plant_table_shows_products_per_agent_beside_the_paper() -> None:
+    finals = [_final("fen", 0, NEW), _final("fen", 1, {**NEW, "products_per_agent": 50.0}),
+              _final("independent", 0, OLD)]
+    table = aggregate(finals, PLANT)
+    md = markdown_table(PLANT, table).splitlines()
+    assert md[0] == (
+        "| method | seeds | utilization (ours) | utilization (paper) | cv (ours) | cv (paper) "
+        "| products per agent (ours) | products per agent (paper) | products, least agent "
+        "(ours) | products, most agent (ours) | products cv over agents (ours) | products, "
+        "all agents (ours) | min_utility (ours) | max_utility (ours) |")
+    assert md[1] == "|" + "---|" * 14
+    assert md[2] == ("| fen | 2 | 80.0% ±0.0 | 82.0% ±5.0 | 0.10 ±0.00 | 0.10 ±0.03 | 48 ±2 "
+                     "| 48 ±3 | 40 ±0 | 50 ±0 | 0.08 ±0.00 | 230 ±0 | 0.01 ±0.00 | 0.02 ±0.00 |")
+    # a run recorded before the plant logged these figures: '-' rather than its generic
+    # utilization of 100% under the gem-share heading, and its total as it was logged
+    assert md[3] == ("| independent | 1 | - | 28.0% ±5.0 | 0.38 ±0.00 | 0.38 ±0.08 | - | 19 ±3 "
+                     "| - | - | - | 180 ±0 | 0.04 ±0.00 | 0.09 ±0.00 |")
+    assert table["independent"]["reward_utilization"]["mean"] == 1.0
+
+
+def test_runs_recorded_before_the_new_figures_are_named_in_the_note() -> None:
+    old, new = _final("independent", 0, OLD), _final("fen", 0, NEW)
+    assert plant_figures_missing(old) and not plant_figures_missing(new)
+    assert not plant_figures_missing({"variant": "fen", "seed": 0, "metrics": {}})
+    assert "utilization" not in run_metrics(old, PLANT)
+    assert run_metrics(old, "job_scheduling") == OLD  # other envs: untouched
+    note = env_notes(PLANT, [old, new])
+    assert "rows `independent`) show '-'" in note
+    assert "show '-'" not in env_notes(PLANT, [new])
+    # the note says what the measurements show, not that the paper cannot be compared
+    assert "not with the\npaper's columns" not in ENV_NOTES[PLANT]
+    assert "share of the collected gems that went into products" in ENV_NOTES[PLANT]
+    assert "fen_plant_measure.md" in ENV_NOTES[PLANT]
+
+
+def test_report_only_rewrite_of_old_plant_runs(tmp_path: Path) -> None:
+    from policies.fen.reproduce import write_report
+
+    run = tmp_path / "runs" / PLANT / "independent" / "seed0"
+    run.mkdir(parents=True)
+    (run / "final.json").write_text(json.dumps({
+        **_final("independent", 0, OLD), "env_steps": 80040, "wall_time_s": 60.0,
+        "curves": {"fairness/utilization": [[1, 1.0]], "fairness/cv": [[1, 0.4]]}}))
+    plan = ReproductionPlan(PLANT, ["independent"], [0], 20, tmp_path / "runs")
+    table = write_report(plan, finished_runs(plan), tmp_path / "results")
+    md = (tmp_path / "results" / f"fen_{PLANT}.md").read_text()
+    assert "| independent | 1 | 20 | - | 28.0% ±5.0 |" in md
+    assert "| random_untrained | 5 | - | " in md
+    assert table["random_untrained"]["products_per_agent"]["seeds"] == 5
+    assert "rows `independent`) show '-'" in md
+    # the old run's generic-utilization curve is not drawn under "utilization"
+    final = finished_runs(plan)[0]
+    assert set(run_curves(final, PLANT)) == {"fairness/cv"}
+    assert set(run_curves(final, "job_scheduling")) == {"fairness/utilization", "fairness/cv"}
+    new = {**_final("fen", 0, NEW), "curves": {"fairness/utilization": [[1, 0.8]]}}
+    assert run_curves(new, PLANT)["fairness/utilization"][1].tolist() == [0.8]
+
+
+def test_measure_script_hypothesis_rows() -> None:
+    path = Path(__file__).resolve().parents[1] / "scripts" / "measure_plant.py"
+    spec = importlib.util.spec_from_file_location("measure_plant", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.gems_per_product().tolist() == [3, 2, 2, 2, 3]
+    low = np.array([True, False, False, False, True])
+    p = module.two_level(20.0, 0.3, low)
+    assert p.mean() == pytest.approx(20.0) and np.std(p, ddof=1) / 20 == pytest.approx(0.3)
+    assert p[0] == p[4] < p[1] == p[2] == p[3]
+    rows = {r["row"]: r for r in module.hypothesis_rows(np.ones(5))}
+    # every agent making FEN's 48: 48 * 12 of 701 gems
+    assert rows["FEN"]["equal"] == pytest.approx(48 * 12 / 701)
+    assert rows["FEN"]["mix_random"] == rows["FEN"]["equal"]  # equal shares given
+    for r in rows.values():
+        assert r["lowest"] <= r["mix_cv"] <= r["equal"]
+        assert abs(r["paper"] - r["mix_cv"]) < r["paper_std"]  # within one paper std
+        assert r["steps_for_reward_utilization"] > 10_000  # mean(u)/c cannot give it
