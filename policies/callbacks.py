@@ -6,7 +6,8 @@ the reporting window, under ``env_runners/`` in the training result):
 ================================  =============================================
 key                               value
 ================================  =============================================
-``fairness/utilization``          ``mean(u) / c`` clipped to [0, 1]
+``fairness/utilization``          ``mean(u) / c`` clipped to [0, 1] (the plant: the share
+                                  of collected gems that went into products)
 ``fairness/cv``                   coefficient of variation of the utilities
 ``fairness/average_utility``      mean utility
 ``fairness/min_utility``          smallest utility

@@ -164,7 +164,7 @@ def fen_options(args: argparse.Namespace, variant: str | None = None) -> dict[st
 #: the final table's columns: (heading, metric name, format)
 TABLE_COLUMNS = (("utilization", "utilization", "{:.3f}"), ("CV", "cv", "{:.3f}"),
                  ("min utility", "min_utility", "{:.3f}"), ("max utility", "max_utility", "{:.3f}"),
-                 ("products", "products", "{:.1f}"))
+                 ("products/agent", "products_per_agent", "{:.1f}"))
 
 
 def fairness_table(metrics: dict[str, float],
