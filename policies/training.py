@@ -177,6 +177,13 @@ def iteration_metrics(result: Mapping[str, Any]) -> dict[str, float]:
             v = stats.get(name)
             for _, x in flatten_scalars(v, "x"):
                 out[f"loss/{module_id}/{name}"] = x
+    # RLlib's env-runner fault tolerance (Algorithm.step): remote runners restarted since
+    # this process built the algorithm (a resumed run counts from 0), and healthy now
+    ft = result.get("fault_tolerance") or {}
+    for src, dst in (("num_remote_worker_restarts", "fault_tolerance/env_runner_restarts"),
+                     ("num_healthy_workers", "fault_tolerance/healthy_env_runners")):
+        for _, v in flatten_scalars(ft.get(src), dst):
+            out[dst] = v
     return out
 
 

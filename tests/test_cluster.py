@@ -1,99 +1,352 @@
-"""A real Ray cluster on loopback started with ``ray start --head``; train with --address.
+"""``scripts/train.py --address`` on Ray clusters of two nodes, built on this machine.
 
-Only the head node: a second raylet cannot join on this machine while Ray stays on
-loopback (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` makes ``ray start --address``
-abort with "Multi-node Ray clusters are not supported"; with ``=1`` Ray rewrites
-127.0.0.1 to the external address; a node on 127.0.0.2 did not register within
-120 s). See docs/training.md.
+* ``test_train_on_two_raylet_cluster`` (no root): Ray's ``ray.cluster_utils.Cluster``
+  starts a head raylet and a second raylet, both on 127.0.0.1, in a child interpreter
+  (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` before ``import ray``, a private short
+  ``RAY_TMPDIR`` so the machine's ``/tmp/ray/ray_current_cluster`` is never touched, its
+  own token). One CPU per node and two env runners of one CPU each: Ray must place one
+  runner on each raylet; the actor table says where they ran.
+* ``test_train_across_network_namespaces_survives_worker_node_loss`` (root and
+  ``ip netns``): a head node and a worker node in two network namespaces of their own,
+  joined by a veth pair on private 10.x addresses (no route anywhere else), started
+  with ``ray start --block`` and token authentication. The driver runs in the head's
+  namespace; after its first iteration the test kills every process of the worker
+  node, and training must finish on the head with the runner left there.
 
-The nodes are started with ``ray start --block`` in their own process groups, and
-the test ends exactly those groups (``ray stop`` would stop every Ray on the machine,
-including other users' runs).
+Processes are stopped by PID (never ``ray stop``, which walks every Ray process on
+the machine). See docs/cluster.md for what these tests prove and what they do not.
 """
+
+from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
+import textwrap
+import threading
 import time
 from pathlib import Path
 
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 ROOT = Path(__file__).resolve().parents[1]
+TRAIN = str(ROOT / "scripts" / "train.py")
 RAY = str(Path(sys.executable).with_name("ray"))
+TRAIN_ARGS = [
+    "--env", "job_scheduling", "--algo", "ppo", "--policy-mode", "shared",
+    "--num-env-runners", "2", "--envs-per-runner", "1", "--seed", "0",
+    "--env-kwargs", '{"max_cycles": 25}', "--set", "minibatch_size=200",
+    "--set", "num_epochs=1",
+]
+RUNNER_CLASS = "MultiAgentEnvRunner"
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _short_tmpdir() -> str:
+    # Ray's Unix socket paths live under it and must stay under 108 characters
+    return tempfile.mkdtemp(prefix="r", dir="/tmp")
 
 
-def _env():
-    env = dict(os.environ)
-    env.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", OMP_NUM_THREADS="1",
-               RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0")
-    return env
-
-
-def _start(args, log, **env):
-    return subprocess.Popen(
-        [RAY, "start", "--block", "--disable-usage-stats", *args],
-        stdout=log, stderr=subprocess.STDOUT, env={**_env(), **env}, start_new_session=True,
-    )
-
-
-def _stop(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+def _pids_with_env(name: str, value: str) -> list[int]:
+    """PIDs of processes whose environment holds ``name=value`` (a value unique to a test:
+    only processes that test started, and their children, inherit it)."""
+    tag = f"{name}={value}".encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+            with open(f"/proc/{d}/environ", "rb") as f:
+                if tag in f.read().split(b"\0"):
+                    pids.append(int(d))
+        except OSError:
+            continue
+    return pids
 
 
-def _nodes(address):
-    code = (
-        f"import ray, json; ray.init(address={address!r}, logging_level='ERROR');"
-        "print(json.dumps([n['Alive'] for n in ray.nodes()]))"
+def _terminate(pids: list[int], grace_s: float = 5.0) -> None:
+    """SIGTERM ``pids``, wait up to ``grace_s``, SIGKILL what is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + grace_s
+        while alive and time.time() < deadline:
+            alive = [p for p in alive if Path(f"/proc/{p}").exists() and not _zombie(p)]
+            time.sleep(0.1)
+        pids = alive
+        if not pids:
+            return
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _tb(logdir: Path, tag: str) -> dict[int, float]:
+    acc = EventAccumulator(str(logdir / "tb"))
+    acc.Reload()
+    return {e.step: e.value for e in acc.Scalars(tag)}
+
+
+def _runner_nodes(state: dict) -> set[str]:
+    """Node ids that ran an env runner, from the actor table."""
+    return {a["Address"]["NodeID"] for a in state["actors"].values()
+            if a["ActorClassName"] == RUNNER_CLASS}
+
+
+# ------------------------------------------------------------ two raylets, loopback
+#: runs in a fresh interpreter: the environment is set before ``import ray``
+CLUSTER_CHILD = textwrap.dedent("""
+    import json, subprocess, sys
+    import ray
+    from ray.cluster_utils import Cluster
+
+    train_cmd, timeout = json.loads(sys.argv[1]), float(sys.argv[2])
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": 1, "include_dashboard": False})
+    out = {}
+    try:
+        worker = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        out["address"] = cluster.address
+        out["head"], out["worker"] = cluster.head_node.node_id, worker.node_id
+        p = subprocess.run([*train_cmd, "--address", cluster.address],
+                           capture_output=True, text=True, timeout=timeout)
+        out.update(rc=p.returncode, stdout=p.stdout, stderr=p.stderr[-6000:])
+        ray.init(address=cluster.address, logging_level="ERROR")
+        out["nodes"] = ray.nodes()
+        out["actors"] = ray._private.state.actors()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        print("RESULT " + json.dumps(out, default=str), flush=True)
+""")
+
+
+def test_train_on_two_raylet_cluster():
+    tmpdir = _short_tmpdir()
+    logdir = Path(tmpdir) / "run"
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_TMPDIR=tmpdir,
+               RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
+               OMP_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0")
+    train_cmd = [sys.executable, TRAIN, *TRAIN_ARGS, "--iterations", "2",
+                 "--set", "train_batch_size_per_learner=200", "--logdir", str(logdir)]
+    start = time.time()
+    child = subprocess.Popen(
+        [sys.executable, "-c", CLUSTER_CHILD, json.dumps(train_cmd), "240"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        start_new_session=True,
     )
     try:
-        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env=_env(), timeout=60)
-    except subprocess.TimeoutExpired:
-        return []
-    return json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else []
-
-
-def test_train_on_two_node_cluster(tmp_path):
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    log = open(tmp_path / "ray.log", "w")
-    head = _start(["--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                   "--node-ip-address=127.0.0.1"], log)
-    try:
-        deadline = time.time() + 120
-        time.sleep(3)
-        while head.poll() is None and sum(_nodes(address)) < 1:
-            assert time.time() < deadline, "head node did not come up"
-            time.sleep(2)
-        assert head.poll() is None, (tmp_path / "ray.log").read_text()[-3000:]
-        summary = tmp_path / "summary.json"
-        p = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "train.py"), "--env", "job_scheduling",
-             "--algo", "ppo", "--policy-mode", "shared", "--iterations", "2",
-             "--address", address, "--num-env-runners", "2", "--envs-per-runner", "2",
-             "--logdir", str(tmp_path / "run"), "--summary-json", str(summary),
-             "--env-kwargs", '{"max_cycles": 25}', "--set", "train_batch_size_per_learner=200",
-             "--set", "minibatch_size=100", "--set", "num_epochs=1"],
-            capture_output=True, text=True, env=_env(), timeout=400, cwd=ROOT,
-        )
-        assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
-        assert "iter    2 |" in p.stdout
-        result = json.loads(summary.read_text())
-        assert result["training_iteration"] == 2 and result["env_steps"] >= 400
+        stdout, stderr = child.communicate(timeout=300)
     finally:
-        _stop(head)
-        log.close()
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+        _terminate(_pids_with_env("RAY_TMPDIR", tmpdir), grace_s=2.0)
+    took = time.time() - start
+    try:
+        lines = [x for x in stdout.splitlines() if x.startswith("RESULT ")]
+        assert child.returncode == 0 and lines, stdout[-3000:] + stderr[-6000:]
+        state = json.loads(lines[-1][len("RESULT "):])
+        assert state["rc"] == 0, state["stdout"][-3000:] + state["stderr"]
+        assert "iter    2 |" in state["stdout"], state["stdout"]
+        # two raylets, both alive, both on loopback
+        alive = [n for n in state["nodes"] if n["Alive"]]
+        assert {n["NodeID"] for n in alive} == {state["head"], state["worker"]}
+        assert {n["NodeManagerAddress"] for n in alive} == {"127.0.0.1"}
+        # env runners ran on both raylets
+        assert _runner_nodes(state) == {state["head"], state["worker"]}, state["actors"]
+        lifetime = _tb(logdir, "throughput/env_steps_lifetime")
+        assert lifetime[2] >= 400, lifetime
+        print(f"two-raylet cluster: runners on {sorted(_runner_nodes(state))}, {took:.1f} s")
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+# ------------------------------------------------------ two network namespaces (root)
+SUBNET = "10.231.{}.{}"  # a /24 on a veth pair of our own, no other route
+
+
+def _netns_missing() -> str | None:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "needs root (ip netns add)"
+    if shutil.which("ip") is None:
+        return "needs the `ip` command (iproute2)"
+    probe = f"fmprobe{secrets.token_hex(3)}"
+    p = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if p.returncode != 0:
+        return f"`ip netns add` fails here: {p.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def _ns_pids(ns: str) -> list[int]:
+    p = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True)
+    return [int(x) for x in p.stdout.split()] if p.returncode == 0 else []
+
+
+def _stop_namespaces(head_ns: str, worker_ns: str) -> None:
+    """Worker node, then the head's processes but its GCS, then the GCS; then the
+    namespaces (their veth ends go with them)."""
+    _terminate(_ns_pids(worker_ns))
+    head = _ns_pids(head_ns)
+    gcs = [p for p in head if "gcs_server" in _cmdline(p)]
+    _terminate([p for p in head if p not in gcs])
+    _terminate(gcs + _ns_pids(head_ns))
+    for ns in (worker_ns, head_ns):
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+#: run in the head namespace: wait for ``n`` alive nodes (``wait``) or read the tables
+STATE_SCRIPT = textwrap.dedent("""
+    import json, sys, time
+    import ray
+    address, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    ray.init(address=address, logging_level="ERROR")
+    deadline = time.time() + 60
+    while mode == "wait" and sum(x["Alive"] for x in ray.nodes()) < n:
+        assert time.time() < deadline, ray.nodes()
+        time.sleep(0.5)
+    print("STATE " + json.dumps({"nodes": ray.nodes(),
+                                 "actors": ray._private.state.actors()}, default=str))
+""")
+
+
+def _state(ns: str, address: str, env: dict, mode: str, n: int = 0) -> dict:
+    p = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", STATE_SCRIPT, address, mode, str(n)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    lines = [x for x in p.stdout.splitlines() if x.startswith("STATE ")]
+    assert p.returncode == 0 and lines, p.stdout[-2000:] + p.stderr[-4000:]
+    return json.loads(lines[-1][len("STATE "):])
+
+
+def test_train_across_network_namespaces_survives_worker_node_loss():
+    missing = _netns_missing()
+    if missing:
+        pytest.skip(missing)
+    suffix = secrets.token_hex(3)
+    head_ns, worker_ns = f"fmhead{suffix}", f"fmwork{suffix}"
+    octet = int(suffix[:2], 16) % 250 + 1
+    head_ip, worker_ip = SUBNET.format(octet, 1), SUBNET.format(octet, 2)
+    address = f"{head_ip}:6379"
+    tmpdir = _short_tmpdir()
+    logdir = Path(tmpdir) / "run"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
+               RAY_TMPDIR=tmpdir, OMP_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0")
+    node_args = ["--block", "--disable-usage-stats", "--num-cpus=1",
+                 f"--object-store-memory={100 * 1024 * 1024}"]
+    logs = [open(Path(tmpdir) / f"{name}.log", "w") for name in ("head", "worker")]
+    nodes: list[subprocess.Popen] = []
+    driver: subprocess.Popen | None = None
+    start = time.time()
+    try:
+        _ip("netns", "add", head_ns)
+        _ip("netns", "add", worker_ns)
+        _ip("link", "add", f"vh{suffix}", "netns", head_ns, "type", "veth",
+            "peer", "name", f"vw{suffix}", "netns", worker_ns)
+        for ns, dev, ip in ((head_ns, f"vh{suffix}", head_ip),
+                            (worker_ns, f"vw{suffix}", worker_ip)):
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", ns, "addr", "add", f"{ip}/24", "dev", dev)
+            _ip("-n", ns, "link", "set", dev, "up")
+        nodes.append(subprocess.Popen(
+            ["ip", "netns", "exec", head_ns, RAY, "start", "--head", "--port=6379",
+             f"--node-ip-address={head_ip}", "--include-dashboard=false",
+             f"--temp-dir={tmpdir}/h", *node_args],
+            stdout=logs[0], stderr=subprocess.STDOUT, env=env, start_new_session=True))
+        nodes.append(subprocess.Popen(
+            ["ip", "netns", "exec", worker_ns, RAY, "start", f"--address={address}",
+             f"--node-ip-address={worker_ip}", f"--temp-dir={tmpdir}/w", *node_args],
+            stdout=logs[1], stderr=subprocess.STDOUT, env=env, start_new_session=True))
+        up = _state(head_ns, address, env, "wait", 2)
+        by_ip = {n["NodeManagerAddress"]: n["NodeID"] for n in up["nodes"] if n["Alive"]}
+        assert set(by_ip) == {head_ip, worker_ip}, up["nodes"]
+        setup_s = time.time() - start
+
+        # 1 CPU per node, 2 runners: one runs on each node. The worker node's runner has
+        # nowhere to be restarted once that node is gone, so RLlib's health probe of it
+        # is kept short (it would wait 30 s per iteration for an answer).
+        driver = subprocess.Popen(
+            ["ip", "netns", "exec", head_ns, sys.executable, TRAIN, *TRAIN_ARGS,
+             "--iterations", "5", "--set", "train_batch_size_per_learner=1000",
+             "--set", "env_runner_health_probe_timeout_s=2", "--address", address,
+             "--logdir", str(logdir)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+            start_new_session=True)
+        lines: list[str] = []
+        first = threading.Event()
+
+        def read():
+            for line in driver.stdout:
+                lines.append(line)
+                if line.startswith("iter    1 |"):
+                    first.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert first.wait(timeout=180), "".join(lines)[-4000:]
+        killed_at = time.time()
+        _terminate(_ns_pids(worker_ns), grace_s=0)  # SIGKILL at once: the node is lost
+        rc = driver.wait(timeout=300)
+        reader.join(timeout=10)
+        out = "".join(lines)
+        assert rc == 0, out[-6000:]
+        run_s = time.time() - killed_at
+        after = _state(head_ns, address, env, "read")
+
+        for i in range(1, 6):
+            assert f"iter {i:4d} |" in out, out[-4000:]
+        # before the loss, env runners ran on both nodes
+        assert _runner_nodes(after) == {by_ip[head_ip], by_ip[worker_ip]}, after["actors"]
+        healthy = _tb(logdir, "fault_tolerance/healthy_env_runners")
+        lifetime = _tb(logdir, "throughput/env_steps_lifetime")
+        steps = [lifetime[i] - lifetime.get(i - 1, 0.0) for i in sorted(lifetime)]
+        assert healthy[1] == 2, healthy
+        # after the loss only the head's runner sampled, and every iteration's batch came
+        assert healthy[5] == 1, healthy
+        assert sorted(lifetime) == [1, 2, 3, 4, 5] and all(s >= 1000 for s in steps), steps
+        print(f"netns cluster: setup {setup_s:.1f} s, run after the kill {run_s:.1f} s, "
+              f"healthy runners {healthy}, env steps per iteration {steps}")
+    finally:
+        if driver is not None and driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+        _stop_namespaces(head_ns, worker_ns)
+        for proc in nodes:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for log in logs:
+            log.close()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        print(f"netns test total {time.time() - start:.1f} s")
