@@ -44,6 +44,7 @@ from policies.fen.variants import (
     parse_sub_module_id,
     policy_mapping,
 )
+from policies.fen.vector_runner import FEN_SAMPLERS, FENVectorEnvRunner, check_vector_sampler
 from policies.rllib_env import PettingZooMultiAgentEnv
 
 #: PPO settings shared by every variant (the authors' values where they exist)
@@ -73,6 +74,7 @@ def build_fen_config(
     env_kwargs: dict[str, Any] | None = None,
     fen_options: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
+    sampler: str = "multi_agent",
 ) -> PPOConfig:
     """The PPOConfig that trains ``variant`` on the FEN environment ``env``.
 
@@ -105,8 +107,13 @@ def build_fen_config(
             An option the variant does not use is an error
             (:func:`policies.fen.variants.check_options`).
         overrides: AlgorithmConfig fields to set last (``--set key=value``).
+        sampler: ``multi_agent`` (RLlib's ``MultiAgentEnvRunner``) or ``vector``
+            (:class:`policies.fen.vector_runner.FENVectorEnvRunner`: the hierarchical
+            variants sampled in batches, the same episodes reach the learner; other
+            combinations are rejected, :func:`policies.fen.vector_runner.check_vector_sampler`).
     """
     check_options(variant, fen_options or {})
+    check_choice("sampler", sampler, FEN_SAMPLERS)
     if env not in DEFAULT_POLICY_MODE:
         raise ValueError(f"FEN runs on {list(DEFAULT_POLICY_MODE)}, got env {env!r}")
     policy_mode = policy_mode or DEFAULT_POLICY_MODE[env]
@@ -136,6 +143,8 @@ def build_fen_config(
     probe = make_variant_env(env_config)
     base_agents = list(marl_envs.make(env, **env_config["env_kwargs"]).possible_agents)
     n_sub = getattr(probe, "n_subpolicies", 0)
+    if sampler == "vector":
+        check_vector_sampler(variant, probe, {"model": model})
     mids = module_ids(variant, policy_mode, base_agents, n_sub)
     slot_layout = None
     if model == "slot_scoring":
@@ -180,6 +189,8 @@ def build_fen_config(
         # step, and the hierarchy adds fresh ids every period: short chunks (two periods,
         # at most 100 steps) sample ~2.4x faster on Job Scheduling than "auto" (500)
         config.env_runners(rollout_fragment_length=min(2 * probe.period, 100))
+    if sampler == "vector":
+        config.env_runners(env_runner_cls=FENVectorEnvRunner)
     return apply_overrides(config, overrides or {})
 
 

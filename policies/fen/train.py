@@ -104,6 +104,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warm-start-episodes", type=int, default=None,
                    help="demonstration episodes of --warm-start (default 50)")
     p.add_argument("--summary-json", default=None, help="write the final summary to this file")
+    p.add_argument("--sampler", default="multi_agent",
+                   help="multi_agent (RLlib's MultiAgentEnvRunner, default) or vector (fen and "
+                        "fen_gossip only: the hierarchy sampled in batches, the same episodes "
+                        "reach the learner; policies/fen/vector_runner.py)")
     add_run_arguments(p)
     return p.parse_args(argv)
 
@@ -212,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             args.env, args.variant, policy_mode=args.policy_mode, seed=run["seed"],
             num_env_runners=run["num_env_runners"], envs_per_runner=run["envs_per_runner"],
             env_kwargs=env_kwargs, fen_options=options, overrides=run["overrides"],
+            sampler=args.sampler,
         )
         run_info = {
             "env": args.env, "variant": args.variant, "algo": "ppo",

@@ -1,0 +1,201 @@
+"""FEN's fast hierarchical sampler (policies/fen/vector_runner.py) against RLlib's
+MultiAgentEnvRunner: the same episodes and learner batches, training end to end,
+unsupported combinations rejected."""
+
+import copy
+import os
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import ray  # noqa: E402
+import torch  # noqa: E402
+from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (  # noqa: E402
+    DefaultPPOTorchRLModule,
+)
+from ray.rllib.connectors.learner import (  # noqa: E402
+    AddOneTsToEpisodesAndTruncate,
+    GeneralAdvantageEstimation,
+)
+from ray.rllib.core.columns import Columns  # noqa: E402
+from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner  # noqa: E402
+from ray.rllib.evaluation.postprocessing import Postprocessing  # noqa: E402
+
+from policies.fen.config import build_fen_config  # noqa: E402
+from policies.fen.variants import options_for, parse_sub_module_id  # noqa: E402
+from policies.fen.vector_runner import FENVectorEnvRunner  # noqa: E402
+from policies.rllib_env import _SUB_ENV_COUNTERS  # noqa: E402
+
+TINY = {"train_batch_size_per_learner": 200, "minibatch_size": 100, "num_epochs": 1}
+
+
+class _ObsDeterministicPPO(DefaultPPOTorchRLModule):
+    """PPO module whose sampled action is (with probability ~1 - 1e-16) a fixed function
+    of the observation: both samplers then walk the same trajectories whatever their
+    random draws, and what reaches the learner can be compared exactly."""
+
+    def _forward(self, batch, **kwargs):
+        out = super()._forward(batch, **kwargs)
+        logits = out[Columns.ACTION_DIST_INPUTS]
+        n = logits.shape[-1]
+        pick = torch.floor(batch[Columns.OBS].sum(-1) * 1.0).long() % n
+        out[Columns.ACTION_DIST_INPUTS] = logits + 40.0 * torch.nn.functional.one_hot(pick, n)
+        return out
+
+
+def _config(sampler, options=None, policy_mode=None, **kw):
+    return build_fen_config(
+        "job_scheduling", "fen", seed=3, num_env_runners=0, envs_per_runner=2,
+        policy_mode=policy_mode, env_kwargs={"max_cycles": 60},
+        fen_options=options_for("fen", {"period": 10, **(options or {})}),
+        overrides=TINY, sampler=sampler, **kw,
+    )
+
+
+def _runner(config, cls):
+    for spec in config._rl_module_spec.rl_module_specs.values():
+        spec.module_class = _ObsDeterministicPPO
+    _SUB_ENV_COUNTERS.clear()  # the n-th env of a process is sub-env n: same env seeds
+    return cls(config=config)
+
+
+def _sample(runner, calls):
+    episodes = []
+    for _ in range(calls):
+        episodes += runner.sample()
+    return episodes
+
+
+def _segments(episodes):
+    """Per module: every agent episode (chunk) as comparable data, sorted."""
+    out = {}
+    for ma in episodes:
+        for aid, sa in ma.agent_episodes.items():
+            assert sa.agent_id == aid and ma.module_for(aid) == sa.module_id
+            out.setdefault(sa.module_id, []).append((
+                aid, len(sa), bool(sa.is_terminated), bool(sa.is_truncated),
+                tuple(np.round(np.asarray(sa.get_rewards(), np.float64), 6).tolist()),
+                tuple(np.asarray(sa.get_actions()).tolist()),
+                np.asarray(sa.get_observations()).round(6).tobytes(),
+                tuple(np.round(sa.get_extra_model_outputs(Columns.ACTION_LOGP), 4).tolist()),
+            ))
+    return {mid: sorted(rows) for mid, rows in out.items()}
+
+
+def _learner_batch(config, module, episodes):
+    # PPOLearner's pipeline: one extra ts per episode first, GAE last
+    connector = config.build_learner_connector(None, None)
+    connector.prepend(AddOneTsToEpisodesAndTruncate())
+    connector.append(GeneralAdvantageEstimation(gamma=config.gamma, lambda_=config.lambda_))
+    episodes = copy.deepcopy(episodes)
+    # RLlib orders the agents of a step as a set of strings does (PYTHONHASHSEED), and
+    # GAE's standardisation of advantages also sees the masked bootstrap rows, whose values
+    # depend on the next episode in the batch: compare both in one canonical agent order
+    for ma in episodes:
+        ma.agent_episodes = dict(sorted(ma.agent_episodes.items()))
+    batch = connector(rl_module=module, batch={}, episodes=episodes, shared_data={},
+                      metrics=None)
+    rows = {}
+    for mid, cols in batch.items():
+        obs = np.asarray(cols[Columns.OBS], dtype=np.float64)
+        mask = np.asarray(cols[Columns.LOSS_MASK], dtype=bool)
+        table = np.column_stack([
+            obs, np.asarray(cols[Columns.ACTIONS], dtype=np.float64),
+            np.asarray(cols[Columns.REWARDS], dtype=np.float64),
+            np.asarray(cols[Columns.TERMINATEDS], dtype=np.float64),
+            np.asarray(cols[Columns.TRUNCATEDS], dtype=np.float64),
+            np.asarray(cols[Postprocessing.VALUE_TARGETS], dtype=np.float64),
+            np.asarray(cols[Postprocessing.ADVANTAGES], dtype=np.float64),
+        ])[mask].round(4)
+        rows[mid] = table[np.lexsort(table.T[::-1])]
+    return rows
+
+
+@pytest.mark.parametrize("options,policy_mode", [
+    ({}, None),
+    ({"segment_end": "terminate", "controller_horizon": "episode"}, "independent"),
+])
+def test_same_episodes_and_learner_batches_as_multi_agent_runner(options, policy_mode):
+    ref = _runner(_config("multi_agent", options, policy_mode), MultiAgentEnvRunner)
+    fast_config = _config("vector", options, policy_mode)
+    fast = _runner(fast_config, FENVectorEnvRunner)
+    fast.module.set_state(ref.module.get_state())
+    # 66 env steps per episode (60 base steps, 6 controller steps), 20 per copy and call:
+    # calls cut segments and decisions, two episodes per copy end, the copies reset
+    ref_eps, fast_eps = _sample(ref, 7), _sample(fast, 7)
+    assert sorted(len(e) for e in fast_eps) == sorted(len(e) for e in ref_eps)
+    assert sum(len(e) for e in fast_eps) >= 280
+    assert sum(e.is_done for e in fast_eps) == sum(e.is_done for e in ref_eps) == 4
+    ref_seg, fast_seg = _segments(ref_eps), _segments(fast_eps)
+    assert sorted(fast_seg) == sorted(ref_seg)
+    for mid in ref_seg:
+        assert len(fast_seg[mid]) == len(ref_seg[mid]), mid
+        assert fast_seg[mid] == ref_seg[mid], mid
+    # the rewards that reach each module, before the learner's intrinsic reward
+    flags = {(row[2], row[3]) for rows in fast_seg.values() for row in rows}
+    assert (True, False) in flags  # segments and decisions that ended
+    assert (False, False) in flags  # chunks cut by the end of sample(), continued next call
+    if not options:  # segment_end "truncate": a segment cut by its period is truncated
+        assert (False, True) in flags
+    subs_rewarded = {parse_sub_module_id(mid)[1]: sum(sum(r[4]) for r in rows)
+                     for mid, rows in fast_seg.items() if parse_sub_module_id(mid)}
+    assert any(v > 0 for z, v in subs_rewarded.items() if z == 0)
+    assert all(v == 0 for z, v in subs_rewarded.items() if z > 0)
+    ctrl_rewards = [r for mid, rows in fast_seg.items() if parse_sub_module_id(mid) is None
+                    for row in rows for r in row[4]]
+    assert ctrl_rewards and any(r > 0 for r in ctrl_rewards)
+    for ma in fast_eps:  # controllers: rhat (scaled), as the env logs it
+        for sa in ma.agent_episodes.values():
+            info = sa.get_infos(-1)
+            if parse_sub_module_id(sa.module_id) is None and "fair_efficient_reward" in info:
+                scale = 1.0 if not options else 1.0 - 0.98
+                assert sa.get_rewards(-1) == pytest.approx(info["fair_efficient_reward"] * scale)
+    # the learner's batches (discriminator reward, GAE with bootstrapped cut segments)
+    learner_module = fast_config.get_multi_rl_module_spec(
+        env=fast.env.unwrapped, spaces=fast.get_spaces(), inference_only=False).build()
+    learner_module.set_state(ref.module.get_state())
+    ref_batch = _learner_batch(fast_config, learner_module, ref_eps)
+    fast_batch = _learner_batch(fast_config, learner_module, fast_eps)
+    assert sorted(ref_batch) == sorted(fast_batch)
+    for mid in ref_batch:
+        np.testing.assert_allclose(fast_batch[mid], ref_batch[mid], atol=2e-3, err_msg=mid)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def test_two_training_iterations_with_fairness_metrics(local_ray):
+    algo = _config("vector").build_algo()
+    try:
+        for _ in range(2):
+            result = algo.train()
+        env_stats = result["env_runners"]
+        assert 0.0 <= env_stats["fairness/utilization"] <= 1.0
+        assert env_stats["fairness/cv"] >= 0.0
+        assert env_stats["episode_len_mean"] == 66
+        assert env_stats["num_env_steps_sampled_lifetime"] >= 400
+        learners = result["learners"]
+        for mid in ("ctrl", "sub0"):
+            assert np.isfinite(learners[mid]["total_loss"])
+        assert 0.0 <= learners["fen"]["discriminator_accuracy"] <= 1.0
+    finally:
+        algo.stop()
+
+
+@pytest.mark.parametrize("env,variant,kwargs,match", [
+    ("job_scheduling", "fen_no_hierarchy", {}, "flat"),
+    ("job_scheduling", "independent", {}, "flat"),
+    ("job_scheduling", "fen", {"sampler": "bogus"}, "sampler"),
+    ("job_scheduling", "fen", {"fen_options": {"model": "slot_scoring"}}, "mlp"),
+    ("resource_allocation", "fen", {"env_kwargs": {"action_mask": True}}, "Box"),
+])
+def test_unsupported_combinations_rejected(env, variant, kwargs, match):
+    kwargs = {"sampler": "vector", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        build_fen_config(env, variant, **kwargs)
