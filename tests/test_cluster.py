@@ -179,6 +179,7 @@ def test_train_on_two_raylet_cluster():
 
 # ------------------------------------------------------ two network namespaces (root)
 SUBNET = "10.231.{}.{}"  # a /24 on a veth pair of our own, no other route
+ITERATIONS = 5
 
 
 def _netns_missing() -> str | None:
@@ -222,29 +223,45 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-#: run in the head namespace: wait for ``n`` alive nodes (``wait``) or read the tables
-STATE_SCRIPT = textwrap.dedent("""
+#: runs in the head namespace, connected to the cluster: waits for ``n`` alive nodes,
+#: then prints the node and actor tables for every line it reads on stdin
+OBSERVER = textwrap.dedent("""
     import json, sys, time
     import ray
-    address, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    address, n = sys.argv[1], int(sys.argv[2])
     ray.init(address=address, logging_level="ERROR")
     deadline = time.time() + 60
-    while mode == "wait" and sum(x["Alive"] for x in ray.nodes()) < n:
+    while sum(x["Alive"] for x in ray.nodes()) < n:
         assert time.time() < deadline, ray.nodes()
         time.sleep(0.5)
-    print("STATE " + json.dumps({"nodes": ray.nodes(),
-                                 "actors": ray._private.state.actors()}, default=str))
+    for _ in iter(lambda: sys.stdin.readline() or None, None):
+        print("STATE " + json.dumps({"nodes": ray.nodes(),
+                                     "actors": ray._private.state.actors()}, default=str),
+              flush=True)
 """)
 
 
-def _state(ns: str, address: str, env: dict, mode: str, n: int = 0) -> dict:
-    p = subprocess.run(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", STATE_SCRIPT, address, mode, str(n)],
-        capture_output=True, text=True, env=env, timeout=120,
-    )
-    lines = [x for x in p.stdout.splitlines() if x.startswith("STATE ")]
-    assert p.returncode == 0 and lines, p.stdout[-2000:] + p.stderr[-4000:]
-    return json.loads(lines[-1][len("STATE "):])
+class _Observer:
+    """A driver of its own in namespace ``ns`` that reads Ray's tables on request."""
+
+    def __init__(self, ns: str, address: str, env: dict, nodes: int):
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", OBSERVER, address, str(nodes)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, env=env, start_new_session=True)
+
+    def state(self) -> dict:
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:  # blocks until the tables come (or it exits)
+            if line.startswith("STATE "):
+                return json.loads(line[len("STATE "):])
+        raise AssertionError(f"the observer exited with {self.proc.wait()}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
 
 def test_train_across_network_namespaces_survives_worker_node_loss():
@@ -266,6 +283,7 @@ def test_train_across_network_namespaces_survives_worker_node_loss():
     logs = [open(Path(tmpdir) / f"{name}.log", "w") for name in ("head", "worker")]
     nodes: list[subprocess.Popen] = []
     driver: subprocess.Popen | None = None
+    observer: _Observer | None = None
     start = time.time()
     try:
         _ip("netns", "add", head_ns)
@@ -286,18 +304,20 @@ def test_train_across_network_namespaces_survives_worker_node_loss():
             ["ip", "netns", "exec", worker_ns, RAY, "start", f"--address={address}",
              f"--node-ip-address={worker_ip}", f"--temp-dir={tmpdir}/w", *node_args],
             stdout=logs[1], stderr=subprocess.STDOUT, env=env, start_new_session=True))
-        up = _state(head_ns, address, env, "wait", 2)
+        observer = _Observer(head_ns, address, env, nodes=2)
+        up = observer.state()
         by_ip = {n["NodeManagerAddress"]: n["NodeID"] for n in up["nodes"] if n["Alive"]}
         assert set(by_ip) == {head_ip, worker_ip}, up["nodes"]
         setup_s = time.time() - start
 
-        # 1 CPU per node, 2 runners: one runs on each node. The worker node's runner has
-        # nowhere to be restarted once that node is gone, so RLlib's health probe of it
-        # is kept short (it would wait 30 s per iteration for an answer).
+        # 1 CPU per node, 2 runners of 1 CPU: Ray must place one on each node. Once the
+        # worker node is gone its runner has no CPU to be restarted on; RLlib's ping of it
+        # at the start of each iteration fails at once (measured: with the default 30 s
+        # probe timeout the 4 iterations after the kill took 14 s, as with 2 s).
         driver = subprocess.Popen(
             ["ip", "netns", "exec", head_ns, sys.executable, TRAIN, *TRAIN_ARGS,
-             "--iterations", "5", "--set", "train_batch_size_per_learner=1000",
-             "--set", "env_runner_health_probe_timeout_s=2", "--address", address,
+             "--iterations", str(ITERATIONS), "--set", "train_batch_size_per_learner=1000",
+             "--address", address,
              "--logdir", str(logdir)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
             start_new_session=True)
@@ -313,6 +333,7 @@ def test_train_across_network_namespaces_survives_worker_node_loss():
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         assert first.wait(timeout=180), "".join(lines)[-4000:]
+        before = observer.state()  # iteration 1 is done, iteration 2 under way
         killed_at = time.time()
         _terminate(_ns_pids(worker_ns), grace_s=0)  # SIGKILL at once: the node is lost
         rc = driver.wait(timeout=300)
@@ -320,22 +341,32 @@ def test_train_across_network_namespaces_survives_worker_node_loss():
         out = "".join(lines)
         assert rc == 0, out[-6000:]
         run_s = time.time() - killed_at
-        after = _state(head_ns, address, env, "read")
+        after = observer.state()
+        observer.close()
 
-        for i in range(1, 6):
-            assert f"iter {i:4d} |" in out, out[-4000:]
         # before the loss, env runners ran on both nodes
-        assert _runner_nodes(after) == {by_ip[head_ip], by_ip[worker_ip]}, after["actors"]
+        assert _runner_nodes(before) == {by_ip[head_ip], by_ip[worker_ip]}, before["actors"]
+        for i in range(1, ITERATIONS + 1):
+            assert f"iter {i:4d} |" in out, out[-4000:]
         healthy = _tb(logdir, "fault_tolerance/healthy_env_runners")
         lifetime = _tb(logdir, "throughput/env_steps_lifetime")
         steps = [lifetime[i] - lifetime.get(i - 1, 0.0) for i in sorted(lifetime)]
         assert healthy[1] == 2, healthy
         # after the loss only the head's runner sampled, and every iteration's batch came
-        assert healthy[5] == 1, healthy
-        assert sorted(lifetime) == [1, 2, 3, 4, 5] and all(s >= 1000 for s in steps), steps
+        assert healthy[ITERATIONS] == 1, healthy
+        assert sorted(lifetime) == list(range(1, ITERATIONS + 1)), lifetime
+        assert all(s >= 1000 for s in steps), steps
+        runners = sorted((a["State"], a["Address"]["NodeID"][:8])
+                         for a in after["actors"].values()
+                         if a["ActorClassName"] == RUNNER_CLASS)
         print(f"netns cluster: setup {setup_s:.1f} s, run after the kill {run_s:.1f} s, "
-              f"healthy runners {healthy}, env steps per iteration {steps}")
+              f"healthy runners {healthy}, env steps per iteration {steps}, "
+              f"worker node alive after the run: "
+              f"{[n['Alive'] for n in after['nodes'] if n['NodeID'] == by_ip[worker_ip]]}, "
+              f"runners after the run (state, node): {runners}")
     finally:
+        if observer is not None:
+            observer.close()
         if driver is not None and driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
             driver.wait()
