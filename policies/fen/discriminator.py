@@ -59,6 +59,9 @@ class DiscriminatorReward(ConnectorV2):
     ) -> Any:
         correct = total = 0
         intrinsic: list[float] = []
+        # every segment's next observations, grouped by the controller that judges them:
+        # one forward pass per controller module, not one per segment
+        segments: dict[str, list[tuple[Any, int, np.ndarray]]] = {}
         for episode in self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False):
             parsed = parse_sub_module_id(episode.module_id or "")
             if parsed is None or len(episode) == 0:
@@ -67,21 +70,27 @@ class DiscriminatorReward(ConnectorV2):
             next_obs = episode.get_observations(slice(1, None))
             if isinstance(next_obs, dict):  # action-mask observations: the controller's part
                 next_obs = next_obs[OBS_KEY]
-            next_obs = np.asarray(next_obs, dtype=np.float32)
-            log_p = controller_log_probs(rl_module[ctrl_id], next_obs)
-            correct += int(np.sum(np.argmax(log_p, axis=1) == z))
-            total += len(log_p)
-            if z == 0:
-                continue  # sub-policy 0 keeps the environment reward
-            reward = log_p[:, z] if self.reward == "log_p" else np.exp(log_p[:, z])
-            with warnings.catch_warnings():
-                # RLlib checks reward_space.contains(new_data[0]), a numpy scalar, which
-                # gymnasium's Box casts with a warning every call; the data is valid
-                warnings.filterwarnings("ignore", message=".*Casting input x to numpy array")
-                episode.set_rewards(
-                    new_data=reward.astype(np.float32), at_indices=slice(0, len(reward))
-                )
-            intrinsic.extend(reward.tolist())
+            segments.setdefault(ctrl_id, []).append(
+                (episode, z, np.asarray(next_obs, dtype=np.float32)))
+        for ctrl_id, group in segments.items():
+            all_log_p = controller_log_probs(rl_module[ctrl_id],
+                                             np.concatenate([obs for _, _, obs in group]))
+            bounds = np.cumsum([0] + [len(obs) for _, _, obs in group])
+            for (episode, z, _), start, end in zip(group, bounds[:-1], bounds[1:], strict=True):
+                log_p = all_log_p[start:end]
+                correct += int(np.sum(np.argmax(log_p, axis=1) == z))
+                total += len(log_p)
+                if z == 0:
+                    continue  # sub-policy 0 keeps the environment reward
+                reward = log_p[:, z] if self.reward == "log_p" else np.exp(log_p[:, z])
+                with warnings.catch_warnings():
+                    # RLlib checks reward_space.contains(new_data[0]), a numpy scalar, which
+                    # gymnasium's Box casts with a warning every call; the data is valid
+                    warnings.filterwarnings("ignore", message=".*Casting input x to numpy array")
+                    episode.set_rewards(
+                        new_data=reward.astype(np.float32), at_indices=slice(0, len(reward))
+                    )
+                intrinsic.extend(reward.tolist())
         if metrics is not None and total:
             metrics.log_value(("fen", "discriminator_accuracy"), correct / total, window=1)
             if intrinsic:
