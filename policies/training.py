@@ -12,8 +12,11 @@ TensorBoard tags (step = training iteration; see docs/training.md):
   ``throughput/env_steps_lifetime``, ``throughput/iteration_time_s``
 * ``episode/return_mean``, ``episode/len_mean``
 * ``loss/<module>/<name>``: policy_loss, vf_loss, entropy, total_loss, ... per module
-* ``env_runners/...`` and ``learners/...``: every other numeric scalar of the result,
-  by its path (custom metrics logged by callbacks or learners appear automatically)
+* ``fault_tolerance/env_runner_restarts``, ``fault_tolerance/healthy_env_runners``
+* ``learners/<module or group>/<name>``: learner diagnostics one level deep, and
+  ``env_runners/num_module_steps_sampled/<module>`` (:func:`all_scalars`); nothing per
+  agent id, no timers
+* ``config`` (text, once per run): run_info and the non-default AlgorithmConfig fields
 """
 
 from __future__ import annotations
