@@ -101,7 +101,7 @@ def render(rows: dict[str, dict], command: str, load: dict[str, list[float]]) ->
         "",
         f"Bound: with sampling free, an iteration still costs the learner update "
         f"({vec['learner_update_s_per_iteration']:.2f} s: PPO's epochs over the batch, and "
-        "the learner connector pipeline, incl. the discriminator's per-segment forward "
+        "the learner connector pipeline, incl. the discriminator's controller forward "
         f"passes), so no sampler can exceed {floor:.1f}x with these PPO settings.",
         "",
     ]
