@@ -149,6 +149,10 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"{flag} must be >= {low}, got {value}")
     if args.resume is not None and not Path(args.resume).exists():
         raise ValueError(f"checkpoint path {args.resume!r} does not exist")
+    if args.address is not None and args.address != "auto":
+        from policies.training import parse_address
+
+        parse_address(args.address)  # before anything is built or started
     return {
         "iterations": args.iterations,
         "num_env_runners": args.num_env_runners,

@@ -63,12 +63,52 @@ def loopback_environment() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
+#: how long :func:`check_cluster_address` waits for a Ray cluster to answer
+CLUSTER_PROBE_TIMEOUT_S = 15.0
+_GCS_PROBE = ("import sys; from ray._raylet import GcsClient; "
+              "GcsClient(address=sys.argv[1]).internal_kv_get(b'fairmarl_probe', None, timeout=5)")
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` as ``(host, port)``; a ValueError naming the address otherwise."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"--address must be HOST:PORT with a port in 1..65535 (or 'auto'), "
+                         f"got {address!r}")
+    return host, int(port)
+
+
+def check_cluster_address(address: str, timeout_s: float = CLUSTER_PROBE_TIMEOUT_S) -> None:
+    """Fail fast where ``ray.init(address=...)`` would retry for minutes: nothing listens
+    at ``address`` (a TCP connect, 5 s at most), or what listens is no Ray cluster that
+    answers us (a GCS request from a child process, killed after ``timeout_s``)."""
+    import socket
+    import subprocess
+
+    host, port = parse_address(address)
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as e:
+        raise ValueError(f"no Ray cluster at {address!r}: cannot connect ({e})") from None
+    try:
+        probe = subprocess.run([sys.executable, "-c", _GCS_PROBE, address], capture_output=True,
+                               text=True, timeout=timeout_s, env=dict(os.environ))
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"no Ray cluster at {address!r}: something listens there but did not "
+                         f"answer as a Ray GCS within {timeout_s:.0f} s") from None
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise ValueError(f"the Ray cluster at {address!r} did not answer: {last}")
+
+
 def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> dict[str, Any]:
     """Start a local Ray on loopback, or connect to the cluster at ``address`` (HOST:PORT).
 
     A cluster started with ``ray start --head`` uses token authentication; we set
     ``RAY_AUTH_MODE=token`` (the token is read from ``~/.ray/auth_token`` or
-    ``RAY_AUTH_TOKEN``). Returns ``ray.cluster_resources()``.
+    ``RAY_AUTH_TOKEN``). An address where no Ray cluster answers is a ValueError within
+    about 25 s (:func:`check_cluster_address`), not minutes of Ray's retries. Returns
+    ``ray.cluster_resources()``.
     """
     loopback_environment()
     import ray
@@ -83,9 +123,9 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> dict
         "log_to_driver": True,
     }
     if address:
-        if ":" not in address and address != "auto":
-            raise ValueError(f"--address must be HOST:PORT (or 'auto'), got {address!r}")
         os.environ.setdefault("RAY_AUTH_MODE", "token")
+        if address != "auto":
+            check_cluster_address(address)
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError) as e:
