@@ -166,6 +166,12 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def check_output_file(flag: str, path: str | None) -> None:
+    """An output file's folder must exist (checked before the work, not after it)."""
+    if path is not None and not Path(path).resolve().parent.is_dir():
+        raise ValueError(f"{flag} {path!r}: folder {str(Path(path).parent)!r} does not exist")
+
+
 def parse_env_kwargs(text: str) -> dict[str, Any]:
     """``--env-kwargs`` (a JSON object) as a dict; ValueError naming the bad text."""
     try:

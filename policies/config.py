@@ -20,6 +20,7 @@ times faster sampling; see :mod:`policies.vector_sampler`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -392,6 +393,58 @@ def _known_fields(config: AlgorithmConfig) -> set[str]:
     return fields
 
 
+#: AlgorithmConfig fields whose ``--set`` values are checked: field -> (kind, low, high,
+#: low inclusive, high inclusive); kind "int" or "real", None: no bound
+OVERRIDE_RANGES: dict[str, tuple[str, float | None, float | None, bool, bool]] = {
+    "gamma": ("real", 0.0, 1.0, True, True),
+    "lambda_": ("real", 0.0, 1.0, True, True),
+    "lr": ("real", 0.0, None, False, True),
+    "train_batch_size_per_learner": ("int", 1, None, True, True),
+    "train_batch_size": ("int", 1, None, True, True),
+    "minibatch_size": ("int", 1, None, True, True),
+    "num_epochs": ("int", 1, None, True, True),
+    "rollout_fragment_length": ("int", 1, None, True, True),
+    "entropy_coeff": ("real", 0.0, None, True, True),
+    "vf_loss_coeff": ("real", 0.0, None, True, True),
+    "kl_coeff": ("real", 0.0, None, True, True),
+    "kl_target": ("real", 0.0, None, False, True),
+    "clip_param": ("real", 0.0, None, False, True),
+    "vf_clip_param": ("real", 0.0, None, False, True),
+    "grad_clip": ("real", 0.0, None, False, True),
+    "tau": ("real", 0.0, 1.0, True, True),
+    "n_step": ("int", 1, None, True, True),
+    "target_network_update_freq": ("int", 0, None, True, True),
+    "num_steps_sampled_before_learning_starts": ("int", 0, None, True, True),
+    "min_sample_timesteps_per_iteration": ("int", 0, None, True, True),
+}
+
+
+def check_override(field: str, value: Any) -> None:
+    """A ``--set`` value of a field of :data:`OVERRIDE_RANGES`: the right type and range
+    (``grad_clip`` may also be None, ``lr`` and ``entropy_coeff`` a schedule); ValueError
+    naming the field, the value and what is allowed."""
+    if field not in OVERRIDE_RANGES or (field == "grad_clip" and value is None):
+        return
+    if field in ("lr", "entropy_coeff") and isinstance(value, list):
+        return  # a schedule [[timestep, value], ...]: RLlib checks it
+    kind, low, high, low_in, high_in = OVERRIDE_RANGES[field]
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>=' if low_in else '>'} {low:g}")
+    if high is not None:
+        bounds.append(f"{'<=' if high_in else '<'} {high:g}")
+    allowed = f"{'an integer' if kind == 'int' else 'a finite number'} {' and '.join(bounds)}"
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    ok_type = is_int if kind == "int" else (is_int or isinstance(value, float))
+    ok = ok_type and math.isfinite(value)
+    if ok and low is not None:
+        ok = value >= low if low_in else value > low
+    if ok and high is not None:
+        ok = value <= high if high_in else value < high
+    if not ok:
+        raise ValueError(f"--set {field}: must be {allowed}, got {value!r}")
+
+
 def apply_overrides(config: AlgorithmConfig, overrides: Mapping[str, Any]) -> AlgorithmConfig:
     """Set config fields by name; ``a.b`` updates key ``b`` of dict field ``a``.
 
@@ -408,6 +461,8 @@ def apply_overrides(config: AlgorithmConfig, overrides: Mapping[str, Any]) -> Al
                 f"unknown config field {field!r} in --set {key}=...; it is not a field of "
                 f"{type(config).__name__}{hint}"
             )
+        if not sub:
+            check_override(field, value)
         if field == "model_config":
             current = dict(config.model_config) if sub else {}
             if sub:

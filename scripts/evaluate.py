@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from policies.cli import cli_errors  # noqa: E402
+from policies.cli import check_output_file, cli_errors, parse_env_kwargs  # noqa: E402
 
 JSON_KEYS = ("utilization", "cv", "min_utility", "max_utility", "per_agent_utility", "episodes")
 
@@ -39,10 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     with cli_errors():
-        try:
-            env_kwargs = json.loads(args.env_kwargs)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"--env-kwargs is not valid JSON ({args.env_kwargs!r}): {e}") from e
+        env_kwargs = parse_env_kwargs(args.env_kwargs)
+        if args.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {args.seed}")
+        if args.episodes < 1:
+            raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+        check_output_file("--json", args.json)  # before the evaluation, not after it
         from policies.training import evaluate_checkpoint, format_evaluation
 
         report = evaluate_checkpoint(

@@ -29,8 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from policies.cli import check_output_file, cli_errors  # noqa: E402
 from policies.mauce.policies import ALGORITHMS  # noqa: E402
-from policies.mauce.runner import PROBLEMS, RunResult, run_many, summarise  # noqa: E402
+from policies.mauce.runner import (  # noqa: E402
+    PROBLEMS,
+    RunResult,
+    make_problem,
+    run_many,
+    summarise,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,9 +63,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bad = [a for a in args.algos if a not in ALGORITHMS]
     if bad:
         p.error(f"unknown algorithm(s) {bad}; allowed: {list(ALGORITHMS)}")
+    if not args.algos:
+        p.error(f"--algos names no algorithm; allowed: {list(ALGORITHMS)}")
     for name in ("horizon", "runs", "workers"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.seed < 0:
+        p.error(f"--seed must be >= 0, got {args.seed}")
+    with cli_errors():
+        check_output_file("--json", args.json)
+        # the problem's own checks (e.g. a chain of one agent), before any worker starts
+        make_problem(args.problem, args.agents, args.horizon, args.seed)
     return args
 
 

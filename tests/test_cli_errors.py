@@ -84,3 +84,80 @@ def test_malformed_address_is_rejected_before_anything_starts(address, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and repr(address) in err and "HOST:PORT" in err
+
+
+def _script_main(name: str):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        module = __import__(name)
+    finally:
+        sys.path.pop(0)
+    return module.main
+
+
+@pytest.mark.parametrize("setting, words", [
+    ("gamma=5", ["gamma", "<= 1", "5"]),
+    ("lr=-1", ["lr", "> 0", "-1"]),
+    ("train_batch_size_per_learner=abc", ["train_batch_size_per_learner", "an integer",
+                                          "'abc'"]),
+    ("minibatch_size=0", ["minibatch_size", ">= 1"]),
+    ("num_epochs=2.5", ["num_epochs", "an integer", "2.5"]),
+    ("lambda_=1.5", ["lambda_", "<= 1"]),
+    ("entropy_coeff=-0.1", ["entropy_coeff", ">= 0"]),
+    ("clip_param=0", ["clip_param", "> 0"]),
+    ("gamma=nan", ["gamma", "nan"]),
+])
+def test_set_values_out_of_range_are_errors(setting, words, capsys):
+    main = _script_main("train")
+    with pytest.raises(SystemExit) as exc:
+        main(["--env", "job_scheduling", "--algo", "ppo", "--set", setting])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err
+    for word in words:
+        assert word in err, err
+
+
+def test_set_values_in_range_still_apply():
+    from policies.config import build_config
+
+    config = build_config("job_scheduling", "ppo", "shared", num_env_runners=0,
+                          overrides={"gamma": 1, "lr": 1e-4, "grad_clip": None})
+    assert (config.gamma, config.lr, config.grad_clip) == (1, 1e-4, None)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--seed", "-1"], ["--seed", ">= 0", "-1"]),
+    (["--episodes", "0"], ["--episodes", ">= 1"]),
+    (["--json", "/nonexistent_dir_fairmarl/eval.json"], ["--json", "does not exist"]),
+])
+def test_evaluate_rejects_bad_flags_before_evaluating(argv, words, tmp_path, capsys):
+    main = _script_main("evaluate")
+    # the checkpoint is never opened: the flags are checked first
+    with pytest.raises(SystemExit) as exc:
+        main(["--checkpoint", str(tmp_path / "no_checkpoint"), *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1
+    for word in words:
+        assert word in err, err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--problem", "chain0101", "--agents", "0"], ["agents", ">= 1"]),
+    (["--problem", "chain0101", "--agents", "1"], ["n_agents", ">= 2", "1"]),
+    (["--problem", "chain0101", "--seed", "-1"], ["--seed", ">= 0"]),
+    (["--problem", "chain0101", "--algos", ","], ["--algos", "no algorithm"]),
+    (["--problem", "chain0101", "--json", "/nonexistent_dir_fairmarl/s.json"],
+     ["--json", "does not exist"]),
+])
+def test_run_bandits_rejects_bad_flags_before_running(argv, words, tmp_path, capsys):
+    main = _script_main("run_bandits")
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--out-dir", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err
+    for word in words:
+        assert word in err, err
+    assert not list(tmp_path.iterdir())  # no report written
