@@ -204,3 +204,30 @@ def test_presets_and_recorded_options():
     old = {"fen_options": {"efficiency": "period", "segment_end": "truncate",
                            "subpolicy1_entropy": 0.01}}
     assert recorded_options("fen", old) == {"subpolicy0_entropy": 0.01}
+
+
+def test_the_sampler_reaches_the_hierarchical_variants_only(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import policies.fen.config
+    import policies.training
+    from policies.fen.reproduce import run_one
+
+    seen: dict[str, str] = {}
+
+    def fake_config(env, variant, **kw):
+        seen[variant] = kw["sampler"]
+        return object()
+
+    def fake_training(config, *, logdir, **kw):
+        from torch.utils.tensorboard import SummaryWriter
+
+        SummaryWriter(str(Path(logdir) / "tb")).close()
+        return {"training_iteration": 1, "env_steps": 10, "wall_time_s": 1.0}
+
+    monkeypatch.setattr(policies.fen.config, "build_fen_config", fake_config)
+    monkeypatch.setattr(policies.training, "run_training", fake_training)
+    plan = ReproductionPlan("job_scheduling", ["fen", "avg"], [0], 1, tmp_path, sampler="vector")
+    for variant in ("fen", "avg"):
+        run_one(plan, variant, 0)
+    assert seen == {"fen": "vector", "avg": "multi_agent"}

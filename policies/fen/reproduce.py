@@ -121,6 +121,9 @@ class ReproductionPlan:
     runs_dir: Path
     num_env_runners: int = 1
     envs_per_runner: int = 4
+    #: the hierarchical variants' sampler (``build_fen_config(sampler=...)``); the flat
+    #: variants always sample with RLlib's ``MultiAgentEnvRunner``
+    sampler: str = "multi_agent"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     #: FEN options beyond the paper's (``feature_scale``, ``controller_entropy``, ...); each
@@ -168,14 +171,16 @@ def run_one(plan: ReproductionPlan, variant: str, seed: int, command: str = "") 
     already = read_run_info(resume)["training_iteration"] if resume is not None else 0
     if resume is None:
         done = None
+    sampler = plan.sampler if variant in HIERARCHICAL_VARIANTS else "multi_agent"
     config = build_fen_config(
         plan.env, variant, seed=seed, num_env_runners=plan.num_env_runners,
         envs_per_runner=plan.envs_per_runner, env_kwargs=plan.env_kwargs,
         overrides=plan.overrides, fen_options=options_for(variant, plan.fen_options),
+        sampler=sampler,
     )
     options = options_for(variant, plan.fen_options)
     run_info = {"script": "reproduce_fen", "env": plan.env, "variant": variant, "seed": seed,
-                "env_kwargs": plan.env_kwargs, "overrides": plan.overrides,
+                "env_kwargs": plan.env_kwargs, "overrides": plan.overrides, "sampler": sampler,
                 "fen_options": options,
                 RESOLVED_KEY: {**options_for(variant, PRESET_DEFAULTS), **options}}
     summary = run_training(
@@ -647,6 +652,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int, default=50, help="PPO iterations per run")
     p.add_argument("--num-env-runners", type=int, default=1)
     p.add_argument("--envs-per-runner", type=int, default=8)
+    p.add_argument("--sampler", default="multi_agent",
+                   help="the hierarchical variants' sampler: multi_agent or vector (FEN's fast "
+                        "sampler, the same learning: policies/fen/vector_runner.py); the flat "
+                        "variants always use multi_agent")
     p.add_argument("--runs-dir", default="results/fen_runs",
                    help="per-run TensorBoard logs, checkpoints and final.json (resumable)")
     p.add_argument("--results-dir", default="results")
@@ -675,6 +684,7 @@ def main(argv: list[str] | None = None) -> int:
             runs_dir=Path(args.runs_dir),
             num_env_runners=args.num_env_runners,
             envs_per_runner=args.envs_per_runner,
+            sampler=args.sampler,
             env_kwargs=parse_env_kwargs(args.env_kwargs),
             overrides=parse_overrides(args.overrides),
             fen_options=fen_options(args),
