@@ -135,6 +135,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     return parser
 
 
+def parse_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``--address``) as ``(host, port)``; a ValueError naming it otherwise."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"--address must be HOST:PORT with a port in 1..65535 (or 'auto'), "
+                         f"got {address!r}")
+    return host, int(port)
+
+
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The shared flags, validated (ValueError naming the bad value otherwise)."""
     checks: list[tuple[str, int, int]] = [
@@ -150,8 +159,6 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.resume is not None and not Path(args.resume).exists():
         raise ValueError(f"checkpoint path {args.resume!r} does not exist")
     if args.address is not None and args.address != "auto":
-        from policies.training import parse_address
-
         parse_address(args.address)  # before anything is built or started
     return {
         "iterations": args.iterations,

@@ -19,10 +19,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _train(*args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
+def _train(*args: str, timeout: float = 60,
+           script: str = "train.py") -> tuple[subprocess.CompletedProcess, float]:
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args],
                           capture_output=True, text=True, timeout=timeout, env=env)
     return proc, time.perf_counter() - start
 
@@ -37,26 +38,33 @@ def _one_error_line(proc: subprocess.CompletedProcess, *words: str) -> str:
     return errors[0]
 
 
-def test_address_where_nothing_listens_fails_fast():
+@pytest.mark.parametrize("script, args", [
+    ("train.py", ["--env", "job_scheduling", "--algo", "ppo"]),
+    ("train_fen.py", ["--env", "job_scheduling", "--variant", "fen"]),
+])
+def test_address_where_nothing_listens_fails_fast(script, args):
     address = f"127.0.0.1:{_free_port()}"
-    proc, elapsed = _train("--env", "job_scheduling", "--algo", "ppo", "--address", address,
-                           "--iterations", "1")
+    proc, elapsed = _train(*args, "--address", address, "--iterations", "1", script=script)
     _one_error_line(proc, address, "no Ray cluster")
     assert elapsed < 30
 
 
-def test_address_of_something_that_is_no_ray_cluster_fails_within_30_s():
+@pytest.mark.parametrize("reply", [b"", b"HTTP/1.0 200 OK\r\n\r\nhello\n"],
+                         ids=["silent", "http"])
+def test_address_of_something_that_is_no_ray_cluster_fails_within_30_s(reply):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
     accepted: list[socket.socket] = []
 
-    def accept() -> None:  # a plain TCP server that never speaks
+    def accept() -> None:  # a plain TCP server: silent, or an HTTP/1 answer to anything
         while True:
             try:
-                accepted.append(server.accept()[0])
+                conn = server.accept()[0]
             except OSError:
                 return
+            accepted.append(conn)
+            conn.sendall(reply)
 
     threading.Thread(target=accept, daemon=True).start()
     address = f"127.0.0.1:{server.getsockname()[1]}"
@@ -68,6 +76,7 @@ def test_address_of_something_that_is_no_ray_cluster_fails_within_30_s():
         for conn in accepted:
             conn.close()
     _one_error_line(proc, address, "did not answer as a Ray GCS")
+    assert accepted  # the probe did connect
     assert elapsed < 30
 
 
