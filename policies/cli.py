@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
 import os
 import shlex
 import sys
@@ -103,7 +104,7 @@ EXIT_USAGE = 2
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add --iterations --num-env-runners --envs-per-runner --seed --logdir --address
-    --checkpoint-every --resume --set to ``parser``."""
+    --checkpoint-every --resume --set --summary-json --quiet to ``parser``."""
     g = parser.add_argument_group("run")
     g.add_argument("--iterations", type=int, default=10, help="training iterations (default 10)")
     g.add_argument(
@@ -131,6 +132,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
         "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
         help="override an AlgorithmConfig field, e.g. --set lr=1e-3 (repeatable)",
     )
+    g.add_argument("--summary-json", default=None, metavar="FILE",
+                   help="write the final summary to this file (its folder must exist, or be "
+                        "--logdir)")
     g.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
     return parser
 
@@ -160,6 +164,12 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"checkpoint path {args.resume!r} does not exist")
     if args.address is not None and args.address != "auto":
         parse_address(args.address)  # before anything is built or started
+    if args.summary_json:  # checked now, not when the training is over
+        folder = Path(args.summary_json).resolve().parent
+        made_by_run = args.logdir is not None and folder == Path(args.logdir).resolve()
+        problem = None if made_by_run else output_file_problem(args.summary_json)
+        if problem:
+            raise ValueError(f"--summary-json: {problem}")
     return {
         "iterations": args.iterations,
         "num_env_runners": args.num_env_runners,
@@ -173,10 +183,71 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def check_output_file(flag: str, path: str | None) -> None:
-    """An output file's folder must exist (checked before the work, not after it)."""
-    if path is not None and not Path(path).resolve().parent.is_dir():
-        raise ValueError(f"{flag} {path!r}: folder {str(Path(path).parent)!r} does not exist")
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``low``. Anything else is argparse's one error
+    line naming the flag and the value, exit code 2 (not a traceback after the work)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+#: argparse types of counts and seeds: integers >= 0 / >= 1
+nonneg_int = int_at_least(0)
+positive_int = int_at_least(1)
+
+
+def int_list_at_least(low: int) -> Callable[[str], list[int]]:
+    """An argparse ``type``: comma-separated integers, each >= ``low``, at least one."""
+    each = int_at_least(low)
+
+    def parse(text: str) -> list[int]:
+        values = [each(x) for x in text.split(",") if x.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(
+                f"must be comma-separated integers >= {low}, got {text!r}")
+        return values
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def output_file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be written as a file (its folder is missing, or it is a folder);
+    None if it can."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        return f"folder {str(folder)!r} does not exist (got {path!r})"
+    if Path(path).is_dir():
+        return f"{path!r} is a folder, not a file"
+    return None
+
+
+def output_file(text: str) -> str:
+    """An argparse ``type``: a file the script writes (after its work) whose folder exists
+    now; ``''`` passes unchanged (the scripts' "none")."""
+    problem = output_file_problem(text) if text else None
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def parse_env_kwargs(text: str) -> dict[str, Any]:

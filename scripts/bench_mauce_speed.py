@@ -29,19 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from marl_envs.bandits.models import Chain0101Model  # noqa: E402
+from policies.cli import int_list_at_least, nonneg_int, positive_int  # noqa: E402
 from policies.mauce.policies import MAUCEPolicy  # noqa: E402
 from policies.mauce.ucve import UCVE  # noqa: E402
 
 REFERENCE = {10: ("10,000", 853), 20: ("1,000", 34163)}
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
 
 
 def bench(n: int, horizon: int, check_every: int, check: bool) -> dict:
@@ -96,18 +88,16 @@ def bench(n: int, horizon: int, check_every: int, check: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--agents", type=_ints, default=[10, 20, 40, 100])
-    p.add_argument("--horizon", type=_ints, default=[10000, 1000, 1000, 1000])
-    p.add_argument("--check-every", type=int, default=50)
-    p.add_argument("--check-max-agents", type=int, default=20)
+    p.add_argument("--agents", type=int_list_at_least(2), default=[10, 20, 40, 100])  # a chain
+    p.add_argument("--horizon", type=int_list_at_least(1), default=[10000, 1000, 1000, 1000])
+    p.add_argument("--check-every", type=positive_int, default=50)
+    p.add_argument("--check-max-agents", type=nonneg_int, default=20)
     p.add_argument("--out", default="results/mauce_speed.md")
     args = p.parse_args(argv)
     if len(args.horizon) == 1:
         args.horizon = args.horizon * len(args.agents)
     if len(args.horizon) != len(args.agents):
         p.error(f"--horizon needs 1 or {len(args.agents)} values, got {len(args.horizon)}")
-    if args.check_every < 1:
-        p.error(f"--check-every must be >= 1, got {args.check_every}")
     command = "python scripts/bench_mauce_speed.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )

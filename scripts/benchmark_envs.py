@@ -31,6 +31,7 @@ from marl_envs.benchmark import (  # noqa: E402
     machine_note,
     markdown_report,
 )
+from policies.cli import nonneg_int, positive_int  # noqa: E402
 
 
 def _command_line() -> str:
@@ -47,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=list(FEN_ENV_NAMES), choices=ENV_NAMES,
                         help="environments to time (default: the three FEN envs)")
-    parser.add_argument("--steps", type=int, default=20_000, help="env steps per repeat")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per env")
-    parser.add_argument("--seed", type=int, default=0, help="seed of env and actions")
+    parser.add_argument("--steps", type=positive_int, default=20_000, help="env steps per repeat")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed repeats per env")
+    parser.add_argument("--seed", type=nonneg_int, default=0, help="seed of env and actions")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="write {env_name: agent_steps_per_second} here")
     parser.add_argument("--markdown", type=Path, default=ROOT / "results" / "env_throughput.md",

@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import marl_envs  # noqa: E402
+from policies.cli import output_file, positive_float, positive_int  # noqa: E402
 
 ENV = "job_scheduling"
 
@@ -102,16 +103,14 @@ def hand_loop_rate(envs: int, hiddens: list[int], seconds: float) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seconds", type=float, default=10.0, help="measuring time per setting")
-    p.add_argument("--json", default=None, help="write {default, tuned, hand_loop} here")
-    p.add_argument("--copies", type=int, default=32,
+    p.add_argument("--seconds", type=positive_float, default=10.0,
+                   help="measuring time per setting")
+    p.add_argument("--json", type=output_file, default=None,
+                   help="write {default, tuned, hand_loop} here")
+    p.add_argument("--copies", type=positive_int, default=32,
                    help="env copies of the tuned sampler and the hand loop (default 32)")
     p.add_argument("--out", default="results/rllib_throughput.md")
     args = p.parse_args()
-    if args.seconds <= 0 or args.copies < 1:
-        print(f"error: --seconds must be > 0 and --copies >= 1, got {args.seconds}, "
-              f"{args.copies}", file=sys.stderr)
-        return 2
     default_threads = torch.get_num_threads()
     default = rllib_rate(1, [256, 256], args.seconds, defaults=True)
     torch.set_num_threads(1)

@@ -21,7 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from policies.cli import check_output_file, cli_errors, parse_env_kwargs  # noqa: E402
+from policies.cli import (  # noqa: E402
+    cli_errors,
+    nonneg_int,
+    output_file,
+    parse_env_kwargs,
+    positive_int,
+)
 
 JSON_KEYS = ("utilization", "cv", "min_utility", "max_utility", "per_agent_utility", "episodes")
 
@@ -29,22 +35,18 @@ JSON_KEYS = ("utilization", "cv", "min_utility", "max_utility", "per_agent_utili
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, help="checkpoint directory")
-    p.add_argument("--episodes", type=int, default=5, help="greedy episodes (default 5)")
+    p.add_argument("--episodes", type=positive_int, default=5, help="greedy episodes (default 5)")
     p.add_argument("--render", default=None, help="'ansi': print the first episode's frames")
-    p.add_argument("--json", default=None, metavar="FILE", help="write the figures as JSON")
+    p.add_argument("--json", type=output_file, default=None, metavar="FILE",
+                   help="write the figures as JSON")
     p.add_argument("--env", default=None, help="fail unless the checkpoint is of this env")
-    p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode")
+    p.add_argument("--seed", type=nonneg_int, default=10_000, help="seed of the first episode")
     p.add_argument(
         "--env-kwargs", default="{}", help="JSON dict overriding env kwargs (e.g. max_cycles)"
     )
     args = p.parse_args(argv)
     with cli_errors():
         env_kwargs = parse_env_kwargs(args.env_kwargs)
-        if args.seed < 0:
-            raise ValueError(f"--seed must be >= 0, got {args.seed}")
-        if args.episodes < 1:
-            raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
-        check_output_file("--json", args.json)  # before the evaluation, not after it
         from policies.training import evaluate_checkpoint, format_evaluation
 
         report = evaluate_checkpoint(

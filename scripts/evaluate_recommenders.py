@@ -27,7 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from policies.cli import cli_errors, parse_env_kwargs  # noqa: E402
+from policies.cli import (  # noqa: E402
+    cli_errors,
+    nonneg_int,
+    output_file,
+    parse_env_kwargs,
+    positive_int,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,14 +47,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="rows dqn_viability<B>: the --checkpoint DQN's Q-values plus B times "
                         "each live streamer's shortfall below the departure threshold "
                         "(fairness-aware re-ranking, see ViabilityRerank)")
-    p.add_argument("--episodes", type=int, default=10, help="episodes (default 10)")
-    p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode")
+    p.add_argument("--episodes", type=positive_int, default=10, help="episodes (default 10)")
+    p.add_argument("--seed", type=nonneg_int, default=10_000, help="seed of the first episode")
     p.add_argument("--env-kwargs", default="{}", help="JSON dict of env kwargs")
     p.add_argument("--json", default="results/live_recommendation.json", metavar="FILE",
                    help="metrics JSON (default results/live_recommendation.json)")
-    p.add_argument("--md", default="results/live_recommendation.md",
+    p.add_argument("--md", type=output_file, default="results/live_recommendation.md",
                    help="markdown report ('' for none)")
-    p.add_argument("--png", default="results/live_recommendation.png", help="plot ('' for none)")
+    p.add_argument("--png", type=output_file, default="results/live_recommendation.png",
+                   help="plot ('' for none)")
     p.add_argument("--notes", default="", help="text added to the markdown report")
     p.add_argument("--notes-file", default=None, metavar="FILE",
                    help="read that text from FILE (keeps the recorded command short)")
@@ -56,8 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "scripts/evaluate_recommenders.py",
                           *(argv if argv is not None else sys.argv[1:])])
     with cli_errors():
-        if args.episodes < 1:
-            raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
         env_kwargs = parse_env_kwargs(args.env_kwargs)
         notes = args.notes
         if args.notes_file is not None:

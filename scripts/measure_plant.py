@@ -29,6 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from marl_envs.manufacturing_plant_v0 import DEFAULT_REQUIREMENTS  # noqa: E402
+from policies.cli import int_at_least, output_file  # noqa: E402
 from policies.fen.references import PAPER, random_policy_figures  # noqa: E402
 
 ENV = "manufacturing_plant"
@@ -211,11 +212,9 @@ figures from the env's `episode_stats()`, mean ± std over episodes. Episode len
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--episodes", type=int, default=50)
-    p.add_argument("--out", default="results/fen_plant_measure.md")
+    p.add_argument("--episodes", type=int_at_least(2), default=50)
+    p.add_argument("--out", type=output_file, default="results/fen_plant_measure.md")
     args = p.parse_args(argv)
-    if args.episodes < 2:
-        p.error(f"--episodes must be >= 2, got {args.episodes}")
     command = "python scripts/measure_plant.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     text = page(command.strip(), args.episodes)

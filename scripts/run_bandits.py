@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from policies.cli import check_output_file, cli_errors  # noqa: E402
+from policies.cli import nonneg_int, output_file, positive_int  # noqa: E402
 from policies.mauce.policies import ALGORITHMS  # noqa: E402
 from policies.mauce.runner import (  # noqa: E402
     PROBLEMS,
@@ -44,18 +44,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--problem", required=True, choices=PROBLEMS)
     p.add_argument(
-        "--agents", type=int, default=None,
+        "--agents", type=positive_int, default=None,
         help="chain length / number of villages (default: 10 / random per instance; wind: 7)",
     )
-    p.add_argument("--horizon", type=int, default=10000, help="rounds per run (T)")
-    p.add_argument("--runs", type=int, default=20, help="seeds per algorithm")
+    p.add_argument("--horizon", type=positive_int, default=10000, help="rounds per run (T)")
+    p.add_argument("--runs", type=positive_int, default=20, help="seeds per algorithm")
     p.add_argument(
         "--algos", default="mauce,mats,llr,scql,random",
         help=f"comma-separated, from {','.join(ALGORITHMS)}",
     )
-    p.add_argument("--workers", type=int, default=1, help="parallel processes")
-    p.add_argument("--seed", type=int, default=0, help="run r uses seed + r")
-    p.add_argument("--json", default=None, help="also write the summary as JSON here")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel processes")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="run r uses seed + r")
+    p.add_argument("--json", type=output_file, default=None,
+                   help="also write the summary as JSON here")
     p.add_argument("--out-dir", default="results", help="where the .md and .png go")
     p.add_argument("--tag", default="", help="suffix of the output names (bandits_<problem><tag>)")
     args = p.parse_args(argv)
@@ -65,15 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"unknown algorithm(s) {bad}; allowed: {list(ALGORITHMS)}")
     if not args.algos:
         p.error(f"--algos names no algorithm; allowed: {list(ALGORITHMS)}")
-    for name in ("horizon", "runs", "workers"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.seed < 0:
-        p.error(f"--seed must be >= 0, got {args.seed}")
-    with cli_errors():
-        check_output_file("--json", args.json)
-        # the problem's own checks (e.g. a chain of one agent), before any worker starts
+    try:  # the problem's own checks (e.g. a chain of one agent), before any worker starts
         make_problem(args.problem, args.agents, args.horizon, args.seed)
+    except ValueError as e:
+        p.error(f"--agents {args.agents}: {e}")
     return args
 
 

@@ -81,7 +81,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--warm-start-episodes", type=int, default=None,
                    help="demonstration episodes of --warm-start (default 50)")
-    p.add_argument("--summary-json", default=None, help="write the final summary to this file")
     add_run_arguments(p)
     return p.parse_args(argv)
 

@@ -26,22 +26,28 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from policies.cli import nonneg_int, output_file, positive_int  # noqa: E402
+from policies.mauce.runner import make_problem  # noqa: E402
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--algo", choices=("mauce", "mats"), default="mauce")
     p.add_argument("--env", choices=("chain0101", "gem_mining", "wind_farm"), default="chain0101")
-    p.add_argument("--agents", type=int, default=None, help="chain length / villages")
-    p.add_argument("--iterations", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=20, help="rounds per iteration")
-    p.add_argument("--env-runners", type=int, default=0, help="remote env runners (0: local)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default=None, help="write the per-iteration history here")
-    p.add_argument("--md", default=None, help="write a markdown summary here")
+    p.add_argument("--agents", type=positive_int, default=None, help="chain length / villages")
+    p.add_argument("--iterations", type=positive_int, default=20)
+    p.add_argument("--batch-size", type=positive_int, default=20, help="rounds per iteration")
+    p.add_argument("--env-runners", type=nonneg_int, default=0,
+                   help="remote env runners (0: local)")
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--json", type=output_file, default=None,
+                   help="write the per-iteration history here")
+    p.add_argument("--md", type=output_file, default=None, help="write a markdown summary here")
     args = p.parse_args(argv)
-    for name in ("iterations", "batch_size"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    try:  # the env's own checks (e.g. a chain of one agent), before Ray starts
+        make_problem(args.env, args.agents, args.batch_size, args.seed)
+    except ValueError as e:
+        p.error(f"--agents {args.agents}: {e}")
     return args
 
 

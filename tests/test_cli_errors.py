@@ -1,5 +1,7 @@
 """Bad command-line input ends with one ``error:`` line and exit code 2, quickly."""
 
+import argparse
+import importlib.util
 import os
 import socket
 import subprocess
@@ -11,6 +13,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_script(name: str):
+    """``scripts/<name>.py`` as a module of its own (its ``main`` is called in-process)."""
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _free_port() -> int:
@@ -83,25 +93,12 @@ def test_address_of_something_that_is_no_ray_cluster_fails_within_30_s(reply):
 @pytest.mark.parametrize("address", ["abc", "host:notaport", ":0", "127.0.0.1:0",
                                      "127.0.0.1:70000"])
 def test_malformed_address_is_rejected_before_anything_starts(address, capsys):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from train import main
-    finally:
-        sys.path.pop(0)
+    main = _load_script("train").main
     with pytest.raises(SystemExit) as exc:
         main(["--env", "job_scheduling", "--algo", "ppo", "--address", address])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and repr(address) in err and "HOST:PORT" in err
-
-
-def _script_main(name: str):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        module = __import__(name)
-    finally:
-        sys.path.pop(0)
-    return module.main
 
 
 @pytest.mark.parametrize("setting, words", [
@@ -117,7 +114,7 @@ def _script_main(name: str):
     ("gamma=nan", ["gamma", "nan"]),
 ])
 def test_set_values_out_of_range_are_errors(setting, words, capsys):
-    main = _script_main("train")
+    main = _load_script("train").main
     with pytest.raises(SystemExit) as exc:
         main(["--env", "job_scheduling", "--algo", "ppo", "--set", setting])
     assert exc.value.code == 2
@@ -141,7 +138,7 @@ def test_set_values_in_range_still_apply():
     (["--json", "/nonexistent_dir_fairmarl/eval.json"], ["--json", "does not exist"]),
 ])
 def test_evaluate_rejects_bad_flags_before_evaluating(argv, words, tmp_path, capsys):
-    main = _script_main("evaluate")
+    main = _load_script("evaluate").main
     # the checkpoint is never opened: the flags are checked first
     with pytest.raises(SystemExit) as exc:
         main(["--checkpoint", str(tmp_path / "no_checkpoint"), *argv])
@@ -161,7 +158,7 @@ def test_evaluate_rejects_bad_flags_before_evaluating(argv, words, tmp_path, cap
      ["--json", "does not exist"]),
 ])
 def test_run_bandits_rejects_bad_flags_before_running(argv, words, tmp_path, capsys):
-    main = _script_main("run_bandits")
+    main = _load_script("run_bandits").main
     with pytest.raises(SystemExit) as exc:
         main([*argv, "--out-dir", str(tmp_path)])
     assert exc.value.code == 2
@@ -170,3 +167,94 @@ def test_run_bandits_rejects_bad_flags_before_running(argv, words, tmp_path, cap
     for word in words:
         assert word in err, err
     assert not list(tmp_path.iterdir())  # no report written
+
+
+def _exits_2_naming(call, capsys, *words: str) -> str:
+    with pytest.raises(SystemExit) as exc:
+        call()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in errors[0], errors[0]
+    return errors[0]
+
+
+MISSING = "/nonexistent_dir_fairmarl/out"
+
+
+@pytest.mark.parametrize("script, argv, words", [
+    ("benchmark_envs", ["--steps", "0"], ["--steps", ">= 1", "0"]),
+    ("benchmark_envs", ["--repeats", "0"], ["--repeats", ">= 1", "0"]),
+    ("benchmark_envs", ["--seed", "-1"], ["--seed", ">= 0", "-1"]),
+    ("bench_mauce_speed", ["--agents", "10,1"], ["--agents", ">= 2", "1"]),
+    ("bench_mauce_speed", ["--horizon", "0"], ["--horizon", ">= 1", "0"]),
+    ("bench_mauce_speed", ["--agents", ","], ["--agents", "','"]),
+    ("measure_plant", ["--episodes", "1"], ["--episodes", ">= 2", "1"]),
+    ("measure_plant", ["--out", f"{MISSING}/plant.md"], ["--out", "does not exist", MISSING]),
+    ("train_bandits_rllib", ["--agents", "0"], ["--agents", ">= 1", "0"]),
+    ("train_bandits_rllib", ["--agents", "1"], ["--agents 1", "n_agents", ">= 2"]),
+    ("train_bandits_rllib", ["--env", "wind_farm", "--agents", "3"], ["--agents 3", "7"]),
+    ("train_bandits_rllib", ["--seed", "-1"], ["--seed", ">= 0", "-1"]),
+    ("train_bandits_rllib", ["--env-runners", "-1"], ["--env-runners", ">= 0", "-1"]),
+    ("train_bandits_rllib", ["--batch-size", "abc"], ["--batch-size", "integer", "'abc'"]),
+    ("train_bandits_rllib", ["--json", f"{MISSING}/h.json"], ["--json", "does not exist"]),
+    ("evaluate_recommenders", ["--seed", "-1"], ["--seed", ">= 0", "-1"]),
+    ("evaluate_recommenders", ["--episodes", "0"], ["--episodes", ">= 1", "0"]),
+    ("evaluate_recommenders", ["--md", f"{MISSING}/r.md"], ["--md", "does not exist"]),
+    ("evaluate_recommenders", ["--png", f"{MISSING}/r.png"], ["--png", "does not exist"]),
+])
+def test_scripts_reject_bad_numbers_and_output_folders_before_any_work(script, argv, words,
+                                                                        capsys):
+    main = _load_script(script).main
+    _exits_2_naming(lambda: main(argv), capsys, *words)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--seconds", "0"], ["--seconds", "> 0", "'0'"]),
+    (["--seconds", "nan"], ["--seconds", "'nan'"]),
+    (["--copies", "0"], ["--copies", ">= 1", "0"]),
+    (["--json", f"{MISSING}/t.json"], ["--json", "does not exist"]),
+])
+def test_benchmark_rllib_rejects_bad_flags_before_measuring(argv, words, capsys, monkeypatch):
+    module = _load_script("benchmark_rllib")
+    monkeypatch.setattr(sys, "argv", ["benchmark_rllib.py", *argv])
+    _exits_2_naming(module.main, capsys, *words)
+
+
+@pytest.mark.parametrize("script, argv", [
+    ("train", ["--env", "job_scheduling", "--algo", "ppo"]),
+    ("train_fen", ["--env", "job_scheduling", "--variant", "fen"]),
+])
+def test_summary_json_in_a_missing_folder_is_an_error_before_training(script, argv, capsys):
+    main = _load_script(script).main
+    _exits_2_naming(lambda: main([*argv, "--summary-json", f"{MISSING}/s.json"]), capsys,
+                    "--summary-json", "does not exist", MISSING)
+
+
+def test_summary_json_may_go_into_the_logdir_the_run_creates(tmp_path):
+    from policies.cli import run_settings
+
+    module = _load_script("train")
+    logdir = tmp_path / "run"  # made by the run, after the flags are checked
+    args = module.parse_args(["--env", "job_scheduling", "--algo", "ppo", "--logdir",
+                              str(logdir), "--summary-json", str(logdir / "summary.json")])
+    assert run_settings(args)["logdir"] == str(logdir)
+    args.logdir = str(tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="--summary-json: folder .* does not exist"):
+        run_settings(args)
+
+
+def test_shared_argparse_types():
+    from policies.cli import int_list_at_least, nonneg_int, output_file, positive_float
+
+    assert nonneg_int("0") == 0 and positive_float("0.5") == 0.5
+    assert int_list_at_least(2)("10, 20,") == [10, 20]
+    assert output_file("") == ""  # the scripts' "none"
+    for parse, text, message in [(nonneg_int, "-3", "must be >= 0, got -3"),
+                                 (nonneg_int, "1.5", "must be an integer >= 0, got '1.5'"),
+                                 (positive_float, "inf", "finite number > 0, got 'inf'"),
+                                 (output_file, ROOT.as_posix(), "is a folder")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            parse(text)

@@ -103,7 +103,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "reward) on this scheduler's decisions before RL (policies/warm_start.py)")
     p.add_argument("--warm-start-episodes", type=int, default=None,
                    help="demonstration episodes of --warm-start (default 50)")
-    p.add_argument("--summary-json", default=None, help="write the final summary to this file")
     p.add_argument("--sampler", default="multi_agent",
                    help="multi_agent (RLlib's MultiAgentEnvRunner, default) or vector (fen and "
                         "fen_gossip only: the hierarchy sampled in batches, the same episodes "
