@@ -421,12 +421,16 @@ OVERRIDE_RANGES: dict[str, tuple[str, float | None, float | None, bool, bool]] =
 
 def check_override(field: str, value: Any) -> None:
     """A ``--set`` value of a field of :data:`OVERRIDE_RANGES`: the right type and range
-    (``grad_clip`` may also be None, ``lr`` and ``entropy_coeff`` a schedule); ValueError
-    naming the field, the value and what is allowed."""
+    (``grad_clip`` may also be None, ``lr`` and ``entropy_coeff`` a schedule, ``n_step`` a
+    range of two); ValueError naming the field, the value and what is allowed."""
     if field not in OVERRIDE_RANGES or (field == "grad_clip" and value is None):
         return
     if field in ("lr", "entropy_coeff") and isinstance(value, list):
         return  # a schedule [[timestep, value], ...]: RLlib checks it
+    if field == "n_step" and isinstance(value, list | tuple) and len(value) == 2:
+        for each in value:  # DQN's range [low, high] of n-steps drawn per batch
+            check_override(field, each)
+        return
     kind, low, high, low_in, high_in = OVERRIDE_RANGES[field]
     bounds = []
     if low is not None:

@@ -130,6 +130,12 @@ def test_set_values_in_range_still_apply():
     config = build_config("job_scheduling", "ppo", "shared", num_env_runners=0,
                           overrides={"gamma": 1, "lr": 1e-4, "grad_clip": None})
     assert (config.gamma, config.lr, config.grad_clip) == (1, 1e-4, None)
+    dqn = build_config("job_scheduling", "dqn", "shared", num_env_runners=0,
+                       overrides={"n_step": [1, 3]})
+    assert dqn.n_step == [1, 3]
+    with pytest.raises(ValueError, match=r"--set n_step: must be an integer >= 1, got 0"):
+        build_config("job_scheduling", "dqn", "shared", num_env_runners=0,
+                     overrides={"n_step": [0, 3]})
 
 
 @pytest.mark.parametrize("argv, words", [
