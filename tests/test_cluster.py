@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import secrets
 import shutil
 import signal
@@ -249,14 +250,30 @@ class _Observer:
             ["ip", "netns", "exec", ns, sys.executable, "-c", OBSERVER, address, str(nodes)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, env=env, start_new_session=True)
+        self.lines: queue.Queue[str | None] = queue.Queue()
 
-    def state(self) -> dict:
-        self.proc.stdin.write("\n")
-        self.proc.stdin.flush()
-        for line in self.proc.stdout:  # blocks until the tables come (or it exits)
-            if line.startswith("STATE "):
-                return json.loads(line[len("STATE "):])
-        raise AssertionError(f"the observer exited with {self.proc.wait()}")
+        def read():
+            for line in self.proc.stdout:
+                if line.startswith("STATE "):
+                    self.lines.put(line[len("STATE "):])
+            self.lines.put(None)  # it exited
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def state(self, timeout: float = 90.0) -> dict:
+        """The node and actor tables (the first call waits for the nodes to be up)."""
+        try:
+            self.proc.stdin.write("\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise AssertionError(f"the observer exited with {self.proc.wait()}") from None
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no tables from the observer in {timeout:.0f} s") from None
+        if line is None:
+            raise AssertionError(f"the observer exited with {self.proc.wait()}")
+        return json.loads(line)
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from policies.training import iteration_metrics
+
 ROOT = Path(__file__).resolve().parents[1]
 ITERATIONS = 6  # Ray restarts the runner in a few s; RLlib takes it back 1-2 iterations later
 BATCH = 3000  # env steps per iteration: about 1.5-2 s of sampling for 2 runners on 2 cores
@@ -163,3 +165,14 @@ def test_env_runner_killed_mid_sample_is_restarted_and_no_iteration_is_lost():
               f"{took:.1f} s")
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def test_iteration_metrics_maps_rllib_fault_tolerance_counters():
+    """The two ``fault_tolerance/`` tags come from RLlib's ``result["fault_tolerance"]``
+    (Algorithm.step); a result without it (e.g. an older checkpoint's) gets neither."""
+    base = {"env_runners": {}, "learners": {}, "time_this_iter_s": 1.0}
+    ft = {"num_remote_worker_restarts": 3, "num_healthy_workers": 1}
+    out = iteration_metrics({**base, "fault_tolerance": ft})
+    assert out["fault_tolerance/env_runner_restarts"] == 3.0
+    assert out["fault_tolerance/healthy_env_runners"] == 1.0
+    assert not any(k.startswith("fault_tolerance/") for k in iteration_metrics(base))
