@@ -101,14 +101,16 @@ def check_cluster_address(address: str, timeout_s: float = CLUSTER_PROBE_TIMEOUT
         channel.close()
 
 
-def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> dict[str, Any]:
+def init_ray(address: str | None = None, *, num_cpus: int | None = None,
+             runtime_env: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Start a local Ray on loopback, or connect to the cluster at ``address`` (HOST:PORT).
 
     A cluster started with ``ray start --head`` uses token authentication; we set
     ``RAY_AUTH_MODE=token`` (the token is read from ``~/.ray/auth_token`` or
     ``RAY_AUTH_TOKEN``). An address where no Ray cluster answers is a ValueError within
-    about 10 s (:func:`check_cluster_address`), not minutes of Ray's retries. Returns
-    ``ray.cluster_resources()``.
+    about 10 s (:func:`check_cluster_address`), not minutes of Ray's retries.
+    ``runtime_env``: Ray's runtime environment of every worker (e.g. its ``env_vars``).
+    Returns ``ray.cluster_resources()``.
     """
     loopback_environment()
     import ray
@@ -122,6 +124,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> dict
         "logging_level": "WARNING",
         "log_to_driver": True,
     }
+    if runtime_env:
+        kwargs["runtime_env"] = dict(runtime_env)
     if address:
         os.environ.setdefault("RAY_AUTH_MODE", "token")
         if address != "auto":

@@ -1,0 +1,317 @@
+"""Trial kinds that train with RLlib: ``rllib`` (PPO, DQN or A2C, as ``scripts/train.py``)
+and ``fen`` (FEN, a variant or a baseline, as ``scripts/train_fen.py``).
+
+A trial builds its AlgorithmConfig with :func:`policies.config.build_config` or
+:func:`policies.fen.config.build_fen_config` (so a bad parameter fails in the driver,
+before Ray starts), trains until the experiment's ``stop``, writes the same TensorBoard
+tags as the training scripts (``<trial folder>/tb``) and hands Tune a checkpoint every
+``checkpoint.every`` iterations and after the last one. A checkpoint is a run folder of
+:func:`policies.training.save_checkpoint` (``evaluate.py`` and ``--resume`` take it) plus
+:data:`STATE_FILE`, the trial's own bookkeeping, so a restored trial continues its curves.
+
+With ``evaluation.episodes``, every checkpoint is rolled out greedily on validation seeds
+and on test seeds (:func:`policies.training.evaluate_checkpoint`); the results carry
+``validation/<figure>`` and ``test/<figure>`` (Tune's checkpoint scoring can use them), and
+the summary's ``metrics`` are the test figures of the checkpoint with the best validation
+figure ``evaluation.select``. Without it, ``metrics`` are the training episodes' latest
+figures (RLlib's window of the last 20 episodes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from policies.experiments.kinds import TrialKind
+from policies.experiments.spec import Param
+
+#: the trial's bookkeeping inside each of its checkpoints
+STATE_FILE = "trial_state.json"
+#: the learning curves a summary keeps
+CURVE_TAGS = ("fairness/utilization", "fairness/cv", "episode/return_mean")
+#: fairness figures of an evaluation report that become validation/ and test/ metrics
+EVAL_FIGURES = ("utilization", "cv", "min_utility", "max_utility", "average_utility")
+FAIRNESS = "fairness/"
+CONTROLLER = "controller/"
+
+
+def _dict(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValueError(f"{value!r} is not a mapping")
+
+
+def _int_at_least(low: int) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{value!r} is not an integer >= {low}")
+    return check
+
+
+def _optional_str(value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a name")
+
+
+COMMON_PARAMS: dict[str, Param] = {
+    "env": Param(None, None, "the environment (policies.cli.TRAIN_ENVS)"),
+    "env_kwargs": Param({}, _dict, "the environment's keyword arguments"),
+    "seed": Param(0, _int_at_least(0), "the run seed (env, modules, sampling)"),
+    "num_env_runners": Param(0, _int_at_least(0), "remote env runners (0: in the trial)"),
+    "envs_per_runner": Param(8, _int_at_least(1), "env copies per runner"),
+    "overrides": Param({}, _dict, "AlgorithmConfig fields (as --set)"),
+}
+
+RLLIB_PARAMS: dict[str, Param] = {
+    **COMMON_PARAMS,
+    "algo": Param("ppo", None, "ppo, dqn or a2c"),
+    "policy_mode": Param("independent", None, "independent or shared"),
+    "sampler": Param("multi_agent", None, "multi_agent or vector"),
+    "model": Param("mlp", None, "mlp or slot_scoring"),
+    "baseline": Param("critic", None, "critic or same_seed_mean"),
+    "warm_start": Param(None, _optional_str, "a scheduler to imitate before RL"),
+    "warm_start_episodes": Param(None, None, "its demonstration episodes"),
+}
+
+FEN_PARAMS: dict[str, Param] = {
+    **COMMON_PARAMS,
+    "variant": Param("fen", None, "policies.fen.variants.VARIANTS"),
+    "policy_mode": Param(None, None, "shared or independent (default: the env's)"),
+    "preset": Param(None, _optional_str, "a named FEN option set (authors)"),
+    "fen_options": Param({}, _dict, "FEN options (build_fen_config's fen_options)"),
+    "sampler": Param("vector", None, "the hierarchical variants' sampler: vector or "
+                                     "multi_agent (flat variants: always multi_agent)"),
+}
+
+
+def _build_rllib(params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    from policies.cli import check_warm_start
+    from policies.config import build_config
+
+    check_warm_start(params["warm_start"], params["warm_start_episodes"], env=params["env"],
+                     algo=params["algo"], resume=None)
+    config = build_config(
+        params["env"], params["algo"], params["policy_mode"], seed=params["seed"],
+        num_env_runners=params["num_env_runners"], envs_per_runner=params["envs_per_runner"],
+        overrides=params["overrides"], env_kwargs=params["env_kwargs"],
+        sampler=params["sampler"], model=params["model"], baseline=params["baseline"],
+    )
+    run_info = {"env": params["env"], "algo": params["algo"],
+                "policy_mode": params["policy_mode"], "sampler": params["sampler"],
+                "factory": config.env_config["factory"], "env_config": config.env_config,
+                "seed": params["seed"]}
+    return config, run_info
+
+
+def fen_run_options(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The FEN options a trial's variant gets: ``preset`` under ``fen_options``, those
+    the variant uses (an option no variant knows is an error)."""
+    from policies.fen.variants import VARIANT_OPTIONS, options_for, preset_options
+
+    known = frozenset().union(*VARIANT_OPTIONS.values())
+    unknown = sorted(set(params["fen_options"]) - known)
+    if unknown:
+        raise ValueError(f"unknown FEN options {unknown}; allowed: {sorted(known)}")
+    return options_for(params["variant"], preset_options(params["preset"],
+                                                         dict(params["fen_options"])))
+
+
+def _build_fen(params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    from policies.fen.config import build_fen_config
+    from policies.fen.variants import (
+        DEFAULT_POLICY_MODE,
+        HIERARCHICAL_VARIANTS,
+        PRESET_DEFAULTS,
+        RESOLVED_KEY,
+        options_for,
+    )
+
+    options = fen_run_options(params)
+    hierarchical = params["variant"] in HIERARCHICAL_VARIANTS
+    sampler = params["sampler"] if hierarchical else "multi_agent"
+    config = build_fen_config(
+        params["env"], params["variant"], policy_mode=params["policy_mode"],
+        seed=params["seed"], num_env_runners=params["num_env_runners"],
+        envs_per_runner=params["envs_per_runner"], env_kwargs=params["env_kwargs"],
+        fen_options=options, overrides=params["overrides"], sampler=sampler,
+    )
+    run_info = {"env": params["env"], "variant": params["variant"], "algo": "ppo",
+                "policy_mode": params["policy_mode"] or DEFAULT_POLICY_MODE.get(params["env"]),
+                "factory": config.env_config["factory"], "env_config": config.env_config,
+                "seed": params["seed"], "sampler": sampler, "fen_options": options,
+                RESOLVED_KEY: {**options_for(params["variant"], PRESET_DEFAULTS), **options}}
+    return config, run_info
+
+
+def _check(build: Callable) -> Callable[[dict[str, Any]], None]:
+    def check(params: dict[str, Any]) -> None:
+        if not isinstance(params.get("env"), str):
+            raise ValueError(f"trial.params.env: {params.get('env')!r} is not an env name")
+        build(params)
+    return check
+
+
+def _resources(params: Mapping[str, Any]) -> list[dict[str, float]]:
+    return [{"CPU": 1.0}] + [{"CPU": 1.0}] * int(params["num_env_runners"])
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _evaluate(checkpoint: Path, episodes: int, seed: int, prefix: str) -> dict[str, float]:
+    import io
+
+    from policies.training import evaluate_checkpoint
+
+    report = evaluate_checkpoint(checkpoint, episodes=episodes, seed=seed, out=io.StringIO())
+    return {f"{prefix}/{k}": float(report[k]) for k in EVAL_FIGURES}
+
+
+def train_trial(params: dict[str, Any], context: Any, build: Callable) -> dict[str, Any]:
+    """Train one trial to the experiment's stop (resuming Tune's checkpoint if any) and
+    return its summary (the module docstring says what ``metrics`` are)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from policies.training import (
+        CONFIG_TAG,
+        all_scalars,
+        config_text,
+        iteration_metrics,
+        open_checkpoint,
+        save_checkpoint,
+    )
+
+    config, run_info = build(params)
+    run_info["trial"] = context.name
+    state: dict[str, Any] = {"curves": {t: [] for t in CURVE_TAGS}, "latest": {},
+                             "checkpoints": [], "wall_time_s": 0.0, "env_steps": 0}
+    algo = config.build_algo()
+    writer = None
+    try:
+        restored = context.restored()
+        if restored is not None:
+            algo.restore_from_path(str(open_checkpoint(restored)[0].resolve()))
+            state = json.loads((restored / STATE_FILE).read_text())
+        elif params.get("warm_start"):
+            from policies.warm_start import DEMO_EPISODES, warm_start_from
+
+            warm = warm_start_from(config, params["warm_start"], seed=params["seed"],
+                                   episodes=params.get("warm_start_episodes") or DEMO_EPISODES)
+            state["warm_start"] = dict(warm(algo))
+        writer = SummaryWriter(log_dir=str(context.trial_dir() / "tb"),
+                               purge_step=algo.iteration + 1)
+        if restored is None:
+            writer.add_text(CONFIG_TAG, config_text(config, run_info), global_step=0)
+        every = context.checkpoint.every
+        since = time.perf_counter()
+        while not context.stop.reached(algo.iteration, state["env_steps"]):
+            result = algo.train()
+            it = algo.iteration
+            for tag, value in all_scalars(result).items():
+                writer.add_scalar(tag, value, global_step=it)
+            writer.flush()
+            metrics = {k: v for k, v in iteration_metrics(result).items() if _finite(v)}
+            state["env_steps"] = int(metrics.get("throughput/env_steps_lifetime", 0))
+            state["latest"].update(metrics)
+            for tag in CURVE_TAGS:
+                if tag in metrics:
+                    state["curves"][tag].append([it, metrics[tag]])
+            last = context.stop.reached(it, state["env_steps"])
+            if not (last or (every and it % every == 0)):
+                context.report(metrics)
+                continue
+            with tempfile.TemporaryDirectory() as folder:
+                checkpoint = save_checkpoint(algo, Path(folder), run_info)
+                if context.evaluation.episodes:
+                    ev = context.evaluation
+                    figures = {**_evaluate(checkpoint, ev.episodes, ev.seed, "validation"),
+                               **_evaluate(checkpoint, ev.episodes, ev.test_seed, "test")}
+                    metrics.update(figures)
+                    state["checkpoints"].append({"iteration": it, **figures})
+                state["wall_time_s"] += time.perf_counter() - since
+                since = time.perf_counter()
+                (Path(folder) / STATE_FILE).write_text(json.dumps(state))
+                context.report(metrics, checkpoint=Path(folder))
+    finally:
+        if writer is not None:
+            writer.close()
+        algo.stop()
+    return summarize(state, context.evaluation, algo.iteration)
+
+
+def summarize(state: Mapping[str, Any], evaluation: Any, iteration: int) -> dict[str, Any]:
+    """A trial's summary from its bookkeeping (see the module docstring)."""
+    latest = state["latest"]
+    summary: dict[str, Any] = {
+        "iterations": iteration,
+        "env_steps": state["env_steps"],
+        "wall_time_s": state["wall_time_s"],
+        "curves": state["curves"],
+        "training": {k.removeprefix(FAIRNESS): v for k, v in latest.items()
+                     if k.startswith(FAIRNESS) and CONTROLLER not in k},
+        "controller": {k.removeprefix(FAIRNESS): v for k, v in latest.items()
+                       if k.startswith(FAIRNESS + CONTROLLER)},
+    }
+    if "warm_start" in state:
+        summary["warm_start"] = state["warm_start"]
+    if evaluation.episodes and state["checkpoints"]:
+        key = f"validation/{evaluation.select}"
+        pick = max if evaluation.mode == "max" else min
+        best = pick(state["checkpoints"], key=lambda c: c.get(key, -math.inf))
+        summary["selection"] = {
+            "rule": f"{evaluation.mode} {key} over checkpoints "
+                    f"{[c['iteration'] for c in state['checkpoints']]}",
+            "iteration": best["iteration"], "checkpoints": state["checkpoints"],
+            "episodes": evaluation.episodes,
+        }
+        summary["metrics"] = {k.removeprefix("test/"): v for k, v in best.items()
+                              if k.startswith("test/")}
+    else:
+        summary["metrics"] = dict(summary["training"])
+    return summary
+
+
+def _run_rllib(params: dict[str, Any], context: Any) -> dict[str, Any]:
+    return train_trial(params, context, _build_rllib)
+
+
+def _run_fen(params: dict[str, Any], context: Any) -> dict[str, Any]:
+    return train_trial(params, context, _build_fen)
+
+
+def _fen_anchors(experiment: Any) -> list[dict[str, Any]]:
+    """Uniform random play (measured now) and the paper's rows of the experiment's env."""
+    from policies.fen.references import PAPER, random_policy_figures
+
+    env, env_kwargs = experiment.params["env"], experiment.params.get("env_kwargs") or {}
+    figures = random_policy_figures(env, dict(env_kwargs))
+    rows = [{"label": "random play (5 episodes)",
+             "metrics": {m: f["mean"] for m, f in figures.items()},
+             "std": {m: f["std"] for m, f in figures.items()}, "seeds": 5}]
+    if env_kwargs:  # the paper's numbers are for the default worlds
+        return rows
+    for variant, paper in PAPER.get(env, {}).items():
+        rows.append({"label": f"paper: {variant}",
+                     "metrics": {m: mean for m, (mean, _) in paper.items()},
+                     "std": {m: std for m, (_, std) in paper.items() if std is not None}})
+    return rows
+
+
+FAIRNESS_METRICS = {"utilization": "pct", "cv": ".3f", "min_utility": ".3f",
+                    "max_utility": ".3f"}
+
+RLLIB = TrialKind(
+    name="rllib", params=RLLIB_PARAMS, run=_run_rllib, resources=_resources,
+    iterative=True, evaluates=True, check_trial=_check(_build_rllib),
+    metrics=FAIRNESS_METRICS,
+)
+FEN = TrialKind(
+    name="fen", params=FEN_PARAMS, run=_run_fen, resources=_resources,
+    iterative=True, evaluates=True, check_trial=_check(_build_fen),
+    metrics=FAIRNESS_METRICS, anchors=_fen_anchors,
+)
