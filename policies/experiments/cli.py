@@ -90,26 +90,22 @@ def main(argv: list[str] | None = None) -> int:
                 if t.name not in done or json.loads(json.dumps(t.params)) != done[t.name]["params"]]
         new: list[dict[str, Any]] = []
         failed: dict[str, str] = {}
-        if not args.report_only and todo:
-            from dataclasses import replace
-
+        if not args.report_only and not todo:
+            print(f"experiment {experiment.name}: every trial is in the study folder already")
+        elif not args.report_only:
             from policies.cli import HASH_SEED
             from policies.experiments.runner import run_experiment
             from policies.training import init_ray
 
-            print(f"experiment {experiment.name}: {len(todo)} trial(s) to run, "
-                  f"{len(experiment.trials()) - len(todo)} already in the study folder",
-                  flush=True)
+            print(f"experiment {experiment.name}: {len(todo)} of {len(experiment.trials())} "
+                  "trial(s) not in the study folder yet", flush=True)
             init_ray(args.address, num_cpus=args.num_cpus,
                      runtime_env={"env_vars": {"PYTHONHASHSEED": HASH_SEED}})
-            names = {t.name for t in todo}
-            outcome = run_experiment(
-                replace(experiment, selected=frozenset(names)), storage=storage,
-                max_concurrent=args.max_concurrent, fresh=args.fresh)
+            skip = frozenset(t.name for t in experiment.trials()) - {t.name for t in todo}
+            outcome = run_experiment(experiment, storage=storage, skip=skip,
+                                     max_concurrent=args.max_concurrent, fresh=args.fresh)
             new, failed = outcome.summaries, outcome.failed
             write_summaries(new, out / TRIALS_DIR)
-        elif not args.report_only:
-            print(f"experiment {experiment.name}: every trial is in the study folder already")
         summaries = {**done, **{s["trial"]: s for s in new}}
         if not summaries:
             raise ValueError(f"no trial summaries in {study / TRIALS_DIR} to report")

@@ -87,6 +87,14 @@ def row_label(experiment: Experiment, summary: Mapping[str, Any]) -> str:
     return label
 
 
+def order(experiment: Experiment, summaries: Sequence[Mapping[str, Any]]
+          ) -> list[Mapping[str, Any]]:
+    """``summaries`` in grid order, then the trials outside the grid by label and name."""
+    grid = {t.name: i for i, t in enumerate(experiment.trials())}
+    return sorted(summaries, key=lambda s: (grid.get(s["trial"], len(grid)),
+                                            row_label(experiment, s), s["trial"]))
+
+
 def _stats(values: Sequence[float]) -> dict[str, float]:
     n = len(values)
     mean = sum(values) / n
@@ -96,9 +104,10 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
 
 def table(experiment: Experiment, summaries: Sequence[Mapping[str, Any]],
           metrics: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per label: seeds, budget, and each metric's mean/std/n over the seeds."""
+    """One row per label: seeds, budget, and each metric's mean/std/n over the seeds. Rows
+    of the grid come first, in its order; other trials' rows after them, by label."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
-    for s in summaries:
+    for s in order(experiment, summaries):
         groups.setdefault(row_label(experiment, s), []).append(s)
     rows = []
     for label, members in groups.items():
@@ -239,7 +248,7 @@ def write_report(experiment: Experiment, summaries: Sequence[Mapping[str, Any]],
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     kind = get_kind(experiment.kind)
-    summaries = sorted(summaries, key=lambda s: s["trial"])
+    summaries = order(experiment, summaries)
     formats = metric_formats(experiment)
     rows = table(experiment, summaries, list(formats))
     anchors = kind.anchors(experiment) if kind.anchors is not None else []

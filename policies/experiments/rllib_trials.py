@@ -197,6 +197,7 @@ def train_trial(params: dict[str, Any], context: Any, build: Callable) -> dict[s
         if restored is not None:
             algo.restore_from_path(str(open_checkpoint(restored)[0].resolve()))
             state = json.loads((restored / STATE_FILE).read_text())
+            state.setdefault("resumed_at", []).append(algo.iteration)
         elif params.get("warm_start"):
             from policies.warm_start import DEMO_EPISODES, warm_start_from
 
@@ -257,8 +258,9 @@ def summarize(state: Mapping[str, Any], evaluation: Any, iteration: int) -> dict
         "controller": {k.removeprefix(FAIRNESS): v for k, v in latest.items()
                        if k.startswith(FAIRNESS + CONTROLLER)},
     }
-    if "warm_start" in state:
-        summary["warm_start"] = state["warm_start"]
+    for key in ("warm_start", "resumed_at"):  # resumed_at: iterations Tune restored it at
+        if key in state:
+            summary[key] = state[key]
     if evaluation.episodes and state["checkpoints"]:
         key = f"validation/{evaluation.select}"
         pick = max if evaluation.mode == "max" else min

@@ -111,12 +111,15 @@ def run_experiment(
     storage: str | Path = DEFAULT_STORAGE,
     max_concurrent: int | None = None,
     fresh: bool = False,
+    skip: frozenset[str] = frozenset(),
 ) -> Outcome:
     """Run ``experiment`` on the Ray instance this process is connected to (start or join
     one first: :func:`policies.training.init_ray`), or resume it from ``storage``.
 
-    ``fresh``: delete Tune's folder of this experiment first. Resuming an experiment whose
-    trials differ from the ones Tune's folder was started with is an ExperimentError.
+    ``skip``: trials not to run when the experiment starts anew (their summaries exist);
+    a resumed experiment keeps the trials it started with. ``fresh``: delete Tune's folder
+    of this experiment first. Resuming an experiment whose grid differs from the one Tune's
+    folder was started with is an ExperimentError.
     """
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
     from ray.tune.execution.placement_groups import PlacementGroupFactory
@@ -147,7 +150,9 @@ def run_experiment(
         if not remote:
             Path(path).mkdir(parents=True, exist_ok=True)
             (Path(path) / EXPERIMENT_FILE).write_text(json.dumps(state, indent=1))
-        configs = trial_configs(experiment)
+        configs = [c for c in trial_configs(experiment) if c["name"] not in skip]
+        if not configs:
+            return Outcome(summaries=[], failed={}, path=path)
         ck = experiment.checkpoint
         by_it = bool(kind.iterative and experiment.stop.iterations)
         tuner = tune.Tuner(

@@ -114,12 +114,9 @@ class Experiment:
     description: str = ""
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
-    #: the trials to run (names); None: the whole grid
-    selected: frozenset[str] | None = None
 
     def trials(self) -> list[Trial]:
-        """The grid, in file order (the last search key varies fastest), or its
-        ``selected`` trials."""
+        """The grid, in file order (the last search key varies fastest)."""
         keys = list(self.search)
         out = []
         for values in itertools.product(*(self.search[k] for k in keys)):
@@ -128,8 +125,6 @@ class Experiment:
             for key, value in point.items():
                 _set_dotted(params, key, value)
             out.append(Trial(trial_name(point), params, point))
-        if self.selected is not None:
-            out = [t for t in out if t.name in self.selected]
         return out
 
 
