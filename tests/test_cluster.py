@@ -1,11 +1,14 @@
-"""``scripts/train.py --address`` on Ray clusters of two nodes, built on this machine.
+"""``scripts/train.py`` and ``scripts/run_experiment.py`` with ``--address`` on Ray clusters
+of two nodes, built on this machine.
 
-* ``test_train_on_two_raylet_cluster`` (no root): Ray's ``ray.cluster_utils.Cluster``
-  starts a head raylet and a second raylet, both on 127.0.0.1, in a child interpreter
-  (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` before ``import ray``, a private short
-  ``RAY_TMPDIR`` so the machine's ``/tmp/ray/ray_current_cluster`` is never touched, its
-  own token). One CPU per node and two env runners of one CPU each: Ray must place one
-  runner on each raylet; the actor table says where they ran.
+* ``test_train_and_experiment_on_two_raylet_cluster`` (no root): Ray's
+  ``ray.cluster_utils.Cluster`` starts a head raylet and a second raylet, both on
+  127.0.0.1, in a child interpreter (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` before
+  ``import ray``, a private short ``RAY_TMPDIR`` so the machine's
+  ``/tmp/ray/ray_current_cluster`` is never touched, its own token). One CPU per node:
+  ``train.py`` with two env runners of one CPU each, then ``run_experiment.py`` with two
+  trials of one CPU each; Ray must place one runner, then one trial, on each raylet; the
+  actor table says where they ran.
 * ``test_train_across_network_namespaces_survives_worker_node_loss`` (root and
   ``ip netns``): a head node and a worker node in two network namespaces of their own,
   joined by a veth pair on private 10.x addresses (no route anywhere else), started
@@ -46,6 +49,8 @@ TRAIN_ARGS = [
     "--set", "num_epochs=1",
 ]
 RUNNER_CLASS = "MultiAgentEnvRunner"
+#: the actor class of a Tune function trial
+TRIAL_CLASS = "ImplicitFunc"
 
 
 def _short_tmpdir() -> str:
@@ -115,7 +120,7 @@ CLUSTER_CHILD = textwrap.dedent("""
     import ray
     from ray.cluster_utils import Cluster
 
-    train_cmd, timeout = json.loads(sys.argv[1]), float(sys.argv[2])
+    commands, timeout = json.loads(sys.argv[1]), float(sys.argv[2])
     cluster = Cluster(initialize_head=True,
                       head_node_args={"num_cpus": 1, "include_dashboard": False})
     out = {}
@@ -124,9 +129,12 @@ CLUSTER_CHILD = textwrap.dedent("""
         cluster.wait_for_nodes()
         out["address"] = cluster.address
         out["head"], out["worker"] = cluster.head_node.node_id, worker.node_id
-        p = subprocess.run([*train_cmd, "--address", cluster.address],
-                           capture_output=True, text=True, timeout=timeout)
-        out.update(rc=p.returncode, stdout=p.stdout, stderr=p.stderr[-6000:])
+        out["runs"] = []
+        for cmd in commands:
+            p = subprocess.run([*cmd, "--address", cluster.address],
+                               capture_output=True, text=True, timeout=timeout)
+            out["runs"].append(dict(rc=p.returncode, stdout=p.stdout,
+                                    stderr=p.stderr[-6000:]))
         ray.init(address=cluster.address, logging_level="ERROR")
         out["nodes"] = ray.nodes()
         out["actors"] = ray._private.state.actors()
@@ -137,9 +145,31 @@ CLUSTER_CHILD = textwrap.dedent("""
 """)
 
 
-def test_train_on_two_raylet_cluster():
+#: a 2-trial experiment: one trial of one CPU per raylet
+EXPERIMENT = """
+name: cluster_test
+trial:
+  kind: rllib
+  params: {env: job_scheduling, algo: ppo, policy_mode: shared, envs_per_runner: 1,
+           env_kwargs: {max_cycles: 25},
+           overrides: {train_batch_size_per_learner: 200, minibatch_size: 100, num_epochs: 1}}
+search: {seed: [0, 1]}
+stop: {iterations: 2}
+checkpoint: {every: 2, keep: 1}
+"""
+
+
+def test_train_and_experiment_on_two_raylet_cluster():
+    """``train.py --address`` (two env runners) and ``run_experiment.py --address`` (two
+    trials) on one two-raylet cluster: runners and trials on both raylets."""
     tmpdir = _short_tmpdir()
     logdir = Path(tmpdir) / "run"
+    study = Path(tmpdir) / "study"
+    study.mkdir()
+    (study / "experiment.yaml").write_text(EXPERIMENT)
+    experiment_cmd = [sys.executable, str(ROOT / "scripts" / "run_experiment.py"),
+                      str(study / "experiment.yaml"), "--storage", str(Path(tmpdir) / "tune"),
+                      "--out", str(study)]
     env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_TMPDIR=tmpdir,
                RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
                OMP_NUM_THREADS="1", RAY_USAGE_STATS_ENABLED="0")
@@ -147,12 +177,12 @@ def test_train_on_two_raylet_cluster():
                  "--set", "train_batch_size_per_learner=200", "--logdir", str(logdir)]
     start = time.time()
     child = subprocess.Popen(
-        [sys.executable, "-c", CLUSTER_CHILD, json.dumps(train_cmd), "240"],
+        [sys.executable, "-c", CLUSTER_CHILD, json.dumps([train_cmd, experiment_cmd]), "240"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
         start_new_session=True,
     )
     try:
-        stdout, stderr = child.communicate(timeout=300)
+        stdout, stderr = child.communicate(timeout=540)
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
@@ -163,8 +193,10 @@ def test_train_on_two_raylet_cluster():
         lines = [x for x in stdout.splitlines() if x.startswith("RESULT ")]
         assert child.returncode == 0 and lines, stdout[-3000:] + stderr[-6000:]
         state = json.loads(lines[-1][len("RESULT "):])
-        assert state["rc"] == 0, state["stdout"][-3000:] + state["stderr"]
-        assert "iter    2 |" in state["stdout"], state["stdout"]
+        train, experiment = state["runs"]
+        assert train["rc"] == 0, train["stdout"][-3000:] + train["stderr"]
+        assert "iter    2 |" in train["stdout"], train["stdout"]
+        assert experiment["rc"] == 0, experiment["stdout"][-3000:] + experiment["stderr"]
         # two raylets, both alive, both on loopback
         alive = [n for n in state["nodes"] if n["Alive"]]
         assert {n["NodeID"] for n in alive} == {state["head"], state["worker"]}
@@ -173,7 +205,17 @@ def test_train_on_two_raylet_cluster():
         assert _runner_nodes(state) == {state["head"], state["worker"]}, state["actors"]
         lifetime = _tb(logdir, "throughput/env_steps_lifetime")
         assert lifetime[2] >= 400, lifetime
-        print(f"two-raylet cluster: runners on {sorted(_runner_nodes(state))}, {took:.1f} s")
+        # the experiment's two trials ran at once, one on each raylet (the actor table),
+        # and each trial's summary names the node it ran on
+        trials = {a["Address"]["NodeID"] for a in state["actors"].values()
+                  if a["ActorClassName"] == TRIAL_CLASS}
+        assert trials == {state["head"], state["worker"]}, state["actors"]
+        summaries = [json.loads(f.read_text()) for f in (study / "trials").glob("*.json")]
+        assert sorted(s["trial"] for s in summaries) == ["seed=0", "seed=1"]
+        assert {s["node"] for s in summaries} == trials
+        assert all(s["iterations"] == 2 for s in summaries)
+        print(f"two-raylet cluster: runners on {sorted(_runner_nodes(state))}, trials on "
+              f"{sorted(trials)}, {took:.1f} s")
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
