@@ -54,6 +54,15 @@ def fix_hash_seed() -> None:
         os.execv(sys.executable, sys.orig_argv)
 
 
+def console_main(main: Callable[[], int]) -> int:
+    """Run a training command's ``main`` as the scripts do: Ray on loopback, one torch
+    thread per process, one string-hash seed (:func:`fix_hash_seed`)."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    fix_hash_seed()
+    return main()
+
+
 def check_choice(kind: str, value: str, allowed: Sequence[str]) -> str:
     """``value`` if it is in ``allowed``; else a ValueError naming both."""
     if value not in allowed:
@@ -136,7 +145,85 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="write the final summary to this file (its folder must exist, or be "
                         "--logdir)")
     g.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
+    g.add_argument("--config", default=None, metavar="FILE",
+                   help="a YAML or TOML file of this command's flags (keys as the flags "
+                        "without '--', e.g. 'iterations: 50', 'set: {lr: 0.001}', "
+                        "'env_kwargs: {max_cycles: 200}'); flags given on the command line "
+                        "override it")
     return parser
+
+
+def read_mapping_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a ``.yaml``/``.yml``/``.toml`` file; a ValueError naming the file and
+    what is wrong (missing, unknown type, syntax with its line, not a mapping)."""
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no file at {str(path)!r}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML: {e}") from None
+    elif path.suffix == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: not valid TOML: {e}") from None
+    else:
+        raise ValueError(f"{path}: unknown file type {path.suffix!r}; allowed: .yaml, .yml, "
+                         ".toml")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the file must hold a mapping (key: value)")
+    return data
+
+
+def _config_value(action: argparse.Action, value: Any) -> Any:
+    """A ``--config`` value as the default of ``action``: strings go through the flag's own
+    type check when argparse applies the default."""
+    if action.dest == "overrides":
+        if not isinstance(value, dict):
+            raise ValueError(f"'set' must be a mapping of AlgorithmConfig fields, got {value!r}")
+        return [f"{k}={json.dumps(v)}" for k, v in value.items()]
+    if isinstance(action, argparse._StoreTrueAction):
+        if not isinstance(value, bool):
+            raise ValueError(f"{action.dest!r} must be true or false, got {value!r}")
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return value if value is None else str(value)
+
+
+def parse_with_config(parser: argparse.ArgumentParser,
+                      argv: list[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``; with ``--config FILE``, the file's keys (the flags'
+    names without ``--``, ``-`` or ``_``; ``set`` a mapping) are the defaults that the
+    flags on the command line override. An unknown key is a usage error naming it."""
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None) is None:
+        return args
+    try:
+        values = read_mapping_file(args.config)
+    except ValueError as e:
+        parser.error(f"argument --config: {e}")
+    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest != "help"}
+    actions["set"] = actions["overrides"]
+    defaults = {}
+    for key, value in values.items():
+        action = actions.get(str(key).replace("-", "_"))
+        if action is None or action.dest == "config":
+            parser.error(f"argument --config: {args.config}: unknown key {key!r}; allowed: "
+                         f"{sorted(k for k in actions if k not in ('config', 'overrides'))}")
+        try:
+            defaults[action.dest] = _config_value(action, value)
+        except ValueError as e:
+            parser.error(f"argument --config: {args.config}: {e}")
+    parser.set_defaults(**defaults)
+    return parser.parse_args(argv)
 
 
 def parse_address(address: str) -> tuple[str, int]:

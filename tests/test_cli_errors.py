@@ -93,7 +93,8 @@ def test_address_of_something_that_is_no_ray_cluster_fails_within_30_s(reply):
 @pytest.mark.parametrize("address", ["abc", "host:notaport", ":0", "127.0.0.1:0",
                                      "127.0.0.1:70000"])
 def test_malformed_address_is_rejected_before_anything_starts(address, capsys):
-    main = _load_script("train").main
+    from policies.train import main
+
     with pytest.raises(SystemExit) as exc:
         main(["--env", "job_scheduling", "--algo", "ppo", "--address", address])
     assert exc.value.code == 2
@@ -114,7 +115,8 @@ def test_malformed_address_is_rejected_before_anything_starts(address, capsys):
     ("gamma=nan", ["gamma", "nan"]),
 ])
 def test_set_values_out_of_range_are_errors(setting, words, capsys):
-    main = _load_script("train").main
+    from policies.train import main
+
     with pytest.raises(SystemExit) as exc:
         main(["--env", "job_scheduling", "--algo", "ppo", "--set", setting])
     assert exc.value.code == 2
@@ -206,10 +208,6 @@ MISSING = "/nonexistent_dir_fairmarl/out"
     ("train_bandits_rllib", ["--env-runners", "-1"], ["--env-runners", ">= 0", "-1"]),
     ("train_bandits_rllib", ["--batch-size", "abc"], ["--batch-size", "integer", "'abc'"]),
     ("train_bandits_rllib", ["--json", f"{MISSING}/h.json"], ["--json", "does not exist"]),
-    ("evaluate_recommenders", ["--seed", "-1"], ["--seed", ">= 0", "-1"]),
-    ("evaluate_recommenders", ["--episodes", "0"], ["--episodes", ">= 1", "0"]),
-    ("evaluate_recommenders", ["--md", f"{MISSING}/r.md"], ["--md", "does not exist"]),
-    ("evaluate_recommenders", ["--png", f"{MISSING}/r.png"], ["--png", "does not exist"]),
 ])
 def test_scripts_reject_bad_numbers_and_output_folders_before_any_work(script, argv, words,
                                                                         capsys):
@@ -229,20 +227,20 @@ def test_benchmark_rllib_rejects_bad_flags_before_measuring(argv, words, capsys,
     _exits_2_naming(module.main, capsys, *words)
 
 
-@pytest.mark.parametrize("script, argv", [
-    ("train", ["--env", "job_scheduling", "--algo", "ppo"]),
-    ("train_fen", ["--env", "job_scheduling", "--variant", "fen"]),
+@pytest.mark.parametrize("module, argv", [
+    ("policies.train", ["--env", "job_scheduling", "--algo", "ppo"]),
+    ("policies.fen.train", ["--env", "job_scheduling", "--variant", "fen"]),
 ])
-def test_summary_json_in_a_missing_folder_is_an_error_before_training(script, argv, capsys):
-    main = _load_script(script).main
+def test_summary_json_in_a_missing_folder_is_an_error_before_training(module, argv, capsys):
+    main = importlib.import_module(module).main
     _exits_2_naming(lambda: main([*argv, "--summary-json", f"{MISSING}/s.json"]), capsys,
                     "--summary-json", "does not exist", MISSING)
 
 
 def test_summary_json_may_go_into_the_logdir_the_run_creates(tmp_path):
+    from policies import train as module
     from policies.cli import run_settings
 
-    module = _load_script("train")
     logdir = tmp_path / "run"  # made by the run, after the flags are checked
     args = module.parse_args(["--env", "job_scheduling", "--algo", "ppo", "--logdir",
                               str(logdir), "--summary-json", str(logdir / "summary.json")])
@@ -264,3 +262,45 @@ def test_shared_argparse_types():
                                  (output_file, ROOT.as_posix(), "is a folder")]:
         with pytest.raises(argparse.ArgumentTypeError, match=message):
             parse(text)
+
+
+def test_config_file_gives_defaults_that_flags_override(tmp_path):
+    from policies.fen.train import parse_args as fen_args
+    from policies.train import parse_args
+
+    path = tmp_path / "run.yaml"
+    path.write_text("env: matthew_effect\nalgo: a2c\niterations: 7\nquiet: true\n"
+                    "set: {lr: 0.001, model_config: {fcnet_hiddens: [32]}}\n"
+                    "env_kwargs: {max_cycles: 50}\n")
+    args = parse_args(["--config", str(path), "--iterations", "3"])
+    assert (args.env, args.algo, args.iterations, args.quiet) == ("matthew_effect", "a2c", 3,
+                                                                  True)
+    from policies.cli import parse_env_kwargs, parse_overrides
+
+    assert parse_overrides(args.overrides) == {"lr": 0.001,
+                                               "model_config": {"fcnet_hiddens": [32]}}
+    assert parse_env_kwargs(args.env_kwargs) == {"max_cycles": 50}
+    (tmp_path / "fen.toml").write_text('variant = "avg"\nperiod = 10\n')
+    args = fen_args(["--config", str(tmp_path / "fen.toml")])
+    assert (args.variant, args.period) == ("avg", 10)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("algoo: ppo\n", ["unknown key 'algoo'", "allowed:", "'algo'"]),
+    ("iterations: many\n", ["argument --iterations", "'many'"]),
+    ("quiet: 3\n", ["'quiet' must be true or false"]),
+    ("set: [1]\n", ["'set' must be a mapping"]),
+    ("env: [\n", ["not valid YAML"]),
+])
+def test_bad_config_file_is_a_usage_error(tmp_path, text, words, capsys):
+    from policies.train import parse_args
+
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["--env", "job_scheduling", "--algo", "ppo", "--config", str(path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1
+    assert "argument --config" in err or "argument --iterations" in err
+    assert all(w in err for w in words), err

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from policies.cli import cli_errors, fix_hash_seed, int_at_least, output_file
+from policies.cli import cli_errors, console_main, int_at_least
 
 DESCRIPTION = "Run, resume or report an experiment file (Ray Tune trials on a Ray cluster)."
 
@@ -52,8 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.address is not None and args.num_cpus is not None:
         p.error("--num-cpus is for the local Ray; a cluster at --address has its own")
-    if args.out is not None:
-        output_file(str(Path(args.out) / "report.md"))
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        p.error(f"argument --out: {args.out!r} is a file, not a folder")
     return args
 
 
@@ -130,9 +130,6 @@ def quiet_tune() -> None:
 
 
 def entry_point() -> int:
-    """The console script: the same environment as ``scripts/run_experiment.py``."""
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    """The console script ``fairmarl-experiment``: what ``scripts/run_experiment.py`` runs."""
     quiet_tune()
-    fix_hash_seed()
-    return main()
+    return console_main(main)

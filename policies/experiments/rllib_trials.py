@@ -307,6 +307,137 @@ def _fen_anchors(experiment: Any) -> list[dict[str, Any]]:
 FAIRNESS_METRICS = {"utilization": "pct", "cv": ".3f", "min_utility": ".3f",
                     "max_utility": ".3f"}
 
+
+def _fmt(values: list[float], fmt: str) -> str:
+    """Mean ± std (n - 1) of ``values`` as the report prints a cell; ``-`` for none."""
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+           if len(values) > 1 else 0.0)
+    if fmt == "pct":
+        return f"{100 * mean:.1f}% ±{100 * std:.1f}"
+    return f"{format(mean, fmt)} ±{format(std, fmt)}"
+
+
+def _paper_cell(paper: tuple[float, float | None] | None, fmt: str) -> str:
+    if paper is None:
+        return "-"
+    mean, std = paper
+    if fmt == "pct":
+        return f"{100 * mean:.0f}%" + (f" ±{100 * std:.0f}" if std is not None else "")
+    return format(mean, fmt) + (f" ±{format(std, fmt)}" if std is not None else "")
+
+
+def _fen_notes(experiment: Any, summaries: list[dict[str, Any]]) -> str:
+    """FEN's study text beyond the generic table: each row beside the paper's figures of
+    its variant, the controllers' choices, where the hierarchical rows' utilization goes,
+    the plant's runs without its products figures, and the grid trials still to run."""
+    from policies.experiments.report import metric_formats, order, row_label
+    from policies.fen.envs import RELATIVE_UTILITY_BIN_NAMES
+    from policies.fen.references import PAPER
+    from policies.fen.variants import HIERARCHICAL_VARIANTS
+
+    env = experiment.params["env"]
+    formats = metric_formats(experiment)
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for s in order(experiment, summaries):
+        rows.setdefault(row_label(experiment, s), []).append(s)
+
+    def variant(label: str) -> str:
+        return rows[label][0]["params"]["variant"]
+
+    def budget(label: str) -> str:
+        return ", ".join(str(i) for i in sorted({s.get("iterations") for s in rows[label]}))
+
+    out = []
+    paper = PAPER.get(env, {}) if not experiment.params.get("env_kwargs") else {}
+    columns = list(dict.fromkeys(m for r in paper.values() for m in r))
+    if columns:
+        out += ["### Beside the paper", "",
+                "Each row (mean ± std over its seeds) / the paper's figure for its variant "
+                "(- where the paper gives none):", "",
+                "| row | seeds | iterations | " + " | ".join(columns) + " |",
+                "|" + "---|" * (3 + len(columns))]
+        for label, members in rows.items():
+            cells = []
+            for m in columns:
+                fmt = formats.get(m, ".2f")
+                ours = _fmt([float(s["metrics"][m]) for s in members
+                             if isinstance(s["metrics"].get(m), int | float)], fmt)
+                cells.append(f"{ours} / {_paper_cell(paper.get(variant(label), {}).get(m), fmt)}")
+            out.append(f"| {label} | {len(members)} | {budget(label)} | "
+                       + " | ".join(cells) + " |")
+        out.append("")
+    elif not experiment.params.get("env_kwargs"):
+        out += [f"The paper gives {env}'s results as a figure only: no paper rows.", ""]
+
+    hier = [lab for lab in rows if variant(lab) in HIERARCHICAL_VARIANTS
+            and any(s.get("controller") for s in rows[lab])]
+    if hier:
+        out += ["### Controller behaviour", "",
+                "P(the controller picks sub-policy 0, the one trained on the environment's "
+                "reward) by the agent's relative utility (u_i - ubar) / ubar at the decision, "
+                "and how often it picks it in all; mean over the row's seeds (training "
+                "episodes of the last iteration):", "",
+                "| row | seeds | " + " | ".join(RELATIVE_UTILITY_BIN_NAMES) + " | all |",
+                "|" + "---|" * (3 + len(RELATIVE_UTILITY_BIN_NAMES))]
+        for label in hier:
+            ctrl = [s["controller"] for s in rows[label] if s.get("controller")]
+            keys = [f"controller/p_sub0/rel_utility_{b}" for b in RELATIVE_UTILITY_BIN_NAMES]
+            keys.append("controller/choice_freq/sub0")
+            cells = [_fmt([c[k] for c in ctrl if k in c], ".2f").split(" ")[0] for k in keys]
+            out.append(f"| {label} | {len(ctrl)} | " + " | ".join(cells) + " |")
+        steps = "controller/steps_with_"
+        broken = {lab: [s["controller"] for s in rows[lab]
+                        if any(k.startswith(steps) for k in s.get("controller", {}))]
+                  for lab in hier}
+        broken = {lab: ctrl for lab, ctrl in broken.items() if ctrl}
+        ks = sorted({int(k.removeprefix(steps).split("_")[0]) for ctrl in broken.values()
+                     for c in ctrl for k in c if k.startswith(steps)})
+        if broken:
+            out += ["", "### Where utilization goes", "",
+                    "Per row and k, the share of steps on which k agents run sub-policy 0 "
+                    "and the utilization of those steps (share / utilization, mean over the "
+                    "seeds that logged it; runs recorded before this breakdown existed are "
+                    "left out):", "",
+                    "| row | seeds | " + " | ".join(f"k={k}" for k in ks) + " |",
+                    "|" + "---|" * (2 + len(ks))]
+        for label, ctrl in broken.items():
+            cells = []
+            for k in ks:
+                share = [c.get(f"{steps}{k}_on_sub0", 0.0) for c in ctrl]
+                use = [c[f"controller/utilization_with_{k}_on_sub0"] for c in ctrl
+                       if f"controller/utilization_with_{k}_on_sub0" in c]
+                cells.append(f"{sum(share) / len(share):.2f} / "
+                             + (f"{sum(use) / len(use):.2f}" if use else "-"))
+            out.append(f"| {label} | {len(ctrl)} | " + " | ".join(cells) + " |")
+        out.append("")
+
+    old = [lab for lab, members in rows.items()
+           if any("products_per_agent" not in s["metrics"] and "products" in s["metrics"]
+                  for s in members)]
+    if old:
+        out += ["Rows recorded before the plant logged products per agent and its gem-share "
+                "utilization (" + ", ".join(f"`{lab}`" for lab in old) + ") show - for both: "
+                "their logs hold the episode total (`products`) and the generic mean(u) / c, "
+                "shown as `reward_utilization` (their utilization curves are that figure too, "
+                "so the plot leaves them out).", ""]
+
+    have = {s["trial"] for s in summaries}
+    todo: dict[str, list[Any]] = {}
+    for t in experiment.trials():
+        if t.name not in have:
+            rest = ",".join(f"{k}={v}" for k, v in t.point.items() if k != "seed") or "-"
+            todo.setdefault(rest, []).append(t.params.get("seed"))
+    if todo:
+        n = sum(len(v) for v in todo.values())
+        out += [f"Still to run ({n} of the grid's {len(experiment.trials())} trials; the "
+                "first command above runs exactly these): "
+                + "; ".join(f"{k} (seeds {', '.join(str(s) for s in v)})"
+                            for k, v in todo.items()) + "."]
+    return "\n".join(out)
+
 RLLIB = TrialKind(
     name="rllib", params=RLLIB_PARAMS, run=_run_rllib, resources=_resources,
     iterative=True, evaluates=True, check_trial=_check(_build_rllib),
@@ -315,5 +446,5 @@ RLLIB = TrialKind(
 FEN = TrialKind(
     name="fen", params=FEN_PARAMS, run=_run_fen, resources=_resources,
     iterative=True, evaluates=True, check_trial=_check(_build_fen),
-    metrics=FAIRNESS_METRICS, anchors=_fen_anchors,
+    metrics=FAIRNESS_METRICS, anchors=_fen_anchors, notes=_fen_notes,
 )

@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,28 +179,13 @@ def _no_unknown(section: str, given: Mapping[str, Any], allowed: Mapping[str, An
 
 def read_file(path: str | Path) -> dict[str, Any]:
     """The raw mapping of a ``.yaml``/``.yml``/``.toml`` file (syntax errors with the line)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ExperimentError(f"no experiment file at {str(path)!r}")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
+    from policies.cli import read_mapping_file
 
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ExperimentError(f"{path}: not valid YAML: {e}") from None
-    elif path.suffix == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ExperimentError(f"{path}: not valid TOML: {e}") from None
-    else:
-        raise ExperimentError(f"{path}: unknown file type {path.suffix!r}; allowed: .yaml, "
-                              ".yml, .toml")
-    if not isinstance(data, dict):
-        raise ExperimentError(f"{path}: an experiment file is a mapping of {list(TOP_KEYS)}")
-    return data
+    try:
+        return read_mapping_file(path)
+    except ValueError as e:
+        raise ExperimentError(str(e) if Path(path).is_file()
+                              else f"no experiment file at {str(path)!r}") from None
 
 
 def load_experiment(path: str | Path) -> Experiment:

@@ -24,7 +24,9 @@ from policies.cli import (
     check_choice,
     check_warm_start,
     cli_errors,
+    console_main,
     parse_env_kwargs,
+    parse_with_config,
     run_settings,
 )
 from policies.fen.discriminator import REWARDS
@@ -108,7 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "fen_gossip only: the hierarchy sampled in batches, the same episodes "
                         "reach the learner; policies/fen/vector_runner.py)")
     add_run_arguments(p)
-    return p.parse_args(argv)
+    return parse_with_config(p, argv)
 
 
 def fen_options(args: argparse.Namespace, variant: str | None = None) -> dict[str, Any]:
@@ -252,3 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ncheckpoint: {summary['checkpoint']}")
     print(f"TensorBoard: tensorboard --logdir {summary['logdir']}")
     return 0
+
+
+def entry_point() -> int:
+    """The console script ``fairmarl-train-fen``: what ``scripts/train_fen.py`` runs."""
+    return console_main(main)
