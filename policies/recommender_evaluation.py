@@ -1,13 +1,14 @@
-"""Evaluate recommenders on ``live_recommendation`` on the same seeded episodes.
+"""Evaluate a recommender on ``live_recommendation`` on seeded episodes.
 
-:func:`evaluate_recommenders` runs every recommender (the baselines of
-:mod:`policies.heuristics.recommenders` and DQN checkpoints via
-:class:`DQNRecommender`) for ``episodes`` episodes with seeds ``seed, seed+1, ...``:
-each recommender meets the same worlds, sessions, schedules and random numbers
+:func:`run_episodes` serves one recommender (a baseline of
+:mod:`policies.heuristics.recommenders`, a DQN checkpoint via :class:`DQNRecommender`, or
+its :class:`ViabilityRerank`) for ``episodes`` episodes with seeds ``seed, seed+1, ...``:
+every recommender meets the same worlds, sessions, schedules and random numbers
 (acceptance, likes and organic-choice noise come from per-slot draws of the seeded
-streams; only the state the recommender itself changes differs).
+streams; only the state the recommender itself changes differs). The experiment kind
+``recommender`` (``policies/experiments/recommender_trials.py``) runs it as trials.
 
-Metrics (``{recommender: {metric: value}}``):
+Metrics (``{metric: value}``):
 
 * from ``env.episode_stats()`` (mean over episodes): ``watch_time_per_user`` (minutes
   per user per episode), ``acceptance_rate`` (accepted / recommendations),
@@ -23,21 +24,19 @@ Metrics (``{recommender: {metric: value}}``):
   ``_repeat`` / ``_new``: events whose chosen streamer the user had / had not watched
   before; ``events``, ``events_repeat`` count them.
 
-DQN scores are the module's Q-values; it serves the best live streamer (``dqn``,
-masked, as every baseline). A DQN trained without the env's action mask also gets a
-second row with its unmasked greedy action (``<name>_unmasked``: what the trained
-policy does without the live mask, hence invalid recommendations); one trained with
-``action_mask=True`` (:class:`policies.action_masking.MaskedDQNTorchRLModule`) masks
-its own Q-values, so both rows would be the same.
+DQN scores are the module's Q-values; it serves the best live streamer (masked, as
+every baseline). ``masked=False`` serves the unmasked greedy action instead (what a DQN
+trained without the env's action mask does without the live mask, hence invalid
+recommendations); a DQN trained with ``action_mask=True``
+(:class:`policies.action_masking.MaskedDQNTorchRLModule`) masks its own Q-values, so
+both give the same.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import math
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ import numpy as np
 
 from marl_envs.live_recommendation import LiveRecEnv
 from marl_envs.live_recommendation_v0 import parallel_env
-from policies.heuristics.recommenders import BASELINES, Recommender, live_from_obs, recommend
+from policies.heuristics.recommenders import Recommender, live_from_obs, recommend
 
 ENV_NAME = "live_recommendation"
 #: the metrics every entry of the JSON holds (more are allowed)
@@ -224,214 +223,3 @@ def run_episodes(
     result["events_repeat"] = float(len(hits["repeat"]))
     result["episodes"] = float(episodes)
     return result
-
-
-def evaluate_recommenders(
-    recommenders: Sequence[Recommender],
-    env_kwargs: Mapping[str, Any] | None = None,
-    *,
-    episodes: int = 5,
-    seed: int = 10_000,
-) -> dict[str, dict[str, float]]:
-    """``{name: metrics}`` for every recommender (DQN ones trained without the action mask
-    also unmasked)."""
-    env_kwargs = dict(env_kwargs or {})
-    out: dict[str, dict[str, float]] = {}
-    for rec in recommenders:
-        if isinstance(rec, DQNRecommender):
-            check_same_world(rec.env_kwargs, env_kwargs, rec.checkpoint)
-        out[rec.name] = run_episodes(rec, env_kwargs, episodes=episodes, seed=seed)
-        if isinstance(rec, DQNRecommender) and not rec.mask_in_module:
-            out[f"{rec.name}_unmasked"] = run_episodes(
-                rec, env_kwargs, episodes=episodes, seed=seed, masked=False)
-    return out
-
-
-def baselines(seed: int = 0) -> list[Recommender]:
-    """One instance of every baseline (random, popular, repeat, oracle)."""
-    return [cls(seed) for cls in BASELINES.values()]
-
-
-# ------------------------------------------------------------------- outputs
-_TABLE = (
-    ("watch min/user", "watch_time_per_user", "{:.1f}"),
-    ("accept", "acceptance_rate", "{:.3f}"),
-    ("invalid", "invalid_rate", "{:.3f}"),
-    ("HR@10", "hr10", "{:.3f}"),
-    ("HR@10 rep", "hr10_repeat", "{:.3f}"),
-    ("HR@10 new", "hr10_new", "{:.3f}"),
-    ("NDCG@10", "ndcg10", "{:.3f}"),
-    ("NDCG@10 rep", "ndcg10_repeat", "{:.3f}"),
-    ("NDCG@10 new", "ndcg10_new", "{:.3f}"),
-    ("exposure Gini", "exposure_gini", "{:.3f}"),
-    ("active streamers", "active_streamers", "{:.1f}"),
-)
-
-
-def markdown_table(results: Mapping[str, Mapping[str, float]]) -> str:
-    """The metrics table of :func:`evaluate_recommenders`' results."""
-    head = "| recommender | " + " | ".join(label for label, _, _ in _TABLE) + " |"
-    sep = "|---|" + "---:|" * len(_TABLE)
-    rows = [f"| {name} | " + " | ".join(fmt.format(m.get(key, float('nan')))
-                                        for _, key, fmt in _TABLE) + " |"
-            for name, m in results.items()]
-    return "\n".join([head, sep, *rows])
-
-
-def plot_results(results: Mapping[str, Mapping[str, float]], path: str | Path) -> None:
-    """Bars of watch time per user, HR@10 and active streamers per recommender."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(results)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, (title, key) in zip(axes, (("watch minutes per user", "watch_time_per_user"),
-                                       ("HR@10 (organic choice)", "hr10"),
-                                       ("streamers active at the end", "active_streamers")),
-                                strict=True):
-        ax.bar(names, [results[n].get(key, 0.0) for n in names], color="tab:blue")
-        ax.set_title(title)
-        ax.tick_params(axis="x", rotation=45)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def target_lines(results: Mapping[str, Mapping[str, float]]) -> list[str]:
-    """The issue's targets, checked on the measured numbers (markdown lines)."""
-    lines: list[str] = []
-    dqn, rep = results.get("dqn"), results.get("repeat")
-    if dqn is not None and rep is not None:
-        lines += ["## Targets", ""]
-        for key, label in (("watch_time_per_user", "watch time per user"),
-                           ("hr10", "HR@10")):
-            ok = dqn[key] > rep[key]
-            lines.append(f"* DQN vs repeat heuristic, {label}: {dqn[key]:.3f} vs "
-                         f"{rep[key]:.3f} -> {'met' if ok else 'MISSED'}")
-        fairness_rows = [n for n in results if n == "dqn_fair" or "_viability" in n]
-        for name in fairness_rows:
-            row = results[name]
-            cost = 1 - row["watch_time_per_user"] / max(dqn["watch_time_per_user"], 1e-9)
-            more = row["active_streamers"] - dqn["active_streamers"]
-            label = ("fairness-aware DQN (trained)" if name == "dqn_fair"
-                     else f"viability re-ranking `{name}`")
-            lines.append(
-                f"* {label} vs DQN: active streamers {row['active_streamers']:.1f} "
-                f"vs {dqn['active_streamers']:.1f} ({more:+.1f}), exposure Gini "
-                f"{row['exposure_gini']:.3f} vs {dqn['exposure_gini']:.3f}, watch time "
-                f"{row['watch_time_per_user']:.1f} vs {dqn['watch_time_per_user']:.1f} "
-                f"({100 * cost:.1f}% cost) -> {'keeps more streamers' if more > 0 else 'MISSED'}")
-        lines.append("")
-    return lines
-
-
-def write_report(
-    results: Mapping[str, Mapping[str, float]],
-    *,
-    json_path: str | Path,
-    md_path: str | Path | None,
-    png_path: str | Path | None,
-    env_kwargs: Mapping[str, Any],
-    episodes: int,
-    seed: int,
-    command: str,
-    wall_time_s: float,
-    training: Mapping[str, str] | None = None,
-    notes: str = "",
-) -> None:
-    """Write the JSON (``{recommender: {metric: value}}``), the PNG and the markdown."""
-    Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(json_path).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    if png_path:
-        plot_results(results, png_path)
-    if not md_path:
-        return
-    lines = [
-        "# Live-stream recommendation: DQN vs baselines",
-        "",
-        f"Environment `live_recommendation` with kwargs `{json.dumps(dict(env_kwargs))}` "
-        f"(defaults otherwise), {episodes} episodes, seeds {seed}..{seed + episodes - 1}, "
-        "the same seeded episodes for every recommender.",
-        "",
-        markdown_table(results),
-        "",
-        "Watch minutes per user per episode; acceptance = accepted / recommendations; "
-        "invalid = offline streamer recommended / recommendations; exposure = "
-        "recommendations per streamer; active streamers = still on the platform at the "
-        "end (of the env's streamers).",
-        "",
-        "HR@10 / NDCG@10: at every online slot the env draws the user's organic choice by "
-        "its own logit among all live streamers and not watching (a dedicated random "
-        "stream, identical for every recommender); slots where it is a streamer are "
-        "events. Hit: the chosen streamer is among the recommender's 10 best-scored live "
-        "streamers; NDCG = 1/log2(1+rank). *rep*: the user had watched that streamer "
-        "before; *new*: not.",
-        "",
-    ]
-    lines += target_lines(results)
-    if notes:
-        lines += [notes, ""]
-    lines += ["## Commands", "", "```bash"]
-    for name, cmd in (training or {}).items():
-        lines.append(f"# {name}")
-        lines.append(cmd)
-    lines += [f"# evaluation ({wall_time_s:.0f} s wall)", command, "```", ""]
-    if png_path:
-        lines += [f"![results]({Path(png_path).name})", ""]
-    Path(md_path).write_text("\n".join(lines))
-
-
-def main_evaluation(
-    *,
-    checkpoint: str | None,
-    fair_checkpoint: str | None,
-    episodes: int,
-    seed: int,
-    env_kwargs: Mapping[str, Any],
-    json_path: str,
-    md_path: str | None,
-    png_path: str | None,
-    command: str,
-    notes: str = "",
-    extra_checkpoints: Mapping[str, str] | None = None,
-    rerank_betas: Sequence[float] = (),
-) -> dict[str, dict[str, float]]:
-    """What ``scripts/evaluate_recommenders.py`` does (bad input -> ValueError).
-
-    ``extra_checkpoints``: more DQN checkpoints as ``{row name: path}`` (e.g. an earlier
-    training setup, for comparison on the same episodes). ``rerank_betas``: a
-    :class:`ViabilityRerank` row of the ``checkpoint`` DQN per beta.
-    """
-    if rerank_betas and checkpoint is None:
-        raise ValueError("re-ranking needs a DQN checkpoint (--checkpoint)")
-    start = time.perf_counter()
-    recs: list[Recommender] = baselines(seed)
-    training: dict[str, str] = {}
-    extra = dict(extra_checkpoints or {})
-    if len(set(map(float, rerank_betas))) != len(rerank_betas):
-        raise ValueError(f"re-ranking betas must differ, got {list(rerank_betas)}")
-    taken = ({r.name for r in recs} | {"dqn", "dqn_fair"}
-             | {f"dqn_viability{float(b):g}" for b in rerank_betas})
-    for name in extra:
-        if name in taken or not name or name.endswith("_unmasked") or "_viability" in name:
-            raise ValueError(f"extra checkpoint name {name!r} is taken or invalid; not allowed: "
-                             f"{sorted(taken)}, names ending in '_unmasked' or holding "
-                             "'_viability' (the report's row kinds)")
-    for path, name in ((checkpoint, "dqn"), (fair_checkpoint, "dqn_fair"),
-                       *((p, n) for n, p in extra.items())):
-        if path is None:
-            continue
-        if not Path(path).exists():
-            raise ValueError(f"checkpoint path {path!r} does not exist")
-        rec = DQNRecommender(path, name=name)
-        recs.append(rec)
-        training[f"{name} training"] = rec.command
-        if name == "dqn":
-            recs += [ViabilityRerank(rec, beta) for beta in rerank_betas]
-    results = evaluate_recommenders(recs, env_kwargs, episodes=episodes, seed=seed)
-    write_report(results, json_path=json_path, md_path=md_path, png_path=png_path,
-                 env_kwargs=env_kwargs, episodes=episodes, seed=seed, command=command,
-                 wall_time_s=time.perf_counter() - start, training=training, notes=notes)
-    return results

@@ -1,12 +1,10 @@
-"""live_recommendation: PettingZoo API, dynamics, data tools, baselines, evaluation, DQN."""
+"""live_recommendation: PettingZoo API, dynamics, data tools, baselines, re-ranking (the
+evaluation as trials and the DQN: tests/test_experiment_recommender.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,9 +26,8 @@ from policies.heuristics.recommenders import (
     live_from_obs,
     recommend,
 )
-from policies.recommender_evaluation import METRICS, baselines, evaluate_recommenders, rank_of
+from policies.recommender_evaluation import rank_of
 
-EVAL_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "evaluate_recommenders.py"
 SMALL = {"n_users": 10, "n_streamers": 12, "days": 1}
 #: PettingZoo warns when sessions that never happened are not terminated at the end
 _NEVER_ONLINE = "No agents present but not all possible_agents are terminated or truncated"
@@ -373,22 +370,6 @@ def test_baselines_on_a_hand_made_state() -> None:
 
 
 # ---------------------------------------------------------------- evaluation
-def test_evaluation_json_schema(tmp_path) -> None:
-    from policies.recommender_evaluation import write_report
-
-    results = evaluate_recommenders(baselines(0), SMALL, episodes=1, seed=5)
-    assert set(results) == {"random", "popular", "repeat", "oracle"}
-    for metrics in results.values():
-        assert set(METRICS) <= set(metrics)
-        assert all(isinstance(v, float) for v in metrics.values())
-    assert results["oracle"]["watch_time_per_user"] >= results["random"]["watch_time_per_user"]
-    write_report(results, json_path=tmp_path / "r.json", md_path=tmp_path / "r.md",
-                 png_path=tmp_path / "r.png", env_kwargs=SMALL, episodes=1, seed=5,
-                 command="cmd", wall_time_s=1.0)
-    assert json.loads((tmp_path / "r.json").read_text()) == results
-    assert "HR@10" in (tmp_path / "r.md").read_text() and (tmp_path / "r.png").stat().st_size
-
-
 def test_lasting_exposure_predicts_departures() -> None:
     env = parallel_env(**SMALL)
     obs, _ = env.reset(seed=3)
@@ -431,63 +412,3 @@ def test_viability_rerank_keeps_streamers_that_would_leave() -> None:
     for bad in (0, float("inf")):
         with pytest.raises(ValueError, match=f"beta must be a finite number > 0, got {bad}"):
             ViabilityRerank(_FavouriteStreamer(), beta=bad)
-
-
-# --------------------------------------------------------------- RLlib smoke
-@pytest.mark.parametrize("action_mask", [False, True])
-def test_dqn_one_iteration_and_evaluation_script(tmp_path, capsys, action_mask) -> None:
-    import ray
-
-    from policies.config import build_config
-    from policies.training import init_ray, run_training
-
-    tiny = {"n_users": 6, "n_streamers": 8, **({"action_mask": True} if action_mask else {})}
-    init_ray(None, num_cpus=2)
-    try:
-        config = build_config(
-            "live_recommendation", "dqn", "shared", seed=0, num_env_runners=0,
-            envs_per_runner=1, env_kwargs=tiny,
-            overrides={"train_batch_size_per_learner": 16, "training_intensity": 16,
-                       "num_steps_sampled_before_learning_starts": 0,
-                       "min_sample_timesteps_per_iteration": 10, "dueling": True,
-                       "model_config.fcnet_hiddens": [16]})
-        info = {"env": "live_recommendation", "algo": "dqn", "policy_mode": "shared",
-                "command": "train.py --env live_recommendation --algo dqn"}
-        summary = run_training(config, iterations=1, logdir=tmp_path / "run",
-                               run_info=info, verbose=False)
-    finally:
-        ray.shutdown()
-    assert summary["metrics"]["fairness/active_streamers"] <= 8
-    spec = importlib.util.spec_from_file_location("evaluate_recommenders", EVAL_SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    main = script.main
-    out = tmp_path / "eval.json"
-    notes = tmp_path / "notes.md"
-    notes.write_text("hand-written assessment\n")
-    args = ["--checkpoint", summary["checkpoint"], "--episodes", "1", "--json", str(out),
-            "--md", str(tmp_path / "eval.md"), "--png", "", "--env-kwargs", json.dumps(tiny),
-            "--extra-checkpoint", f"again={summary['checkpoint']}",
-            "--notes-file", str(notes)]
-    assert main(args) == 0
-    results = json.loads(out.read_text())
-    assert {"dqn", "repeat", "again"} <= set(results)
-    assert results["again"]["watch_time_per_user"] == results["dqn"]["watch_time_per_user"]
-    # a module trained on the action mask masks its own Q-values: no unmasked row
-    assert ("dqn_unmasked" in results) is not action_mask
-    assert "hand-written assessment" in (tmp_path / "eval.md").read_text()
-    assert set(METRICS) <= set(results["dqn"]) and results["dqn"]["invalid_rate"] == 0.0
-    if action_mask:  # epsilon-greedy exploration only drew live streamers
-        assert summary["metrics"]["fairness/invalid_rate"] == 0.0
-    other = tmp_path / "other_env_checkpoint"
-    other.mkdir()
-    (other / "run_info.json").write_text(json.dumps({"env": "job_scheduling", "algo": "dqn"}))
-    for bad in (["--checkpoint", str(tmp_path / "nope")], ["--checkpoint", str(other)],
-                ["--checkpoint", summary["checkpoint"], "--env-kwargs", '{"n_users": 7}'],
-                ["--extra-checkpoint", f"repeat={summary['checkpoint']}"],
-                ["--extra-checkpoint", "no-path"],
-                ["--notes-file", str(tmp_path / "no_notes.md")]):
-        with pytest.raises(SystemExit) as e:
-            main([*bad, "--json", str(out), "--md", "", "--png", ""])
-        assert e.value.code == 2
-    assert "error:" in capsys.readouterr().err
