@@ -3,7 +3,7 @@
 hierarchical sampler (policies/fen/vector_runner.py), in one run on one machine.
 
     python scripts/benchmark_fen_sampling.py [--iterations 4] [--warmup 1] \
-        [--out results/fen_sampling/benchmark.md]
+        [--out results/fen_sampling/README.md]
 
 Both train FEN with build_fen_config's defaults (PPO settings, 4000 env steps per
 iteration, rollout fragments), seed 0, as ``scripts/train_fen.py`` does (1 remote env
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-DEFAULT_OUT = "results/fen_sampling/benchmark.md"
+DEFAULT_OUT = "results/fen_sampling/README.md"
 SAMPLERS = ("multi_agent", "vector")
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The Manufacturing Plant measured as the paper measures it (issue 23, item 6).
 
-    python scripts/measure_plant.py [--episodes 50] [--out results/fen_plant_measure.md]
+    python scripts/measure_plant.py [--episodes 50] [--out results/fen_plant_measure/README.md]
 
 Writes a markdown page with two parts:
 
@@ -213,7 +213,7 @@ figures from the env's `episode_stats()`, mean ± std over episodes. Episode len
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--episodes", type=int_at_least(2), default=50)
-    p.add_argument("--out", type=output_file, default="results/fen_plant_measure.md")
+    p.add_argument("--out", type=output_file, default="results/fen_plant_measure/README.md")
     args = p.parse_args(argv)
     command = "python scripts/measure_plant.py " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
