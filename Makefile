@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 
 train: $(STAMP)
 	$(PY) scripts/train_fen.py --env job_scheduling --variant fen --iterations 25 \
-		--sampler vector --logdir runs/fen_job_scheduling
+		--logdir runs/fen_job_scheduling
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -83,8 +83,8 @@ FEN_PARAMS: dict[str, Param] = {
     "policy_mode": Param(None, None, "shared or independent (default: the env's)"),
     "preset": Param(None, _optional_str, "a named FEN option set (authors)"),
     "fen_options": Param({}, _dict, "FEN options (build_fen_config's fen_options)"),
-    "sampler": Param("vector", None, "the hierarchical variants' sampler: vector or "
-                                     "multi_agent (flat variants: always multi_agent)"),
+    "sampler": Param("auto", None, "auto (vector wherever it applies), vector or "
+                                   "multi_agent"),
 }
 
 
@@ -121,28 +121,25 @@ def fen_run_options(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _build_fen(params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
-    from policies.fen.config import build_fen_config
+    from policies.fen.config import build_fen_config, sampler_of
     from policies.fen.variants import (
         DEFAULT_POLICY_MODE,
-        HIERARCHICAL_VARIANTS,
         PRESET_DEFAULTS,
         RESOLVED_KEY,
         options_for,
     )
 
     options = fen_run_options(params)
-    hierarchical = params["variant"] in HIERARCHICAL_VARIANTS
-    sampler = params["sampler"] if hierarchical else "multi_agent"
     config = build_fen_config(
         params["env"], params["variant"], policy_mode=params["policy_mode"],
         seed=params["seed"], num_env_runners=params["num_env_runners"],
         envs_per_runner=params["envs_per_runner"], env_kwargs=params["env_kwargs"],
-        fen_options=options, overrides=params["overrides"], sampler=sampler,
+        fen_options=options, overrides=params["overrides"], sampler=params["sampler"],
     )
     run_info = {"env": params["env"], "variant": params["variant"], "algo": "ppo",
                 "policy_mode": params["policy_mode"] or DEFAULT_POLICY_MODE.get(params["env"]),
                 "factory": config.env_config["factory"], "env_config": config.env_config,
-                "seed": params["seed"], "sampler": sampler, "fen_options": options,
+                "seed": params["seed"], "sampler": sampler_of(config), "fen_options": options,
                 RESOLVED_KEY: {**options_for(params["variant"], PRESET_DEFAULTS), **options}}
     return config, run_info
 

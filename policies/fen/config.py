@@ -10,7 +10,7 @@ PPO's ratio is computed against the sampling policy (its defect of applying the
 previous batch's gradients is not copied), sub-policy 0 is trained on the plant, and
 by default rhat's efficiency term averages over the controller period just ended and a
 period's sub-policy segment is truncated, not terminated (``--preset authors`` restores
-the authors' code: ``results/fen_notes.md`` shows it idling on Job Scheduling).
+the authors' code: ``results/fen_job_scheduling/report.md`` shows it idling on Job Scheduling).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from policies.fen.variants import (
     parse_sub_module_id,
     policy_mapping,
 )
-from policies.fen.vector_runner import FEN_SAMPLERS, FENVectorEnvRunner, check_vector_sampler
+from policies.fen.vector_runner import FEN_SAMPLERS, FENVectorEnvRunner, choose_sampler
 from policies.rllib_env import PettingZooMultiAgentEnv
 
 #: PPO settings shared by every variant (the authors' values where they exist)
@@ -74,7 +74,7 @@ def build_fen_config(
     env_kwargs: dict[str, Any] | None = None,
     fen_options: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
-    sampler: str = "multi_agent",
+    sampler: str = "auto",
 ) -> PPOConfig:
     """The PPOConfig that trains ``variant`` on the FEN environment ``env``.
 
@@ -107,10 +107,13 @@ def build_fen_config(
             An option the variant does not use is an error
             (:func:`policies.fen.variants.check_options`).
         overrides: AlgorithmConfig fields to set last (``--set key=value``).
-        sampler: ``multi_agent`` (RLlib's ``MultiAgentEnvRunner``) or ``vector``
+        sampler: ``auto`` (the default: ``vector`` wherever it applies, else
+            ``multi_agent``; :func:`policies.fen.vector_runner.choose_sampler`),
+            ``multi_agent`` (RLlib's ``MultiAgentEnvRunner``) or ``vector``
             (:class:`policies.fen.vector_runner.FENVectorEnvRunner`: the hierarchical
             variants sampled in batches, the same episodes reach the learner; other
             combinations are rejected, :func:`policies.fen.vector_runner.check_vector_sampler`).
+            :func:`sampler_of` tells which one a config uses.
     """
     check_options(variant, fen_options or {})
     check_choice("sampler", sampler, FEN_SAMPLERS)
@@ -143,8 +146,7 @@ def build_fen_config(
     probe = make_variant_env(env_config)
     base_agents = list(marl_envs.make(env, **env_config["env_kwargs"]).possible_agents)
     n_sub = getattr(probe, "n_subpolicies", 0)
-    if sampler == "vector":
-        check_vector_sampler(variant, probe, {"model": model})
+    sampler = choose_sampler(sampler, variant, probe, {"model": model})
     mids = module_ids(variant, policy_mode, base_agents, n_sub)
     slot_layout = None
     if model == "slot_scoring":
@@ -192,6 +194,11 @@ def build_fen_config(
     if sampler == "vector":
         config.env_runners(env_runner_cls=FENVectorEnvRunner)
     return apply_overrides(config, overrides or {})
+
+
+def sampler_of(config: Any) -> str:
+    """``vector`` or ``multi_agent``: the sampler a config of :func:`build_fen_config` uses."""
+    return "vector" if config.env_runner_cls is FENVectorEnvRunner else "multi_agent"
 
 
 def _module_spec(probe: Any, module_id: str, base_agents: list[str], env: str,

@@ -52,7 +52,7 @@ def add_fen_arguments(p: argparse.ArgumentParser) -> None:
                         "over the whole episode, each period's segment terminated, fen_gossip on "
                         "random 3-peer gossip; the flags below override it). Default: rhat over "
                         "the period just ended, segments truncated, gossip on a ring "
-                        "(results/fen_notes.md)")
+                        "(results/fen_job_scheduling/report.md)")
     g.add_argument("--period", type=int, default=None, help="controller period T")
     g.add_argument("--subpolicies", type=int, default=None, help="number of sub-policies M")
     g.add_argument("--gossip-graph", default=None, help=f"fen_gossip graph: {list(GRAPHS)}")
@@ -105,10 +105,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "reward) on this scheduler's decisions before RL (policies/warm_start.py)")
     p.add_argument("--warm-start-episodes", type=int, default=None,
                    help="demonstration episodes of --warm-start (default 50)")
-    p.add_argument("--sampler", default="multi_agent",
-                   help="multi_agent (RLlib's MultiAgentEnvRunner, default) or vector (fen and "
-                        "fen_gossip only: the hierarchy sampled in batches, the same episodes "
-                        "reach the learner; policies/fen/vector_runner.py)")
+    p.add_argument("--sampler", default="auto",
+                   help="auto (default): vector wherever it applies, else multi_agent; "
+                        "vector (fen and fen_gossip with the mlp model and no action mask: the "
+                        "hierarchy sampled in batches, the same episodes reach the learner, "
+                        "policies/fen/vector_runner.py); multi_agent (RLlib's "
+                        "MultiAgentEnvRunner)")
     add_run_arguments(p)
     return parse_with_config(p, argv)
 
@@ -202,7 +204,7 @@ def fairness_table(metrics: dict[str, float],
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with cli_errors():
-        from policies.fen.config import build_fen_config
+        from policies.fen.config import build_fen_config, sampler_of
         from policies.training import check_resume_compatible, init_ray, run_training
 
         run = run_settings(args)
@@ -223,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             "env": args.env, "variant": args.variant, "algo": "ppo",
             "policy_mode": args.policy_mode or DEFAULT_POLICY_MODE[args.env],
             "factory": config.env_config["factory"], "env_config": config.env_config,
-            "seed": run["seed"], "command": " ".join(["train_fen.py", *sys.argv[1:]]),
+            "seed": run["seed"], "sampler": sampler_of(config),
+            "command": " ".join(["train_fen.py", *sys.argv[1:]]),
         }
         if run["resume"] is not None:
             check_resume_compatible(run_info, run["resume"])  # before starting Ray

@@ -69,7 +69,9 @@ from policies.fen.envs import FENHierarchyEnv
 from policies.fen.variants import HIERARCHICAL_VARIANTS
 
 #: values of ``build_fen_config(..., sampler=...)`` / ``train_fen.py --sampler``
-FEN_SAMPLERS = ("multi_agent", "vector")
+#: ``auto``: ``vector`` where :func:`check_vector_sampler` accepts the run, else
+#: ``multi_agent`` (:func:`choose_sampler`)
+FEN_SAMPLERS = ("auto", "multi_agent", "vector")
 _UNSUPPORTED_CALLBACKS = ("on_episode_created", "on_episode_start", "on_episode_step")
 
 
@@ -99,6 +101,22 @@ def check_vector_sampler(variant: str, probe: Any, fen_options: dict[str, Any]) 
     if model != "mlp":
         raise ValueError(f"sampler 'vector' is tested with model 'mlp' only, got {model!r}: "
                          "use sampler 'multi_agent'")
+
+
+def choose_sampler(sampler: str, variant: str, probe: Any, fen_options: dict[str, Any]) -> str:
+    """The sampler a run uses: ``sampler`` itself (``vector`` checked by
+    :func:`check_vector_sampler`), or for ``auto`` the fast ``vector`` sampler wherever it
+    applies (the hierarchical variants, Box observations, the mlp model) and RLlib's
+    ``multi_agent`` otherwise (the flat variants, action masks, slot scoring)."""
+    if sampler != "auto":
+        if sampler == "vector":
+            check_vector_sampler(variant, probe, fen_options)
+        return sampler
+    try:
+        check_vector_sampler(variant, probe, fen_options)
+    except ValueError:
+        return "multi_agent"
+    return "vector"
 
 
 class _Record:
