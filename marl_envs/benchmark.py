@@ -144,7 +144,7 @@ def machine_note() -> str:
 def markdown_report(
     results: list[ThroughputResult], command: str, machine: str, repeats: int
 ) -> str:
-    """The ``results/env_throughput.md`` page: table, machine note and command."""
+    """The ``results/env_throughput/README.md`` page: table, machine note and command."""
     target = TARGET_AGENT_STEPS_PER_SECOND
     lines = [
         "# Environment throughput",

@@ -8,7 +8,7 @@ sub-envs, one *slot* per (env copy, agent), slot ``k`` = copy ``k // n_agents``,
 ``possible_agents[k % n_agents]``. One module (RLlib's ``default_policy``) acts for
 every slot in one batched forward pass, which is exactly parameter sharing; RLlib's
 single-agent episode bookkeeping is much cheaper per agent step than the multi-agent
-one (see ``results/rllib_throughput.md``).
+one (see ``results/rllib_throughput/README.md``).
 
 Requirements (checked): every agent has the same observation and action space, and
 every possible agent acts at every step until the episode ends for all of them

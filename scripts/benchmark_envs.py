@@ -3,9 +3,9 @@
 Random actions are pre-generated with numpy in bulk before timing, so the figures
 measure the environments, not the sampling (see :mod:`marl_envs.benchmark`).
 
-    .venv/bin/python scripts/benchmark_envs.py --json results/env_throughput.json
+    .venv/bin/python scripts/benchmark_envs.py --json results/env_throughput/README.json
 
-prints one line per environment, writes ``results/env_throughput.md`` (table,
+prints one line per environment, writes ``results/env_throughput/README.md`` (table,
 machine note and this exact command) and, with ``--json FILE``,
 ``{env_name: agent_steps_per_second}`` (the best of the repeats).
 """
@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=nonneg_int, default=0, help="seed of env and actions")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="write {env_name: agent_steps_per_second} here")
-    parser.add_argument("--markdown", type=Path, default=ROOT / "results" / "env_throughput.md",
+    parser.add_argument("--markdown", type=Path,
+                        default=ROOT / "results" / "env_throughput" / "README.md",
                         metavar="FILE", help="markdown report (default: %(default)s)")
     args = parser.parse_args(argv)
 

@@ -2,7 +2,7 @@
 """Sampling throughput on Job Scheduling: RLlib default vs our tuned config vs a hand loop.
 
     python scripts/benchmark_rllib.py [--seconds 10] [--copies 32] \
-        [--json results/rllib_throughput.json]
+        [--json results/rllib_throughput/README.json]
 
 (a) default: RLlib's MultiAgentEnvRunner, 1 env, default model (256x256), RLlib's
     default action normalisation, torch's default thread count;
@@ -15,7 +15,7 @@
     64x64 MLP per step, sampling from the categorical distribution.
 For reference also (b0): the multi-agent sampler with 16 envs per runner (the
 tuned setting before the vector sampler). All in one process, one run; writes
-results/rllib_throughput.md and, with --json, {"default", "tuned", "hand_loop",
+results/rllib_throughput/README.md (--out) and, with --json, {"default", "tuned", "hand_loop",
 "tuned_multi_agent_16"}.
 """
 
@@ -109,7 +109,8 @@ def main() -> int:
                    help="write {default, tuned, hand_loop} here")
     p.add_argument("--copies", type=positive_int, default=32,
                    help="env copies of the tuned sampler and the hand loop (default 32)")
-    p.add_argument("--out", default="results/rllib_throughput.md")
+    p.add_argument("--out", default="results/rllib_throughput/README.md",
+                   help="markdown report (default: %(default)s)")
     args = p.parse_args()
     default_threads = torch.get_num_threads()
     default = rllib_rate(1, [256, 256], args.seconds, defaults=True)
