@@ -1,8 +1,10 @@
 """The reference rows of train_fen.py's final table."""
 
+import json
+
 import pytest
 
-from policies.fen.references import PAPER, reference_rows
+from policies.fen.references import PAPER, independent_row, reference_rows
 from policies.fen.train import fairness_table
 
 
@@ -12,7 +14,7 @@ def test_reference_rows_job_scheduling():
     assert names[0] == "random play (5 episodes, now)"
     assert 0.1 < rows[names[0]]["utilization"] < 0.3  # measured: about 0.16
     independent = [n for n in names if n.startswith("independent PPO")]
-    assert independent == ["independent PPO (results/fen_job_scheduling.json, 2 seeds)"]
+    assert independent == ["independent PPO (results/fen_job_scheduling, 2 seeds x 20 it)"]
     assert rows[independent[0]]["utilization"] > 0.9 and rows[independent[0]]["cv"] > 1.0
     assert rows["FEN, paper"] == {m: v for m, (v, _) in PAPER["job_scheduling"]["fen"].items()}
     # other env kwargs: the committed runs are not of this env, so no independent row
@@ -39,3 +41,24 @@ def test_final_table_puts_the_run_above_its_references():
 def test_random_play_is_measured_on_the_env(env):
     rows = dict(reference_rows(env))
     assert set(rows["random play (5 episodes, now)"]) >= {"utilization", "cv"}
+
+
+def test_the_independent_row_takes_the_largest_budget_of_plain_runs(tmp_path):
+    trials = tmp_path / "fen_job_scheduling" / "trials"
+    trials.mkdir(parents=True)
+
+    def trial(name, iterations, utilization, **params):
+        summary = {"trial": name, "iterations": iterations,
+                   "params": {"variant": "independent", "env_kwargs": {}, "overrides": {},
+                              **params}, "metrics": {"utilization": utilization, "cv": 1.0}}
+        (trials / f"{name}.json").write_text(json.dumps(summary))
+
+    trial("a", 20, 0.5)
+    trial("b", 40, 0.8)
+    trial("c", 40, 0.9)
+    trial("d", 60, 0.1, overrides={"lr": 0.1})  # another setup: not the reference
+    trial("e", 60, 0.1, variant="fen")
+    name, figures = independent_row("job_scheduling", tmp_path)
+    assert name == "independent PPO (results/fen_job_scheduling, 2 seeds x 40 it)"
+    assert figures == pytest.approx({"utilization": 0.85, "cv": 1.0})
+    assert independent_row("matthew_effect", tmp_path) is None

@@ -329,25 +329,6 @@ def test_slot_scoring_needs_job_slots_and_a_known_model():
         build_fen_config("resource_allocation", "fen", fen_options={"model": "cnn"})
 
 
-def test_a_stopped_reproduction_run_resumes_from_its_last_checkpoint(local_ray, tmp_path):
-    """A run stopped before writing final.json continues from its checkpoint's iteration
-    up to the planned budget (not for the whole budget again)."""
-    from policies.fen.reproduce import FINAL_FILE, ReproductionPlan, run_one
-
-    def plan(iterations):
-        return ReproductionPlan(
-            env="job_scheduling", variants=["independent"], seeds=[0], iterations=iterations,
-            runs_dir=tmp_path, num_env_runners=0, envs_per_runner=1,
-            env_kwargs={"max_cycles": 30}, overrides=TINY)
-
-    assert run_one(plan(1), "independent", 0)["training_iteration"] == 1
-    (plan(1).run_dir("independent", 0) / FINAL_FILE).unlink()  # stopped: no final.json
-    final = run_one(plan(2), "independent", 0)
-    assert final["training_iteration"] == 2
-    assert final["env_steps"] == 2 * TINY["train_batch_size_per_learner"]
-    assert run_one(plan(2), "independent", 0)["training_iteration"] == 2  # reused
-
-
 def test_train_fen_defaults_and_the_authors_preset():
     from policies.fen.train import fen_options, parse_args
 

@@ -4,7 +4,6 @@ per agent, the gem-share utilization, random play's figures and the plant report
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +11,12 @@ import numpy as np
 import pytest
 
 import marl_envs
+from policies.experiments.report import load_summaries, write_report
+from policies.experiments.spec import load_experiment
 from policies.fen.references import PAPER, PLANT_METRICS, PLANT_PRODUCTS, random_policy_figures
-from policies.fen.reproduce import (
-    ENV_NOTES,
-    PLANT_COLUMNS,
-    ReproductionPlan,
-    aggregate,
-    env_notes,
-    finished_runs,
-    markdown_table,
-    plant_figures_missing,
-    run_curves,
-    run_metrics,
-)
 
 PLANT = "manufacturing_plant"
+ROOT = Path(__file__).resolve().parents[1]
 SHIFT = 1  # the plant keeps cells shifted by this much inside its padded grids
 STAY, XP = 0, 2
 FAR = (2, 7)  # an inner cell no agent of the scripted episode reaches
@@ -106,7 +96,7 @@ def test_random_play_figures_are_on_the_per_agent_scale() -> None:
     figures = random_policy_figures(PLANT, {}, episodes=5)
     assert set(figures) == set(PLANT_METRICS)
     mean = {k: f["mean"] for k, f in figures.items()}
-    # 50 episodes (results/fen_plant_measure.md): 35.0 per agent, least 21.2, most 49.2,
+    # 50 episodes (results/fen_plant_measure/README.md): 35.0 per agent, least 21.2, most 49.2,
     # utilization 0.566, total 174.9, generic utilization 1.0
     assert 30 < mean["products_per_agent"] < 40
     assert 15 < mean["products_min"] < mean["products_per_agent"] < mean["products_max"] < 56
@@ -125,79 +115,28 @@ def test_the_paper_columns_compare_like_with_like() -> None:
     for row in PAPER[PLANT].values():
         assert set(row) == {"utilization", "cv", "products_per_agent"}
     assert PAPER[PLANT]["fen"]["products_per_agent"] == (48, 3)
-    assert {m for m, _, _ in PLANT_COLUMNS} <= set(PLANT_METRICS)
-    assert set(PLANT_PRODUCTS) <= {m for m, _, _ in PLANT_COLUMNS}
-    beside = {m for m, _, paper in PLANT_COLUMNS if paper}
-    assert beside == {"utilization", "cv", "products_per_agent"}
+    study = load_experiment(ROOT / "results" / "fen_manufacturing_plant" / "experiment.yaml")
+    columns = study.report["metrics"]
+    assert set(PLANT_METRICS) <= set(columns) and set(PLANT_PRODUCTS) <= set(columns)
 
 
-def _final(variant: str, seed: int, metrics: dict[str, float]) -> dict[str, Any]:
-    return {"variant": variant, "seed": seed, "metrics": metrics, "training_iteration": 20}
-
-
-OLD = {"cv": 0.38, "max_utility": 0.09, "min_utility": 0.04, "products": 180.0,
-       "utilization": 1.0}
-NEW = {"cv": 0.1, "max_utility": 0.02, "min_utility": 0.01, "products": 230.0,
-       "utilization": 0.8, "reward_utilization": 1.0, "products_per_agent": 46.0,
-       "products_min": 40.0, "products_max": 50.0, "products_cv": 0.08}
-
-
-def test_plant_table_shows_products_per_agent_beside_the_paper() -> None:
-    finals = [_final("fen", 0, NEW), _final("fen", 1, {**NEW, "products_per_agent": 50.0}),
-              _final("independent", 0, OLD)]
-    table = aggregate(finals, PLANT)
-    md = markdown_table(PLANT, table).splitlines()
-    assert md[0] == (
-        "| method | seeds | utilization (ours) | utilization (paper) | cv (ours) | cv (paper) "
-        "| products per agent (ours) | products per agent (paper) | products, least agent "
-        "(ours) | products, most agent (ours) | products cv over agents (ours) | products, "
-        "all agents (ours) | min_utility (ours) | max_utility (ours) |")
-    assert md[1] == "|" + "---|" * 14
-    assert md[2] == ("| fen | 2 | 80.0% ±0.0 | 82.0% ±5.0 | 0.10 ±0.00 | 0.10 ±0.03 | 48 ±2 "
-                     "| 48 ±3 | 40 ±0 | 50 ±0 | 0.08 ±0.00 | 230 ±0 | 0.01 ±0.00 | 0.02 ±0.00 |")
-    # a run recorded before the plant logged these figures: '-' rather than its generic
-    # utilization of 100% under the gem-share heading, and its total as it was logged
-    assert md[3] == ("| independent | 1 | - | 28.0% ±5.0 | 0.38 ±0.00 | 0.38 ±0.08 | - | 19 ±3 "
-                     "| - | - | - | 180 ±0 | 0.04 ±0.00 | 0.09 ±0.00 |")
-    assert table["independent"]["reward_utilization"]["mean"] == 1.0
-
-
-def test_runs_recorded_before_the_new_figures_are_named_in_the_note() -> None:
-    old, new = _final("independent", 0, OLD), _final("fen", 0, NEW)
-    assert plant_figures_missing(old) and not plant_figures_missing(new)
-    assert not plant_figures_missing({"variant": "fen", "seed": 0, "metrics": {}})
-    assert "utilization" not in run_metrics(old, PLANT)
-    assert run_metrics(old, "job_scheduling") == OLD  # other envs: untouched
-    note = env_notes(PLANT, [old, new])
-    assert "rows `independent`) show '-'" in note
-    assert "show '-'" not in env_notes(PLANT, [new])
-    # the note says what the measurements show, not that the paper cannot be compared
-    assert "not with the\npaper's columns" not in ENV_NOTES[PLANT]
-    assert "share of the collected gems that went into products" in ENV_NOTES[PLANT]
-    assert "fen_plant_measure.md" in ENV_NOTES[PLANT]
-
-
-def test_report_only_rewrite_of_old_plant_runs(tmp_path: Path) -> None:
-    from policies.fen.reproduce import write_report
-
-    run = tmp_path / "runs" / PLANT / "independent" / "seed0"
-    run.mkdir(parents=True)
-    (run / "final.json").write_text(json.dumps({
-        **_final("independent", 0, OLD), "env_steps": 80040, "wall_time_s": 60.0,
-        "curves": {"fairness/utilization": [[1, 1.0]], "fairness/cv": [[1, 0.4]]}}))
-    plan = ReproductionPlan(PLANT, ["independent"], [0], 20, tmp_path / "runs")
-    table = write_report(plan, finished_runs(plan), tmp_path / "results")
-    md = (tmp_path / "results" / f"fen_{PLANT}.md").read_text()
-    assert "| independent | 1 | 20 | - | 28.0% ±5.0 |" in md
-    assert "| random_untrained | 5 | - | " in md
-    assert table["random_untrained"]["products_per_agent"]["seeds"] == 5
-    assert "rows `independent`) show '-'" in md
-    # the old run's generic-utilization curve is not drawn under "utilization"
-    final = finished_runs(plan)[0]
-    assert set(run_curves(final, PLANT)) == {"fairness/cv"}
-    assert set(run_curves(final, "job_scheduling")) == {"fairness/utilization", "fairness/cv"}
-    new = {**_final("fen", 0, NEW), "curves": {"fairness/utilization": [[1, 0.8]]}}
-    assert run_curves(new, PLANT)["fairness/utilization"][1].tolist() == [0.8]
+def test_plant_report_puts_products_per_agent_beside_the_paper(tmp_path: Path) -> None:
+    """The plant study's report from its committed trials: the paper's products per agent
+    beside each row, and the runs recorded before the plant logged it named, with '-'
+    rather than their generic utilization of 100% under the gem-share heading."""
+    folder = ROOT / "results" / "fen_manufacturing_plant"
+    study = load_experiment(folder / "experiment.yaml")
+    summaries = load_summaries(folder / "trials")
+    old = [s for s in summaries if "products_per_agent" not in s["metrics"]]
+    assert old and all("utilization" not in s["metrics"] for s in old)
+    assert all(s["metrics"]["reward_utilization"] == 1.0 for s in old)
+    write_report(study, summaries, tmp_path, ["cmd"])
+    md = (tmp_path / "report.md").read_text()
+    beside = [line for line in md.splitlines()
+              if line.startswith("| variant=independent [num_env_runners=0] | 1 | 20 | - / 28%")]
+    assert len(beside) == 1 and beside[0].endswith("| - / 19.0 ±3.0 |")
+    assert "Rows recorded before the plant logged products per agent" in md
+    assert "| *paper: fen* | - | - | 82.0% ±5.0 | 0.100 ±0.030 | 48.0 ±3.0 |" in md
 
 
 def test_measure_script_hypothesis_rows() -> None:

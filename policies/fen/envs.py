@@ -64,7 +64,7 @@ from policies.fen.reward import (
 )
 
 #: FEN's default efficiency window and segment end: the setup that reaches the paper's
-#: figures (``results/fen_notes.md``); the authors' code uses ``"episode"`` and
+#: figures (``results/fen_job_scheduling/report.md``); the authors' code uses ``"episode"`` and
 #: ``"terminate"`` (:data:`policies.fen.variants.PRESETS`, ``--preset authors``)
 DEFAULT_EFFICIENCY = "period"
 DEFAULT_SEGMENT_END = "truncate"

@@ -2,7 +2,8 @@
 committed independent-PPO results.
 
 :func:`reference_rows` gives ``scripts/train_fen.py``'s final table its reference rows;
-``scripts/reproduce_fen.py`` puts :data:`PAPER` beside its own rows.
+the ``fen`` trial kind (:mod:`policies.experiments.rllib_trials`) puts :data:`PAPER` and
+random play beside the rows of the studies ``results/fen_<env>/``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ PAPER: dict[str, dict[str, dict[str, tuple[float, float | None]]]] = {
     "matthew_effect": {},
 }
 
-#: where the committed reproduction tables are (``results/fen_<env>.json``)
+#: where the committed studies are (``results/fen_<env>/trials/*.json``, one summary a trial)
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "results"
 
 
@@ -83,22 +84,36 @@ def random_policy_figures(env: str, env_kwargs: dict[str, Any], episodes: int = 
                 "std": float(np.std([r[m] for r in rows])), "seeds": episodes} for m in names}
 
 
+def independent_row(env: str, results_dir: Path = RESULTS_DIR
+                    ) -> tuple[str, dict[str, float]] | None:
+    """Independent PPO of the committed study ``results_dir/fen_<env>/``: the mean over
+    the seeds of its trials of variant ``independent`` on the default world without
+    ``--set`` overrides (those of the largest budget, if several), None without any."""
+    trials = results_dir / f"fen_{env}" / "trials"
+    runs = [json.loads(f.read_text()) for f in sorted(trials.glob("*.json"))]
+    runs = [r for r in runs if r.get("params", {}).get("variant") == "independent"
+            and not r["params"].get("env_kwargs") and not r["params"].get("overrides")]
+    if not runs:
+        return None
+    budget = max(r.get("iterations") or 0 for r in runs)
+    runs = [r for r in runs if (r.get("iterations") or 0) == budget]
+    names = [m for m in runs[0]["metrics"] if all(m in r["metrics"] for r in runs)]
+    return (f"independent PPO (results/fen_{env}, {len(runs)} seeds x {budget} it)",
+            {m: float(np.mean([r["metrics"][m] for r in runs])) for m in names})
+
+
 def reference_rows(env: str, env_kwargs: dict[str, Any] | None = None,
                    results_dir: Path = RESULTS_DIR) -> list[tuple[str, dict[str, float]]]:
     """``(row name, {metric: value})`` to print beside a run of ``env``: uniform random
-    play (measured now, 5 episodes), independent PPO (mean over the seeds of the committed
-    ``results_dir/fen_<env>.json``, when that file exists) and the paper's FEN row (where
-    the paper gives one)."""
+    play (measured now, 5 episodes), independent PPO (:func:`independent_row`, from the
+    committed study ``results_dir/fen_<env>/``) and the paper's FEN row (where the paper
+    gives one)."""
     env_kwargs = dict(env_kwargs or {})
     rows = [("random play (5 episodes, now)",
              {m: f["mean"] for m, f in random_policy_figures(env, env_kwargs).items()})]
-    table = results_dir / f"fen_{env}.json"
-    if not env_kwargs and table.is_file():
-        independent = json.loads(table.read_text()).get("independent")
-        if independent:
-            seeds = next(iter(independent.values()))["seeds"]
-            rows.append((f"independent PPO (results/{table.name}, {seeds} seeds)",
-                         {m: f["mean"] for m, f in independent.items()}))
+    independent = None if env_kwargs else independent_row(env, results_dir)
+    if independent is not None:
+        rows.append(independent)
     paper = PAPER.get(env, {}).get("fen")
     if paper:
         rows.append(("FEN, paper", {m: mean for m, (mean, _) in paper.items()}))

@@ -71,7 +71,7 @@ VARIANT_OPTIONS: dict[str, frozenset[str]] = {
 #: named presets of FEN options: ``authors`` is the behaviour of the authors' code (the
 #: paper's rhat over the whole episode, each sub-policy segment an episode of its own,
 #: fen_gossip's random-3-peers gossip, which agrees on a value off the mean), which idles
-#: on Job Scheduling (``results/fen_notes.md``); explicit options win
+#: on Job Scheduling (``results/fen_job_scheduling/report.md``); explicit options win
 PRESETS: dict[str, dict[str, Any]] = {
     "authors": {"efficiency": "episode", "segment_end": "terminate", "gossip_graph": "random3"},
 }
@@ -79,9 +79,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESET_DEFAULTS: dict[str, Any] = {"efficiency": DEFAULT_EFFICIENCY,
                                    "segment_end": DEFAULT_SEGMENT_END,
                                    "gossip_graph": DEFAULT_GRAPH}
-#: run_info key: the FEN options of a run with every preset option resolved; runs made
+#: run_info key: the FEN options of a run with every preset option resolved (runs made
 #: before the presets existed stored only the options they set, on top of the authors'
-#: behaviour, then the default (:func:`recorded_options`)
+#: behaviour: so the trials imported into ``results/fen_<env>/`` are labelled)
 RESOLVED_KEY = "fen_options_resolved"
 
 
@@ -95,19 +95,6 @@ def preset_options(preset: str | None, fen_options: dict[str, Any],
     merged = {**(chosen if variant is None else options_for(variant, chosen)), **fen_options}
     return {k: v for k, v in merged.items()
             if not (k in PRESET_DEFAULTS and v == PRESET_DEFAULTS[k])}
-
-
-def recorded_options(variant: str, run_info: dict[str, Any]) -> dict[str, Any]:
-    """The non-default FEN options of a recorded run (its ``run_info.json``): the
-    resolved options of a run made since the presets, else (an older run) the options it
-    set on top of the authors' behaviour, then the default. A ``subpolicy1_entropy`` of
-    an older run is the ``subpolicy0_entropy`` of sub-policy 0 (it was named 1-based)."""
-    if RESOLVED_KEY in run_info:
-        return preset_options(None, dict(run_info[RESOLVED_KEY]), variant)
-    given = dict(run_info.get("fen_options") or {})
-    if "subpolicy1_entropy" in given:
-        given["subpolicy0_entropy"] = given.pop("subpolicy1_entropy")
-    return preset_options("authors", given, variant)
 
 
 def check_options(variant: str, fen_options: dict[str, Any]) -> None:
