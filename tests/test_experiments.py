@@ -176,3 +176,20 @@ def test_run_interrupt_resume_and_report_only(tmp_path):
     assert (study / "report.md").read_text() == before
     r = _run(args, timeout=120)  # nothing left to run: Ray is not even started
     assert "every trial is in the study folder already" in r.stdout
+
+
+def test_address_without_cluster_is_one_error_line_within_seconds(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "experiment.yaml"
+    path.write_text("name: t\ntrial: {kind: rllib, params: {env: job_scheduling}}\n"
+                    "stop: {iterations: 1}\n")
+    start = time.monotonic()
+    r = _run([str(path), "--storage", str(tmp_path / "s"), "--address", f"127.0.0.1:{port}"],
+             timeout=120)
+    assert r.returncode == 2 and time.monotonic() - start < 30
+    assert r.stderr.strip().splitlines()[-1].startswith(
+        f"error: no Ray cluster at '127.0.0.1:{port}'"), r.stderr

@@ -239,7 +239,8 @@ def train_trial(params: dict[str, Any], context: Any, build: Callable) -> dict[s
         if writer is not None:
             writer.close()
         algo.stop()
-    return summarize(state, context.evaluation, algo.iteration)
+    return {**summarize(state, context.evaluation, algo.iteration),
+            "sampler": run_info.get("sampler")}
 
 
 def summarize(state: Mapping[str, Any], evaluation: Any, iteration: int) -> dict[str, Any]:

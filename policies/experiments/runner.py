@@ -93,7 +93,8 @@ class Progress(tune.Callback):
             self._bar().update(1)
         final = {k.removeprefix("final/"): v for k, v in (trial.last_result or {}).items()
                  if k.startswith("final/")}
-        text = ", ".join(f"{k} {v:.3f}" for k, v in list(final.items())[:4])
+        first = [k for k in ("utilization", "cv", "min_utility", "regret") if k in final]
+        text = ", ".join(f"{k} {final[k]:.3f}" for k in (first or list(final)[:4]))
         self._bar().write(f"done: {trial.config['trial']['name']}  {text}", file=sys.stdout)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
