@@ -21,8 +21,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from policies.experiments.spec import ExperimentError, Param
-
 #: kind name -> "module:attribute" of its TrialKind
 KINDS: dict[str, str] = {
     "rllib": "policies.experiments.rllib_trials:RLLIB",
@@ -31,6 +29,19 @@ KINDS: dict[str, str] = {
     "scheduler": "policies.experiments.scheduler_trials:SCHEDULER",
     "recommender": "policies.experiments.recommender_trials:RECOMMENDER",
 }
+
+
+class ExperimentError(ValueError):
+    """A bad experiment file: the message names the key, the value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A trial parameter a kind accepts: its default and a check raising ValueError."""
+
+    default: Any
+    check: Callable[[Any], Any] | None = None
+    help: str = ""
 
 
 def one_cpu(params: Mapping[str, Any]) -> list[dict[str, float]]:

@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from policies.experiments.kinds import ExperimentError, get_kind
+from policies.experiments.kinds import Param as Param  # kinds declare params with it
+
 #: top-level keys of an experiment file, and whether each is required
 TOP_KEYS: dict[str, bool] = {
     "name": True, "description": False, "trial": True, "search": False, "stop": False,
@@ -36,19 +39,6 @@ TOP_KEYS: dict[str, bool] = {
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 #: the parameter every trial has (its run seed), 0 unless set or searched
 SEED = "seed"
-
-
-class ExperimentError(ValueError):
-    """A bad experiment file: the message names the key, the value and what is allowed."""
-
-
-@dataclass(frozen=True)
-class Param:
-    """A trial parameter a kind accepts: its default and a check raising ValueError."""
-
-    default: Any
-    check: Callable[[Any], Any] | None = None
-    help: str = ""
 
 
 @dataclass(frozen=True)
@@ -196,8 +186,6 @@ def load_experiment(path: str | Path) -> Experiment:
 def parse_experiment(data: Mapping[str, Any], path: Path | None = None) -> Experiment:
     """Validate an experiment's mapping: every section, then every trial's parameters
     through its kind (:func:`policies.experiments.kinds.get_kind`)."""
-    from policies.experiments.kinds import get_kind
-
     where = f"{path}: " if path is not None else ""
     try:
         return _parse(data, path, get_kind)
