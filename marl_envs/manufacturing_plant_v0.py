@@ -38,7 +38,7 @@ the types it requires, reward ``+k``, and ``k * requirement`` gems are consumed.
 | ``gems_collected`` | gems collected by all agents |
 | ``cv``, ``average_utility``, ``min_utility``, ``max_utility``, ``utility/<agent>`` | as for every env (:class:`marl_envs.metrics.FairnessReport`): utilities are rewards per step |
 
-Why this utilization (issue 23; ``results/fen_plant_measure.md``, written by
+Why this utilization (issue 23; ``results/fen_plant_measure/README.md``, written by
 ``scripts/measure_plant.py``, checks it against the paper's seven rows): gems are the
 plant's resource and an episode spends a budget of ``max_gems`` (700) of them, so the
 share that ends in products is what "resource utilization" can mean here. From the
