@@ -29,8 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from policies.experiments.kinds import REPORT_KEYS, TrialKind
-from policies.experiments.spec import Param
+from policies.experiments.kinds import REPORT_KEYS, Param, TrialKind
 
 #: the repository: relative checkpoint paths are resolved against it (a Tune trial runs
 #: in its own folder)
