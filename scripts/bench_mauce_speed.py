@@ -1,7 +1,7 @@
 """Time per step of MAUCE (UCVE) on the 0101-chain for growing teams.
 
     python scripts/bench_mauce_speed.py --agents 10,20,40,100 --horizon 10000,1000,1000,1000 \\
-        --check-every 50 --out results/mauce_speed.md
+        --check-every 50 --out results/mauce_speed/README.md
 
 For every team size, one MAUCE run (seed 0) plays ``horizon`` rounds; the table
 reports the policy's CPU time per round (``time.process_time``, act + observe)
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--horizon", type=int_list_at_least(1), default=[10000, 1000, 1000, 1000])
     p.add_argument("--check-every", type=positive_int, default=50)
     p.add_argument("--check-max-agents", type=nonneg_int, default=20)
-    p.add_argument("--out", default="results/mauce_speed.md")
+    p.add_argument("--out", default="results/mauce_speed/README.md",
+                   help="the markdown table (its rows as JSON next to it, .json)")
     args = p.parse_args(argv)
     if len(args.horizon) == 1:
         args.horizon = args.horizon * len(args.agents)

@@ -1,8 +1,7 @@
-"""Bandit policies: experience statistics, exploration order, learning on the chain."""
+"""Bandit policies: experience statistics, exploration order, learning on the chain
+(regret studies through the experiment layer: tests/test_experiment_bandits.py)."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from marl_envs.bandits.models import Chain0101Model
 from policies.mauce.experience import FactoredExperience
 from policies.mauce.policies import ALGORITHMS, MATSPolicy, MAUCEPolicy, make_policy
-from policies.mauce.runner import run_many, run_one, summarise
+from policies.mauce.runner import run_one
 
 
 def test_experience_incremental_statistics() -> None:
@@ -65,15 +64,6 @@ def test_policies_are_seeded_and_valid(algo: str) -> None:
     assert play(1) == play(1)
 
 
-def test_learning_policies_beat_random_on_the_chain() -> None:
-    res = summarise(
-        run_many("chain0101", ["mauce", "mats", "llr", "random"], 2, 1000, 6, progress=None)
-    )
-    for algo in ("mauce", "mats", "llr"):
-        assert res[algo]["regret_mean"] < 0.5 * res["random"]["regret_mean"], res
-    assert res["mats"]["regret_mean"] < res["llr"]["regret_mean"]
-
-
 def test_mauce_finds_the_optimum_of_the_chain() -> None:
     r = run_one("chain0101", "mauce", seed=0, horizon=3000, agents=5)
     # the regret curve flattens: the last 1000 rounds cost far less than the first 1000
@@ -90,25 +80,3 @@ def test_make_policy_rejects_unknown_names() -> None:
         make_policy("ucb", model.graph, model.reward_ranges)
     with pytest.raises(ValueError, match="unknown posterior"):
         MATSPolicy(model.graph, model.reward_ranges, posterior="poisson")
-
-
-def test_run_bandits_script_writes_results(tmp_path) -> None:
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "run_bandits.py"
-    spec = importlib.util.spec_from_file_location("run_bandits", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    js = tmp_path / "out.json"
-    summary = mod.main([
-        "--problem", "gem_mining", "--agents", "5", "--horizon", "200", "--runs", "2",
-        "--algos", "mauce,scql,random", "--workers", "2", "--json", str(js),
-        "--out-dir", str(tmp_path),
-    ])
-    data = json.loads(js.read_text())
-    assert set(data) == {"mauce", "scql", "random"} and data["mauce"]["runs"] == 2
-    assert data == summary
-    md = (tmp_path / "bandits_gem_mining.md").read_text()
-    assert "run_bandits.py --problem gem_mining" in md and "| mauce |" in md
-    assert (tmp_path / "bandits_gem_mining.png").stat().st_size > 1000

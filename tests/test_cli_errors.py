@@ -157,26 +157,6 @@ def test_evaluate_rejects_bad_flags_before_evaluating(argv, words, tmp_path, cap
         assert word in err, err
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--problem", "chain0101", "--agents", "0"], ["agents", ">= 1"]),
-    (["--problem", "chain0101", "--agents", "1"], ["n_agents", ">= 2", "1"]),
-    (["--problem", "chain0101", "--seed", "-1"], ["--seed", ">= 0"]),
-    (["--problem", "chain0101", "--algos", ","], ["--algos", "no algorithm"]),
-    (["--problem", "chain0101", "--json", "/nonexistent_dir_fairmarl/s.json"],
-     ["--json", "does not exist"]),
-])
-def test_run_bandits_rejects_bad_flags_before_running(argv, words, tmp_path, capsys):
-    main = _load_script("run_bandits").main
-    with pytest.raises(SystemExit) as exc:
-        main([*argv, "--out-dir", str(tmp_path)])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("error:") == 1 and "Traceback" not in err
-    for word in words:
-        assert word in err, err
-    assert not list(tmp_path.iterdir())  # no report written
-
-
 def _exits_2_naming(call, capsys, *words: str) -> str:
     with pytest.raises(SystemExit) as exc:
         call()

@@ -205,7 +205,8 @@ def markdown(experiment: Experiment, rows: Sequence[Mapping[str, Any]],
 def plot_curves(experiment: Experiment, summaries: Sequence[Mapping[str, Any]],
                 path: Path) -> bool:
     """Mean learning curve of each row (``report.curves`` tags, default the first tag the
-    summaries have); False when no summary has a curve."""
+    summaries have); False when no summary has a curve. A kind may offer the report keys
+    ``curves_xlabel`` (default ``iteration``) and ``curves_yscale`` (default ``linear``)."""
     tags = experiment.report.get("curves")
     have = [t for s in summaries for t, c in (s.get("curves") or {}).items() if c]
     if tags is None:
@@ -232,7 +233,8 @@ def plot_curves(experiment: Experiment, summaries: Sequence[Mapping[str, Any]],
                 continue
             mean = [np.mean([c[i] for c in curves if i in c]) for i in its]
             ax.plot(its, mean, label=f"{label} ({len(members)})")
-        ax.set_xlabel("iteration")
+        ax.set_xlabel(experiment.report.get("curves_xlabel", "iteration"))
+        ax.set_yscale(experiment.report.get("curves_yscale", "linear"))
         ax.set_title(tag)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)

@@ -4,7 +4,7 @@
 * :mod:`~policies.mauce.ucve`        Upper Confidence Variable Elimination
 * :mod:`~policies.mauce.experience`  per-factor statistics (counts, means, posteriors)
 * :mod:`~policies.mauce.policies`    MAUCE, MATS (Beta / Gaussian), LLR, SCQL, Random
-* :mod:`~policies.mauce.runner`      regret experiments (used by ``scripts/run_bandits.py``)
+* :mod:`~policies.mauce.runner`      one regret run (the ``bandit`` experiment kind's trial)
 * :mod:`~policies.mauce.rllib`       MAUCE / MATS through RLlib's new API stack
 
 Only :mod:`~policies.mauce.rllib` imports Ray.

@@ -1,4 +1,5 @@
-"""Regret experiments on the bandit benchmarks (the logic behind ``scripts/run_bandits.py``).
+"""One regret run on a bandit benchmark (a trial of the ``bandit`` experiment kind,
+``policies/experiments/bandit_trials.py``), and the benchmarks' envs by name.
 
 One *run* is one seed of one algorithm on one problem instance: the policy plays
 ``horizon`` rounds of the PettingZoo env, and the exact expected regret
@@ -8,16 +9,14 @@ on the chain, 1 on the normalised problems). Time per step counts the policy onl
 time (``time.process_time``; robust on a shared machine), ``wall_us_per_step``
 the elapsed time (inflated when other jobs compete for the cores).
 
-Seeding: run ``r`` uses ``seed + r``; a ``numpy.random.SeedSequence`` of it gives
-independent streams to the environment's reward draws and to the policy (and the
-Gem Mining instance is drawn from it too).
+Seeding: a ``numpy.random.SeedSequence`` of the run's seed gives independent streams
+to the environment's reward draws and to the policy (and the Gem Mining instance is
+drawn from it too).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,65 +105,3 @@ def run_one(
         checkpoints,
         curve,
     )
-
-
-def run_many(
-    problem: str,
-    algos: list[str],
-    runs: int,
-    horizon: int,
-    agents: int | None = None,
-    seed: int = 0,
-    workers: int = 1,
-    progress: Callable[[str], None] | None = print,
-) -> dict[str, list[RunResult]]:
-    """All ``runs`` seeds of every algorithm, in ``workers`` processes."""
-    bad = [a for a in algos if a not in ALGORITHMS]
-    if bad:
-        raise ValueError(f"unknown algorithm(s) {bad}; allowed: {list(ALGORITHMS)}")
-    if runs < 1 or workers < 1 or horizon < 1:
-        raise ValueError(
-            f"runs, workers and horizon must be >= 1; got {runs}, {workers}, {horizon}"
-        )
-    jobs = [(problem, a, seed + r, horizon, agents) for a in algos for r in range(runs)]
-    out: dict[str, list[RunResult]] = {a: [] for a in algos}
-    start = time.perf_counter()
-
-    def report(res: RunResult, done: int) -> None:
-        if progress is not None:
-            progress(
-                f"[{done}/{len(jobs)}] {res.algo:>14} seed {res.seed}: regret {res.regret:9.2f}, "
-                f"{res.us_per_step:8.1f} us/step CPU, {res.wall_us_per_step:8.1f} wall "
-                f"({time.perf_counter() - start:6.1f} s)"
-            )
-
-    if workers == 1:
-        for i, job in enumerate(jobs, 1):
-            res = run_one(*job)
-            out[res.algo].append(res)
-            report(res, i)
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(run_one, *job) for job in jobs]
-            for i, fut in enumerate(as_completed(futures), 1):
-                res = fut.result()
-                out[res.algo].append(res)
-                report(res, i)
-    for a in algos:
-        out[a].sort(key=lambda r: r.seed)
-    return out
-
-
-def summarise(results: dict[str, list[RunResult]]) -> dict[str, dict[str, float]]:
-    """``{algo: {"regret_mean", "regret_std", "us_per_step", "wall_us_per_step", "runs"}}``."""
-    out = {}
-    for algo, rs in results.items():
-        regrets = np.array([r.regret for r in rs])
-        out[algo] = {
-            "regret_mean": float(regrets.mean()),
-            "regret_std": float(regrets.std(ddof=1)) if len(rs) > 1 else 0.0,
-            "us_per_step": float(np.mean([r.us_per_step for r in rs])),
-            "wall_us_per_step": float(np.mean([r.wall_us_per_step for r in rs])),
-            "runs": len(rs),
-        }
-    return out
