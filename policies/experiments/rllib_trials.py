@@ -57,6 +57,14 @@ def _optional_str(value: Any) -> None:
         raise ValueError(f"{value!r} is not a name")
 
 
+EVAL_ACTIONS = ("greedy", "sampled")
+
+
+def _eval_actions(value: Any) -> None:
+    if value not in EVAL_ACTIONS:
+        raise ValueError(f"{value!r} is not allowed; allowed: {list(EVAL_ACTIONS)}")
+
+
 COMMON_PARAMS: dict[str, Param] = {
     "env": Param(None, None, "the environment (policies.cli.TRAIN_ENVS)"),
     "env_kwargs": Param({}, _dict, "the environment's keyword arguments"),
@@ -64,6 +72,11 @@ COMMON_PARAMS: dict[str, Param] = {
     "num_env_runners": Param(0, _int_at_least(0), "remote env runners (0: in the trial)"),
     "envs_per_runner": Param(8, _int_at_least(1), "env copies per runner"),
     "overrides": Param({}, _dict, "AlgorithmConfig fields (as --set)"),
+    "eval_actions": Param("greedy", _eval_actions, "how evaluation episodes act: greedy "
+                                                   "(argmax) or sampled from the policies"),
+    "warm_start": Param(None, _optional_str, "a scheduler to imitate before RL (FEN: its "
+                                             "sub-policy 0)"),
+    "warm_start_episodes": Param(None, None, "its demonstration episodes"),
 }
 
 RLLIB_PARAMS: dict[str, Param] = {
@@ -73,8 +86,6 @@ RLLIB_PARAMS: dict[str, Param] = {
     "sampler": Param("multi_agent", None, "multi_agent or vector"),
     "model": Param("mlp", None, "mlp or slot_scoring"),
     "baseline": Param("critic", None, "critic or same_seed_mean"),
-    "warm_start": Param(None, _optional_str, "a scheduler to imitate before RL"),
-    "warm_start_episodes": Param(None, None, "its demonstration episodes"),
 }
 
 FEN_PARAMS: dict[str, Param] = {
@@ -121,6 +132,7 @@ def fen_run_options(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _build_fen(params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    from policies.cli import check_warm_start
     from policies.fen.config import build_fen_config, sampler_of
     from policies.fen.variants import (
         DEFAULT_POLICY_MODE,
@@ -129,6 +141,8 @@ def _build_fen(params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         options_for,
     )
 
+    check_warm_start(params["warm_start"], params["warm_start_episodes"], env=params["env"],
+                     algo="ppo", resume=None)
     options = fen_run_options(params)
     config = build_fen_config(
         params["env"], params["variant"], policy_mode=params["policy_mode"],
@@ -160,13 +174,23 @@ def _finite(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _evaluate(checkpoint: Path, episodes: int, seed: int, prefix: str) -> dict[str, float]:
+def _evaluate(checkpoint: Path, episodes: int, seed: int, prefix: str,
+              sample: bool = False) -> dict[str, float]:
+    """The fairness figures of ``episodes`` evaluation episodes (actions sampled or greedy)
+    and the means of the env's own episode figures (``episode_stats`` keys without ``/``:
+    resource_allocation's ``avg_slowdown`` etc.), as ``<prefix>/<figure>``."""
     import io
 
     from policies.training import evaluate_checkpoint
 
-    report = evaluate_checkpoint(checkpoint, episodes=episodes, seed=seed, out=io.StringIO())
-    return {f"{prefix}/{k}": float(report[k]) for k in EVAL_FIGURES}
+    report = evaluate_checkpoint(checkpoint, episodes=episodes, seed=seed, out=io.StringIO(),
+                                 sample=sample)
+    per_episode = report["per_episode"]
+    env_figures = {k: sum(float(e[k]) for e in per_episode) / len(per_episode)
+                   for k in per_episode[0]
+                   if "/" not in k and k not in EVAL_FIGURES and _finite(per_episode[0][k])}
+    return {f"{prefix}/{k}": v for k, v in
+            {**env_figures, **{k: float(report[k]) for k in EVAL_FIGURES}}.items()}
 
 
 def train_trial(params: dict[str, Any], context: Any, build: Callable) -> dict[str, Any]:
@@ -227,8 +251,11 @@ def train_trial(params: dict[str, Any], context: Any, build: Callable) -> dict[s
                 checkpoint = save_checkpoint(algo, Path(folder), run_info)
                 if context.evaluation.episodes:
                     ev = context.evaluation
-                    figures = {**_evaluate(checkpoint, ev.episodes, ev.seed, "validation"),
-                               **_evaluate(checkpoint, ev.episodes, ev.test_seed, "test")}
+                    sample = params.get("eval_actions") == "sampled"
+                    figures = {**_evaluate(checkpoint, ev.episodes, ev.seed, "validation",
+                                           sample),
+                               **_evaluate(checkpoint, ev.episodes, ev.test_seed, "test",
+                                           sample)}
                     metrics.update(figures)
                     state["checkpoints"].append({"iteration": it, **figures})
                 state["wall_time_s"] += time.perf_counter() - since
