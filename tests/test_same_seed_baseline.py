@@ -13,7 +13,6 @@ from policies.same_seed_baseline import (
     _group_key,
     leave_one_out_advantages,
 )
-from policies.scheduler_comparison import LearnerSetup, cache_name, parse_args, run
 from policies.vector_sampler import (
     AGENT_ID_KEY,
     EPISODE_SEED_KEY,
@@ -178,18 +177,3 @@ def test_one_iteration_uses_the_same_seed_baseline(algo, overrides) -> None:
     assert "AddOneTsToEpisodesAndTruncate" not in names
     assert learner[GROUP_SIZE_KEY] == 3  # every (seed, tenant) has one episode per copy
     assert np.isfinite(learner[EXPLAINED_VAR_KEY]) and learner[EXPLAINED_VAR_KEY] <= 1.0
-
-
-def test_comparison_flag_names_the_runs_and_keeps_the_batch_to_build_config() -> None:
-    setup = LearnerSetup(baseline="same_seed_mean")
-    for learner in ("a2c", "ppo"):
-        name = cache_name(learner, 1.5, 375, 0, setup)
-        assert name == f"{learner}_load1.5_it375_s0_same_seed_mean"
-        assert "train_batch_size_per_learner" not in setup.overrides(learner)
-    assert cache_name("fen", 1.5, 375, 0, setup).endswith("_s0")
-    assert LearnerSetup(a2c_batch=6400, baseline="same_seed_mean").overrides("a2c")[
-        "train_batch_size_per_learner"] == 6400
-    with pytest.raises(ValueError, match="--baseline applies to learners 'a2c' and 'ppo'"):
-        run(parse_args(["--learners", "fen", "--baseline", "same_seed_mean"]), "x")
-    with pytest.raises(ValueError, match="same_seed_mean"):
-        run(parse_args(["--learners", "a2c", "--baseline", "mean"]), "x")

@@ -164,51 +164,6 @@ def test_train_cli_rejects_bad_warm_starts(args: list[str], needle: str) -> None
     assert len(errors) == 1 and needle in errors[0], p.stderr
 
 
-def test_comparison_rejects_bad_warm_starts() -> None:
-    from policies.scheduler_comparison import LearnerSetup, cache_name, parse_args, run
-
-    with pytest.raises(ValueError, match="unknown --warm-start 'best'"):
-        run(parse_args(["--warm-start", "best", "--learners", "ppo", "--loads", "9"]), "t")
-    with pytest.raises(ValueError, match="--warm-start applies to learners 'a2c' and 'ppo'"):
-        run(parse_args(["--warm-start", "sjf", "--learners", "fen", "--loads", "9"]), "t")
-    with pytest.raises(ValueError, match="overlap the evaluation episodes"):
-        run(parse_args(["--warm-start", "sjf", "--learners", "ppo", "--eval-seed", "1020"]),
-            "t")
-    with pytest.raises(ValueError, match="--warm-start-episodes needs --warm-start or --fen-"):
-        run(parse_args(["--warm-start-episodes", "9", "--learners", "ppo"]), "t")
-    with pytest.raises(ValueError, match="--warm-start-episodes must be >= 1, got 0"):
-        run(parse_args(["--warm-start", "sjf", "--warm-start-episodes", "0",
-                        "--learners", "ppo"]), "t")
-    assert (cache_name("ppo", 1.5, 60, 0, LearnerSetup(warm_start="tetris"))
-            == "ppo_load1.5_it60_s0_wstetris")
-    assert cache_name("a2c", 1.5, 60, 0, LearnerSetup(warm_start="sjf",
-                                                      warm_start_episodes=20)) == (
-        "a2c_load1.5_it60_s0_wssjf20")
-    assert cache_name("fen", 1.5, 15, 0, LearnerSetup(warm_start="sjf", team_reward=True)) == (
-        "fen_load1.5_it15_s0")
-    assert cache_name("ppo", 1.5, 60, 0, LearnerSetup(warm_start="tetris",
-                                                      team_reward=True)) == (
-        "ppo_load1.5_it60_s0_team_wstetris")
-    assert cache_name("fen", 1.5, 15, 0, LearnerSetup(warm_start="sjf",
-                                                      fen_warm_start="central_sjf")) == (
-        "fen_load1.5_it15_s0_wscentral_sjf")
-    assert cache_name("ppo", 1.5, 60, 0, LearnerSetup(fen_warm_start="sjf")) == (
-        "ppo_load1.5_it60_s0")
-    with pytest.raises(ValueError, match="--fen-warm-start applies to learner 'fen'"):
-        run(parse_args(["--fen-warm-start", "sjf", "--learners", "ppo", "--loads", "9"]), "t")
-    with pytest.raises(ValueError, match="unknown --fen-warm-start 'best'"):
-        run(parse_args(["--fen-warm-start", "best", "--learners", "fen", "--loads", "9"]), "t")
-    with pytest.raises(ValueError, match="--team-reward applies to learners 'a2c' and 'ppo'"):
-        run(parse_args(["--team-reward", "--learners", "fen", "--loads", "9"]), "t")
-    with pytest.raises(ValueError, match="--entropy-coeff applies to learners 'a2c' and 'ppo'"):
-        run(parse_args(["--entropy-coeff", "0", "--learners", "fen", "--loads", "9"]), "t")
-    with pytest.raises(ValueError, match="--entropy-coeff must be >= 0, got -1.0"):
-        run(parse_args(["--entropy-coeff", "-1", "--learners", "ppo", "--loads", "9"]), "t")
-    assert cache_name("ppo", 1.5, 60, 0, LearnerSetup(team_reward=True, entropy_coeff=0.0,
-                                                      warm_start="tetris")) == (
-        "ppo_load1.5_it60_s0_team_ent0_wstetris")
-
-
 def _fen_config():
     from policies.fen.config import build_fen_config
 

@@ -24,6 +24,7 @@ seed).
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -128,9 +129,10 @@ def _notes(experiment: Any, summaries: list[dict[str, Any]]) -> str:
     groups: dict[str, dict[str, float]] = {}
     for s in summaries:
         p = s["params"]
-        kwargs = {k: v for k, v in p["env_kwargs"].items()}
+        kwargs = {k: v for k, v in p["env_kwargs"].items()
+                  if not (k == "max_cycles" and v == DEFAULT_CYCLES)}
         load = kwargs.pop("load", "default")
-        where = (f"load {load}" + (f", {kwargs}" if kwargs else "")
+        where = (f"load {load}" + (f", {json.dumps(kwargs, sort_keys=True)}" if kwargs else "")
                  + (f", drained {p['drain_cycles']}" if p.get("drain_cycles") else ""))
         groups.setdefault(where, {})[p["scheduler"]] = s["metrics"]["avg_slowdown"]
     lines = ["Best of the issue's baselines (" + ", ".join(TARGET_SCHEDULERS) + ") by average "
