@@ -7,7 +7,7 @@ sub-policy 0 (the one trained on the environment reward) starts competent, e.g.
 warm-started on a cluster scheduler's decisions (:mod:`policies.warm_start`), that
 wastes the efficient policy: on the resource-allocation cluster at load 0.7,
 controllers initialised by RLlib still chose sub-policy 0 about a quarter of the time
-after 60 iterations (``results/resource_allocation_notes.md``).
+after 60 iterations (``results/resource_allocation_fen/report.md``).
 
 :class:`PriorControllerTorchRLModule` is RLlib's default PPO module whose policy head's
 output layer starts with weights scaled by :data:`OUTPUT_WEIGHT_SCALE` (so the choice
