@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 benchmark: $(STAMP)
-	$(PY) scripts/benchmark_envs.py --json results/env_throughput.json
+	$(PY) scripts/benchmark_envs.py --json results/env_throughput/README.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
