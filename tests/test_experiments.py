@@ -124,7 +124,7 @@ def test_run_interrupt_resume_and_report_only(tmp_path):
 
     study = tmp_path / "study"
     study.mkdir()
-    exp = experiment(name="tiny_resume", stop={"iterations": 6},
+    exp = experiment(name="tiny_resume", stop={"iterations": 12},
                      checkpoint={"every": 1, "keep": 1})
     (study / "experiment.yaml").write_text(yaml.safe_dump(exp))
     args = [str(study / "experiment.yaml"), "--storage", str(tmp_path / "storage"),
@@ -163,13 +163,14 @@ def test_run_interrupt_resume_and_report_only(tmp_path):
     assert first not in " ".join(x.split()[1] for x in done_lines), r.stdout
     summaries = {s["trial"]: s for s in load_summaries(study / "trials")}
     assert set(summaries) == {"seed=0", "seed=1"}
-    assert all(s["iterations"] == 6 for s in summaries.values())
+    assert all(s["iterations"] == 12 for s in summaries.values())
     assert "resumed_at" not in summaries[first]
     (other,) = set(summaries) - {first}
-    assert 1 <= summaries[other]["resumed_at"][0] < 6  # from its checkpoint, not from 0
+    resumed_at = summaries[other].get("resumed_at")  # from its checkpoint, not from 0
+    assert resumed_at and 1 <= resumed_at[0] < 12, (out[-2000:], r.stdout[-2000:])
     resumed = json.loads((tmp_path / "storage" / "tiny_resume" / "fairmarl_experiment.json")
                          .read_text())
-    assert [t["name"] for t in resumed["trials"]] == ["seed=0", "seed=1"]
+    assert resumed["trials"] == ["seed=0", "seed=1"]
     before = (study / "report.md").read_text()
     r = _run([str(study / "experiment.yaml"), "--out", str(study), "--report-only"], timeout=120)
     assert r.returncode == 0, r.stderr

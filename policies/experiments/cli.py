@@ -72,6 +72,16 @@ def committed(study: Path) -> dict[str, dict[str, Any]]:
     return {s["trial"]: s for s in load_summaries(study / TRIALS_DIR)}
 
 
+def same_params(experiment: Any, params: dict[str, Any], summary: dict[str, Any]) -> bool:
+    """Whether a summary's trial ran ``params``: its parameters, with the kind's defaults
+    for those it predates, are the same."""
+    from policies.experiments.kinds import get_kind
+
+    defaults = {k: p.default for k, p in get_kind(experiment.kind).params.items()}
+    ran = {**defaults, **summary.get("params", {})}
+    return json.loads(json.dumps(ran)) == json.loads(json.dumps(params))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with cli_errors():
@@ -87,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         if out.resolve() != study.resolve():
             done.update(committed(out))
         todo = [t for t in experiment.trials()
-                if t.name not in done or json.loads(json.dumps(t.params)) != done[t.name]["params"]]
+                if t.name not in done or not same_params(experiment, t.params, done[t.name])]
         new: list[dict[str, Any]] = []
         failed: dict[str, str] = {}
         if not args.report_only and not todo:

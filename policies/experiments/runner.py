@@ -47,8 +47,11 @@ def _trainable(config: dict[str, Any]) -> None:
 
 
 def _state(experiment: Experiment) -> dict[str, Any]:
+    """What a resume must match: the experiment file's content and its grid (not the
+    kinds' defaults, which a newer version of the code may extend)."""
     return json.loads(json.dumps(
-        {"name": experiment.name, "trials": trial_configs(experiment)}, sort_keys=True))
+        {"name": experiment.name, "file": experiment.raw,
+         "trials": [t.name for t in experiment.trials()]}, sort_keys=True, default=str))
 
 
 @dataclass
@@ -144,8 +147,8 @@ def run_experiment(
         if not remote and saved.is_file() and json.loads(saved.read_text()) != state:
             raise ExperimentError(
                 f"{path} holds a run of another version of experiment {experiment.name!r} "
-                "(its trials or their parameters differ); pass --fresh to start it over, or "
-                "give the changed experiment another name")
+                "(its file's content differs); pass --fresh to start it over, or give the "
+                "changed experiment another name")
         tuner = tune.Tuner.restore(path, trainable, resume_errored=True)
     else:
         if not remote:

@@ -76,9 +76,11 @@ def run_trial(config: dict[str, Any]) -> None:
 
     kind = get_kind(config["kind"])
     context = TrialContext(config)
-    summary = kind.run(dict(config["params"]), context)
+    # a parameter the kind gained after the experiment started (a resumed one) has its default
+    params = {**{k: p.default for k, p in kind.params.items()}, **config["params"]}
+    summary = kind.run(params, context)
     summary = {
-        "trial": config["name"], "kind": config["kind"], "params": config["params"],
+        "trial": config["name"], "kind": config["kind"], "params": params,
         "point": config["point"], "source": "run_experiment", "node": node_id(),
         **summary,
     }
