@@ -156,14 +156,14 @@ def test_run_interrupt_resume_and_report_only(tmp_path):
             proc.wait()
     first = lines[-1].split()[1]
     interrupted = len(load_summaries(study / "trials"))
-    assert interrupted <= 1, out
+    assert interrupted <= 1, out[-3000:]
     r = _run(args, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     done_lines = [x for x in r.stdout.splitlines() if x.startswith("done: ")]
     assert first not in " ".join(x.split()[1] for x in done_lines), r.stdout
     summaries = {s["trial"]: s for s in load_summaries(study / "trials")}
-    assert set(summaries) == {"seed=0", "seed=1"}
-    assert all(s["iterations"] == 12 for s in summaries.values())
+    assert set(summaries) == {"seed=0", "seed=1"}, r.stdout[-3000:]
+    assert all(s["iterations"] == 12 for s in summaries.values()), r.stdout[-3000:]
     assert "resumed_at" not in summaries[first]
     (other,) = set(summaries) - {first}
     resumed_at = summaries[other].get("resumed_at")  # from its checkpoint, not from 0
@@ -174,7 +174,7 @@ def test_run_interrupt_resume_and_report_only(tmp_path):
     before = (study / "report.md").read_text()
     r = _run([str(study / "experiment.yaml"), "--out", str(study), "--report-only"], timeout=120)
     assert r.returncode == 0, r.stderr
-    assert (study / "report.md").read_text() == before
+    assert (study / "report.md").read_text() == before, r.stdout
     r = _run(args, timeout=120)  # nothing left to run: Ray is not even started
     assert "every trial is in the study folder already" in r.stdout
 
@@ -194,3 +194,16 @@ def test_address_without_cluster_is_one_error_line_within_seconds(tmp_path):
     assert r.returncode == 2 and time.monotonic() - start < 30
     assert r.stderr.strip().splitlines()[-1].startswith(
         f"error: no Ray cluster at '127.0.0.1:{port}'"), r.stderr
+
+
+@pytest.mark.parametrize("only, words", [
+    ("algo=ppo", "--only 'algo=ppo': give KEY=VALUE with KEY one of the searched keys ['seed']"),
+    ("seed=7", "--only 'seed=7': seed takes ['0', '1'] in this grid"),
+])
+def test_only_names_searched_keys_and_values(tmp_path, only, words):
+    import yaml
+
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(experiment()))
+    r = _run([str(path), "--storage", str(tmp_path / "s"), "--only", only], timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == f"error: {words}"

@@ -47,6 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "<storage>/<name>/report; the study folder to update the study)")
     p.add_argument("--report-only", action="store_true",
                    help="run nothing: rewrite the report from the study folder's trials/")
+    p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                   help="run only the grid's trials whose searched KEY is VALUE (repeatable: "
+                        "values of one key are alternatives, different keys must all match); "
+                        "the report still covers every summary")
     p.add_argument("--fresh", action="store_true",
                    help="forget Tune's state of an interrupted run of this experiment")
     args = p.parse_args(argv)
@@ -72,6 +76,24 @@ def committed(study: Path) -> dict[str, dict[str, Any]]:
     return {s["trial"]: s for s in load_summaries(study / TRIALS_DIR)}
 
 
+def only_filter(experiment: Any, items: list[str]) -> dict[str, set[str]]:
+    """``--only`` as {searched key: allowed values as text}; a ValueError naming a key the
+    grid does not search or a value it does not hold."""
+    from policies.experiments.spec import trial_name
+
+    wanted: dict[str, set[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in experiment.search:
+            raise ValueError(f"--only {item!r}: give KEY=VALUE with KEY one of the searched "
+                             f"keys {sorted(experiment.search)}")
+        values = {trial_name({key: v}).split("=", 1)[1] for v in experiment.search[key]}
+        if value not in values:
+            raise ValueError(f"--only {item!r}: {key} takes {sorted(values)} in this grid")
+        wanted.setdefault(key, set()).add(value)
+    return wanted
+
+
 def same_params(experiment: Any, params: dict[str, Any], summary: dict[str, Any]) -> bool:
     """Whether a summary's trial ran ``params``: its parameters, with the kind's defaults
     for those it predates, are the same."""
@@ -87,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     with cli_errors():
         from policies.experiments.report import TRIALS_DIR, write_report, write_summaries
         from policies.experiments.runner import DEFAULT_STORAGE
-        from policies.experiments.spec import load_experiment
+        from policies.experiments.spec import load_experiment, trial_name
 
         experiment = load_experiment(args.experiment)
         study = Path(args.experiment).parent
@@ -96,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         done = committed(study)
         if out.resolve() != study.resolve():
             done.update(committed(out))
-        todo = [t for t in experiment.trials()
+        wanted = only_filter(experiment, args.only)
+        chosen = [t for t in experiment.trials()
+                  if all(trial_name({k: t.point[k]}).split("=", 1)[1] in v
+                         for k, v in wanted.items())]
+        todo = [t for t in chosen
                 if t.name not in done or not same_params(experiment, t.params, done[t.name])]
         new: list[dict[str, Any]] = []
         failed: dict[str, str] = {}
@@ -112,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
             init_ray(args.address, num_cpus=args.num_cpus,
                      runtime_env={"env_vars": {"PYTHONHASHSEED": HASH_SEED}})
             skip = frozenset(t.name for t in experiment.trials()) - {t.name for t in todo}
+            if wanted and skip:  # a run of part of the grid is a Tune experiment of its own
+                storage = str(Path(storage) / ("only_" + "_".join(sorted(
+                    f"{k}-{v}" for k, vs in wanted.items() for v in vs))))
             outcome = run_experiment(experiment, storage=storage, skip=skip,
                                      max_concurrent=args.max_concurrent, fresh=args.fresh)
             new, failed = outcome.summaries, outcome.failed
