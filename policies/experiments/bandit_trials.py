@@ -30,23 +30,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from policies.experiments.kinds import REPORT_KEYS, Param, TrialKind
+from policies.experiments.kinds import REPORT_KEYS, Param, TrialKind, int_at_least
 
 
 def _choice(allowed: tuple[str, ...] | list[str]) -> Any:
     def check(value: Any) -> None:
         if value not in allowed:
             raise ValueError(f"{value!r} is not allowed; allowed: {list(allowed)}")
-    return check
-
-
-def _int_at_least(low: int, none_ok: bool = False) -> Any:
-    def check(value: Any) -> None:
-        if none_ok and value is None:
-            return
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{value!r} is not an integer >= {low}"
-                             + (" (or null: the problem's default)" if none_ok else ""))
     return check
 
 
@@ -72,14 +62,14 @@ def _check_algorithm(value: Any) -> None:
 
 PARAMS: dict[str, Param] = {
     "problem": Param("chain0101", _check_problem, "chain0101, gem_mining or wind_farm"),
-    "agents": Param(None, _int_at_least(1, none_ok=True),
+    "agents": Param(None, int_at_least(1, "the problem's default"),
                     "chain length / number of villages (null: 10 / drawn per instance; "
                     "the wind farm has 7)"),
     "algorithm": Param("mauce", _check_algorithm, "a policy of policies.mauce.ALGORITHMS"),
-    "horizon": Param(10_000, _int_at_least(1), "rounds of the run (T)"),
-    "seed": Param(0, _int_at_least(0), "the run seed (env rewards, policy, Gem Mining "
+    "horizon": Param(10_000, int_at_least(1), "rounds of the run (T)"),
+    "seed": Param(0, int_at_least(0), "the run seed (env rewards, policy, Gem Mining "
                                        "instance)"),
-    "curve_points": Param(50, _int_at_least(2), "rounds at which the regret curve is kept "
+    "curve_points": Param(50, int_at_least(2), "rounds at which the regret curve is kept "
                                                 "(evenly spaced from 1 to the horizon)"),
 }
 

@@ -44,6 +44,38 @@ class Param:
     help: str = ""
 
 
+def int_at_least(low: int, none_means: str | None = None) -> Callable[[Any], None]:
+    """A parameter check: an integer >= ``low`` (or None, when ``none_means`` says what
+    None stands for)."""
+    def check(value: Any) -> None:
+        if value is None and none_means is not None:
+            return
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{value!r} is not an integer >= {low}"
+                             + (f" (or null: {none_means})" if none_means else ""))
+    return check
+
+
+def mapping(value: Any) -> None:
+    """A parameter check: a mapping."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{value!r} is not a mapping")
+
+
+def keyword_arguments_of(cls: Callable[..., Any]) -> Callable[[Any], None]:
+    """A parameter check: a mapping of keyword arguments that ``cls`` accepts."""
+    def check(value: Any) -> None:
+        import inspect
+
+        mapping(value)
+        known = set(inspect.signature(cls).parameters) - {"self"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown env kwarg(s) {unknown} in {value!r}; allowed: "
+                             f"{sorted(known)}")
+    return check
+
+
 def one_cpu(params: Mapping[str, Any]) -> list[dict[str, float]]:
     """One CPU for the trial's process."""
     return [{"CPU": 1.0}]

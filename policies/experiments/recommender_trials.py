@@ -23,13 +23,18 @@ streamers kept, exposure Gini and the watch time it costs.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from policies.experiments.kinds import REPORT_KEYS, Param, TrialKind
+from policies.experiments.kinds import (
+    REPORT_KEYS,
+    Param,
+    TrialKind,
+    int_at_least,
+    keyword_arguments_of,
+)
 
 #: the repository: relative checkpoint paths are resolved against it (a Tune trial runs
 #: in its own folder)
@@ -57,26 +62,10 @@ def _check_recommender(value: Any) -> None:
                          "checkpoint path relative to the repository")
 
 
-def _check_episodes(value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{value!r} is not an integer >= 1")
-
-
-def _check_seed(value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{value!r} is not an integer >= 0")
-
-
 def _check_env_kwargs(value: Any) -> None:
     from marl_envs.live_recommendation import LiveRecEnv
 
-    if not isinstance(value, dict):
-        raise ValueError(f"{value!r} is not a mapping")
-    known = set(inspect.signature(LiveRecEnv.__init__).parameters) - {"self"}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ValueError(f"unknown env kwarg(s) {unknown} in {value!r}; allowed: "
-                         f"{sorted(known)}")
+    keyword_arguments_of(LiveRecEnv)(value)
 
 
 def _check_beta(value: Any) -> None:
@@ -97,8 +86,8 @@ PARAMS: dict[str, Param] = {
                          "a heuristic (random, popular, repeat, oracle) or a DQN checkpoint "
                          "path relative to the repository"),
     "env_kwargs": Param({}, _check_env_kwargs, "the env's keyword arguments"),
-    "episodes": Param(10, _check_episodes, "episodes, seeds seed, seed + 1, ..."),
-    "seed": Param(10_000, _check_seed, "the first episode's seed (and the heuristic's)"),
+    "episodes": Param(10, int_at_least(1), "episodes, seeds seed, seed + 1, ..."),
+    "seed": Param(10_000, int_at_least(0), "the first episode's seed (and the heuristic's)"),
     "rerank_beta": Param(None, _check_beta, "viability re-ranking of a DQN's Q-values"),
     "masked": Param(True, _check_bool, "serve the best live streamer (false: the best score)"),
 }

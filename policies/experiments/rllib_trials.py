@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from policies.experiments.kinds import TrialKind
+from policies.experiments.kinds import TrialKind, int_at_least, mapping
 from policies.experiments.spec import Param
 
 #: the trial's bookkeeping inside each of its checkpoints
@@ -38,18 +38,6 @@ CURVE_TAGS = ("fairness/utilization", "fairness/cv", "episode/return_mean")
 EVAL_FIGURES = ("utilization", "cv", "min_utility", "max_utility", "average_utility")
 FAIRNESS = "fairness/"
 CONTROLLER = "controller/"
-
-
-def _dict(value: Any) -> None:
-    if not isinstance(value, dict):
-        raise ValueError(f"{value!r} is not a mapping")
-
-
-def _int_at_least(low: int) -> Callable[[Any], None]:
-    def check(value: Any) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{value!r} is not an integer >= {low}")
-    return check
 
 
 def _optional_str(value: Any) -> None:
@@ -67,11 +55,11 @@ def _eval_actions(value: Any) -> None:
 
 COMMON_PARAMS: dict[str, Param] = {
     "env": Param(None, None, "the environment (policies.cli.TRAIN_ENVS)"),
-    "env_kwargs": Param({}, _dict, "the environment's keyword arguments"),
-    "seed": Param(0, _int_at_least(0), "the run seed (env, modules, sampling)"),
-    "num_env_runners": Param(0, _int_at_least(0), "remote env runners (0: in the trial)"),
-    "envs_per_runner": Param(8, _int_at_least(1), "env copies per runner"),
-    "overrides": Param({}, _dict, "AlgorithmConfig fields (as --set)"),
+    "env_kwargs": Param({}, mapping, "the environment's keyword arguments"),
+    "seed": Param(0, int_at_least(0), "the run seed (env, modules, sampling)"),
+    "num_env_runners": Param(0, int_at_least(0), "remote env runners (0: in the trial)"),
+    "envs_per_runner": Param(8, int_at_least(1), "env copies per runner"),
+    "overrides": Param({}, mapping, "AlgorithmConfig fields (as --set)"),
     "eval_actions": Param("greedy", _eval_actions, "how evaluation episodes act: greedy "
                                                    "(argmax) or sampled from the policies"),
     "warm_start": Param(None, _optional_str, "a scheduler to imitate before RL (FEN: its "
@@ -93,7 +81,7 @@ FEN_PARAMS: dict[str, Param] = {
     "variant": Param("fen", None, "policies.fen.variants.VARIANTS"),
     "policy_mode": Param(None, None, "shared or independent (default: the env's)"),
     "preset": Param(None, _optional_str, "a named FEN option set (authors)"),
-    "fen_options": Param({}, _dict, "FEN options (build_fen_config's fen_options)"),
+    "fen_options": Param({}, mapping, "FEN options (build_fen_config's fen_options)"),
     "sampler": Param("auto", None, "auto (vector wherever it applies), vector or "
                                    "multi_agent"),
 }

@@ -23,12 +23,11 @@ seed).
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Mapping
 from typing import Any
 
-from policies.experiments.kinds import Param, TrialKind
+from policies.experiments.kinds import Param, TrialKind, int_at_least, keyword_arguments_of
 
 ENV = "resource_allocation"
 #: the episode_stats figures a trial reports (means over its episodes)
@@ -51,31 +50,18 @@ def _check_scheduler(value: Any) -> None:
 def _check_env_kwargs(value: Any) -> None:
     from marl_envs.resource_allocation_v0 import ResourceAllocationEnv
 
-    if not isinstance(value, dict):
-        raise ValueError(f"{value!r} is not a mapping")
-    known = set(inspect.signature(ResourceAllocationEnv.__init__).parameters) - {"self"}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ValueError(f"unknown env kwarg(s) {unknown} in {value!r}; allowed: "
-                         f"{sorted(known)}")
+    keyword_arguments_of(ResourceAllocationEnv)(value)
     if "arrival_cycles" in value:
         raise ValueError(f"{value!r}: set drain_cycles, not arrival_cycles (the trial sets "
                          "it from max_cycles)")
 
 
-def _int_at_least(low: int) -> Any:
-    def check(value: Any) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{value!r} is not an integer >= {low}")
-    return check
-
-
 PARAMS: dict[str, Param] = {
     "scheduler": Param(None, _check_scheduler, "a scheduler of policies.heuristics.schedulers"),
     "env_kwargs": Param({}, _check_env_kwargs, "resource_allocation's keyword arguments"),
-    "episodes": Param(10, _int_at_least(1), "seeded episodes"),
-    "eval_seed": Param(10_000, _int_at_least(0), "the first episode's seed"),
-    "drain_cycles": Param(0, _int_at_least(0), "steps without arrivals after max_cycles"),
+    "episodes": Param(10, int_at_least(1), "seeded episodes"),
+    "eval_seed": Param(10_000, int_at_least(0), "the first episode's seed"),
+    "drain_cycles": Param(0, int_at_least(0), "steps without arrivals after max_cycles"),
 }
 
 
