@@ -94,6 +94,10 @@ def test_imported_trials_match_their_grid_or_have_names_of_their_own(name):
     summaries = load_summaries(folder / "trials")
     assert summaries
     for s in summaries:
+        if s["source"] == "run_experiment":  # trained through this layer
+            assert s["params"] == grid[s["trial"]].params
+            assert s["iterations"] == exp.stop.iterations
+            continue
         assert s["source"].startswith("imported: results/fen_runs")
         assert s["kind"] == "fen" and set(s["params"]) == set(exp.params)
         if s["trial"] in grid:

@@ -72,19 +72,31 @@ def _text(value: Any) -> str:
 
 def row_label(experiment: Experiment, summary: Mapping[str, Any]) -> str:
     """The searched values (but the seed), then ``[key=value, ...]`` for each parameter
-    that differs from the experiment file, then the budget when it is not the file's."""
+    that differs from the experiment file, then the budget when it is not the file's; an
+    imported trial outside the grid whose label would be a grid row's gets
+    ``[imported]``."""
     point = {k: v for k, v in summary.get("point", {}).items() if k != SEED}
     base, params = _flat(experiment.params), _flat(summary.get("params", {}))
     differ = {k: v for k, v in params.items()
               if k != SEED and k not in point and base.get(k, v) != v}
     differ.update({k: v for k, v in params.items() if k not in base and k not in point})
-    label = ", ".join(f"{k}={_text(v)}" for k, v in point.items()) or experiment.name
+    label = _point_label(experiment, point)
     if differ:
         label += " [" + ", ".join(f"{k}={_text(v)}" for k, v in sorted(differ.items())) + "]"
     budget = summary.get("iterations")
     if experiment.stop.iterations and budget and budget != experiment.stop.iterations:
         label += f" ({budget} it)"
+    grid = {t.name for t in experiment.trials()}
+    if summary.get("trial") not in grid and summary.get("source", "").startswith("imported"):
+        # an imported run outside the grid never joins the row of the grid's own trials
+        if label in {_point_label(experiment, t.point) for t in experiment.trials()}:
+            label += " [imported]"
     return label
+
+
+def _point_label(experiment: Experiment, point: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={_text(v)}" for k, v in point.items() if k != SEED) \
+        or experiment.name
 
 
 def order(experiment: Experiment, summaries: Sequence[Mapping[str, Any]]
