@@ -2,7 +2,7 @@
 """Wall time of one experiment on a two-raylet Ray cluster: trials in parallel vs one at a
 time (``run_experiment.py --max-concurrent 1``), measured in one run on one machine.
 
-    python scripts/benchmark_experiment_scaling.py [--trials 4] [--iterations 10] \
+    python scripts/benchmark_experiment_scaling.py [--trials 4] [--iterations 20] \
         [--out results/experiment_scaling/README.md]
 
 Builds a cluster of two raylets on 127.0.0.1 with ``ray.cluster_utils.Cluster`` (one CPU
@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--trials", type=int_at_least(2), default=4, help="trials (seeds)")
-    p.add_argument("--iterations", type=int_at_least(1), default=10,
+    p.add_argument("--iterations", type=int_at_least(1), default=20,
                    help="PPO iterations per trial")
     p.add_argument("--out", type=output_file, default=None,
                    help=f"report (.md; default {DEFAULT_OUT}, kept if it exists)")
