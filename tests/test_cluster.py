@@ -49,7 +49,8 @@ TRAIN_ARGS = [
     "--set", "num_epochs=1",
 ]
 RUNNER_CLASS = "MultiAgentEnvRunner"
-#: the actor class of a Tune function trial
+#: the actor class of a Tune function trial (Ray names it ``wrap_function.<locals>.ImplicitFunc``
+#: or ``ImplicitFunc``)
 TRIAL_CLASS = "ImplicitFunc"
 
 
@@ -208,7 +209,7 @@ def test_train_and_experiment_on_two_raylet_cluster():
         # the experiment's two trials ran at once, one on each raylet (the actor table),
         # and each trial's summary names the node it ran on
         trials = {a["Address"]["NodeID"] for a in state["actors"].values()
-                  if a["ActorClassName"] == TRIAL_CLASS}
+                  if a["ActorClassName"].endswith(TRIAL_CLASS)}
         assert trials == {state["head"], state["worker"]}, state["actors"]
         summaries = [json.loads(f.read_text()) for f in (study / "trials").glob("*.json")]
         assert sorted(s["trial"] for s in summaries) == ["seed=0", "seed=1"]
