@@ -133,7 +133,7 @@ def test_plant_report_puts_products_per_agent_beside_the_paper(tmp_path: Path) -
     write_report(study, summaries, tmp_path, ["cmd"])
     md = (tmp_path / "report.md").read_text()
     beside = [line for line in md.splitlines()
-              if line.startswith("| variant=independent [num_env_runners=0] | 1 | 20 | - / 28%")]
+              if line.startswith("| variant=independent [imported] | 1 | 20 | - / 28%")]
     assert len(beside) == 1 and beside[0].endswith("| - / 19.0 ±3.0 |")
     assert "Rows recorded before the plant logged products per agent" in md
     assert "| *paper: fen* | - | - | 82.0% ±5.0 | 0.100 ±0.030 | 48.0 ±3.0 |" in md
