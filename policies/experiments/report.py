@@ -203,6 +203,9 @@ def markdown(experiment: Experiment, rows: Sequence[Mapping[str, Any]],
         extra = kind.notes(experiment, list(summaries))
         if extra:
             lines += ["", extra.strip()]
+    missing = still_to_run(experiment, summaries)
+    if missing:
+        lines += ["", missing]
     lines += ["", "## Trials", "", "| trial | iterations | env steps | wall time | node | source |",
               "|---|---|---|---|---|---|"]
     for s in summaries:
@@ -212,6 +215,23 @@ def markdown(experiment: Experiment, rows: Sequence[Mapping[str, Any]],
             f"{wall:.0f} s" if isinstance(wall, int | float) else "-",
             str(s.get("node", "-"))[:8], s.get("source", "run_experiment")]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def still_to_run(experiment: Experiment, summaries: Sequence[Mapping[str, Any]]) -> str:
+    """The grid's trials without a summary, by row (empty when the grid is complete)."""
+    have = {s["trial"] for s in summaries}
+    todo: dict[str, list[Any]] = {}
+    for t in experiment.trials():
+        if t.name not in have:
+            todo.setdefault(_point_label(experiment, t.point), []).append(
+                t.params.get(SEED))
+    if not todo:
+        return ""
+    n = sum(len(v) for v in todo.values())
+    return (f"Still to run ({n} of the grid's {len(experiment.trials())} trials; the first "
+            "command above runs exactly these): "
+            + "; ".join(f"{k} (seeds {', '.join(str(s) for s in v)})" for k, v in todo.items())
+            + ".")
 
 
 def plot_curves(experiment: Experiment, summaries: Sequence[Mapping[str, Any]],

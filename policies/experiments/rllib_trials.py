@@ -345,7 +345,7 @@ def _paper_cell(paper: tuple[float, float | None] | None, fmt: str) -> str:
 def _fen_notes(experiment: Any, summaries: list[dict[str, Any]]) -> str:
     """FEN's study text beyond the generic table: each row beside the paper's figures of
     its variant, the controllers' choices, where the hierarchical rows' utilization goes,
-    the plant's runs without its products figures, and the grid trials still to run."""
+    the plant's runs without its products figures."""
     from policies.experiments.report import metric_formats, order, row_label
     from policies.fen.envs import RELATIVE_UTILITY_BIN_NAMES
     from policies.fen.references import PAPER
@@ -437,18 +437,6 @@ def _fen_notes(experiment: Any, summaries: list[dict[str, Any]]) -> str:
                 "shown as `reward_utilization` (their utilization curves are that figure too, "
                 "so the plot leaves them out).", ""]
 
-    have = {s["trial"] for s in summaries}
-    todo: dict[str, list[Any]] = {}
-    for t in experiment.trials():
-        if t.name not in have:
-            rest = ",".join(f"{k}={v}" for k, v in t.point.items() if k != "seed") or "-"
-            todo.setdefault(rest, []).append(t.params.get("seed"))
-    if todo:
-        n = sum(len(v) for v in todo.values())
-        out += [f"Still to run ({n} of the grid's {len(experiment.trials())} trials; the "
-                "first command above runs exactly these): "
-                + "; ".join(f"{k} (seeds {', '.join(str(s) for s in v)})"
-                            for k, v in todo.items()) + "."]
     return "\n".join(out)
 
 RLLIB = TrialKind(
