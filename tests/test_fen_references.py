@@ -14,7 +14,7 @@ def test_reference_rows_job_scheduling():
     assert names[0] == "random play (5 episodes, now)"
     assert 0.1 < rows[names[0]]["utilization"] < 0.3  # measured: about 0.16
     independent = [n for n in names if n.startswith("independent PPO")]
-    assert independent == ["independent PPO (results/fen_job_scheduling, 2 seeds x 20 it)"]
+    assert independent == ["independent PPO (results/fen_job_scheduling, 5 seeds x 30 it)"]
     assert rows[independent[0]]["utilization"] > 0.9 and rows[independent[0]]["cv"] > 1.0
     assert rows["FEN, paper"] == {m: v for m, (v, _) in PAPER["job_scheduling"]["fen"].items()}
     # other env kwargs: the committed runs are not of this env, so no independent row
