@@ -79,7 +79,7 @@ def committed(study: Path) -> dict[str, dict[str, Any]]:
 def only_filter(experiment: Any, items: list[str]) -> dict[str, set[str]]:
     """``--only`` as {searched key: allowed values as text}; a ValueError naming a key the
     grid does not search or a value it does not hold."""
-    from policies.experiments.spec import trial_name
+    from policies.experiments.spec import value_text
 
     wanted: dict[str, set[str]] = {}
     for item in items:
@@ -87,7 +87,7 @@ def only_filter(experiment: Any, items: list[str]) -> dict[str, set[str]]:
         if not sep or key not in experiment.search:
             raise ValueError(f"--only {item!r}: give KEY=VALUE with KEY one of the searched "
                              f"keys {sorted(experiment.search)}")
-        values = {trial_name({key: v}).split("=", 1)[1] for v in experiment.search[key]}
+        values = {value_text(v) for v in experiment.search[key]}
         if value not in values:
             raise ValueError(f"--only {item!r}: {key} takes {sorted(values)} in this grid")
         wanted.setdefault(key, set()).add(value)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     with cli_errors():
         from policies.experiments.report import TRIALS_DIR, write_report, write_summaries
         from policies.experiments.runner import DEFAULT_STORAGE
-        from policies.experiments.spec import load_experiment, trial_name
+        from policies.experiments.spec import load_experiment, value_text
 
         experiment = load_experiment(args.experiment)
         study = Path(args.experiment).parent
@@ -120,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             done.update(committed(out))
         wanted = only_filter(experiment, args.only)
         chosen = [t for t in experiment.trials()
-                  if all(trial_name({k: t.point[k]}).split("=", 1)[1] in v
-                         for k, v in wanted.items())]
+                  if all(value_text(t.point[k]) in v for k, v in wanted.items())]
         todo = [t for t in chosen
                 if t.name not in done or not same_params(experiment, t.params, done[t.name])]
         new: list[dict[str, Any]] = []

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.experiments.kinds import get_kind
-from policies.experiments.spec import SEED, Experiment, trial_file_name
+from policies.experiments.spec import SEED, Experiment, trial_file_name, value_text
 
 TRIALS_DIR = "trials"
 REPORT_MD = "report.md"
@@ -66,10 +66,6 @@ def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def row_label(experiment: Experiment, summary: Mapping[str, Any]) -> str:
     """The searched values (but the seed), then ``[key=value, ...]`` for each parameter
     that differs from the experiment file, then the budget when it is not the file's; an
@@ -82,7 +78,7 @@ def row_label(experiment: Experiment, summary: Mapping[str, Any]) -> str:
     differ.update({k: v for k, v in params.items() if k not in base and k not in point})
     label = _point_label(experiment, point)
     if differ:
-        label += " [" + ", ".join(f"{k}={_text(v)}" for k, v in sorted(differ.items())) + "]"
+        label += " [" + ", ".join(f"{k}={value_text(v)}" for k, v in sorted(differ.items())) + "]"
     budget = summary.get("iterations")
     if experiment.stop.iterations and budget and budget != experiment.stop.iterations:
         label += f" ({budget} it)"
@@ -95,7 +91,7 @@ def row_label(experiment: Experiment, summary: Mapping[str, Any]) -> str:
 
 
 def _point_label(experiment: Experiment, point: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={_text(v)}" for k, v in point.items() if k != SEED) \
+    return ", ".join(f"{k}={value_text(v)}" for k, v in point.items() if k != SEED) \
         or experiment.name
 
 

@@ -61,7 +61,6 @@ class Outcome:
 
     summaries: list[dict[str, Any]]
     failed: dict[str, str]
-    path: str
 
 
 class Progress(tune.Callback):
@@ -156,7 +155,7 @@ def run_experiment(
             (Path(path) / EXPERIMENT_FILE).write_text(json.dumps(state, indent=1))
         configs = [c for c in trial_configs(experiment) if c["name"] not in skip]
         if not configs:
-            return Outcome(summaries=[], failed={}, path=path)
+            return Outcome(summaries=[], failed={})
         ck = experiment.checkpoint
         by_it = bool(kind.iterative and experiment.stop.iterations)
         tuner = tune.Tuner(
@@ -189,4 +188,4 @@ def run_experiment(
             failed[name] = str(result.error or "no summary reported")
             continue
         summaries.append(json.loads(metrics[SUMMARY_KEY]))
-    return Outcome(summaries=summaries, failed=failed, path=path)
+    return Outcome(summaries=summaries, failed=failed)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,15 +117,16 @@ class Experiment:
         return out
 
 
+def value_text(value: Any) -> str:
+    """A searched value as trial names and ``--only`` write it (JSON, strings bare)."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
 def trial_name(point: Mapping[str, Any]) -> str:
     """``variant=fen,seed=0``; ``default`` for an experiment without a search."""
     if not point:
         return "default"
-    parts = []
-    for key, value in point.items():
-        text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
-        parts.append(f"{key}={text}")
-    return ",".join(parts)
+    return ",".join(f"{key}={value_text(value)}" for key, value in point.items())
 
 
 def trial_file_name(name: str) -> str:
@@ -188,12 +189,12 @@ def parse_experiment(data: Mapping[str, Any], path: Path | None = None) -> Exper
     through its kind (:func:`policies.experiments.kinds.get_kind`)."""
     where = f"{path}: " if path is not None else ""
     try:
-        return _parse(data, path, get_kind)
+        return _parse(data, path)
     except ExperimentError as e:
         raise ExperimentError(where + str(e)) from None
 
 
-def _parse(data: Mapping[str, Any], path: Path | None, get_kind: Callable) -> Experiment:
+def _parse(data: Mapping[str, Any], path: Path | None) -> Experiment:
     _no_unknown("experiment", data, TOP_KEYS)
     for key, required in TOP_KEYS.items():
         if required and key not in data:

@@ -32,7 +32,6 @@ class TrialContext:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.name: str = config["name"]
-        self.point: dict[str, Any] = config["point"]
         self.stop = Stop(**config["stop"])
         self.checkpoint = CheckpointPolicy(**config["checkpoint"])
         self.evaluation = Evaluation(**config["evaluation"])
