@@ -416,6 +416,7 @@ OVERRIDE_RANGES: dict[str, tuple[str, float | None, float | None, bool, bool]] =
     "target_network_update_freq": ("int", 0, None, True, True),
     "num_steps_sampled_before_learning_starts": ("int", 0, None, True, True),
     "min_sample_timesteps_per_iteration": ("int", 0, None, True, True),
+    "num_cpus_for_main_process": ("int", 1, None, True, True),
 }
 
 

@@ -193,14 +193,13 @@ class PettingZooMultiAgentEnv(MultiAgentEnv):
         self._last_obs.update(obs)
         self._pending -= set(obs)
 
-        done_before = self._done
-        rewards = {a: r for a, r in rewards.items() if a not in done_before}
-        terms = {a: bool(t) for a, t in terms.items() if a not in done_before}
-        truncs = {a: bool(t) for a, t in truncs.items() if a not in done_before}
-        obs = {a: o for a, o in obs.items() if a not in done_before}
-        self._done = done_before | {a for a, t in terms.items() if t} | {
-            a for a, t in truncs.items() if t
-        }
+        done = self._done  # agents done before this step (updated in place below)
+        rewards = {a: r for a, r in rewards.items() if a not in done}
+        terms = {a: bool(t) for a, t in terms.items() if a not in done}
+        truncs = {a: bool(t) for a, t in truncs.items() if a not in done}
+        obs = {a: o for a, o in obs.items() if a not in done}
+        done.update(a for a, t in terms.items() if t)
+        done.update(a for a, t in truncs.items() if t)
         infos = {a: dict(infos.get(a) or {}) for a in obs}
 
         if episode_over:

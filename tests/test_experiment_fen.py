@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from policies.experiments.cli import main
+from policies.experiments.kinds import get_kind
 from policies.experiments.report import load_summaries, row_label
 from policies.experiments.spec import ExperimentError, load_experiment, parse_experiment
 
@@ -110,3 +111,17 @@ def test_imported_trials_match_their_grid_or_have_names_of_their_own(name):
     text = "".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file()
                    and p.suffix != ".png")
     assert "/work/" not in text
+
+
+def test_trial_resources_main_process_cpus_then_one_per_runner():
+    """A trial reserves overrides.num_cpus_for_main_process (FEN's learner updates with
+    them) and one CPU per remote env runner; a bad value is the file's error."""
+    def bundles(**params):
+        exp = parse_experiment(fen_experiment(**params))
+        return get_kind(exp.kind).resources(next(iter(exp.trials())).params)
+
+    assert bundles() == [{"CPU": 1.0}]
+    assert bundles(num_env_runners=1) == [{"CPU": 1.0}, {"CPU": 1.0}]
+    assert bundles(overrides={"num_cpus_for_main_process": 2}) == [{"CPU": 2.0}]
+    with pytest.raises(ExperimentError, match="num_cpus_for_main_process"):
+        parse_experiment(fen_experiment(overrides={"num_cpus_for_main_process": 0}))

@@ -24,11 +24,23 @@ from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner  # noqa: E4
 from ray.rllib.evaluation.postprocessing import Postprocessing  # noqa: E402
 
 from policies.fen.config import build_fen_config  # noqa: E402
-from policies.fen.variants import options_for, parse_sub_module_id  # noqa: E402
-from policies.fen.vector_runner import FENVectorEnvRunner  # noqa: E402
+from policies.fen.variants import (  # noqa: E402
+    make_variant_env,
+    options_for,
+    parse_sub_module_id,
+)
+from policies.fen.vector_runner import (  # noqa: E402
+    FENVectorEnvRunner,
+    policy_layers,
+    policy_logits,
+    sample_categorical,
+)
 from policies.rllib_env import _SUB_ENV_COUNTERS  # noqa: E402
 
-TINY = {"train_batch_size_per_learner": 200, "minibatch_size": 100, "num_epochs": 1}
+# the same chunks from both samplers: 20 env steps per copy and sample() call (the vector
+# sampler's default is one call per iteration, the MultiAgentEnvRunner's two periods)
+TINY = {"train_batch_size_per_learner": 200, "minibatch_size": 100, "num_epochs": 1,
+        "rollout_fragment_length": 20}
 
 
 class _ObsDeterministicPPO(DefaultPPOTorchRLModule):
@@ -199,3 +211,36 @@ def test_unsupported_combinations_rejected(env, variant, kwargs, match):
     kwargs = {"sampler": "vector", **kwargs}
     with pytest.raises(ValueError, match=match):
         build_fen_config(env, variant, **kwargs)
+
+
+def test_fast_policy_forward_matches_the_modules_forward():
+    config = _config("vector")
+    specs = config._rl_module_spec.rl_module_specs
+    probe = make_variant_env(config.env_config)
+    for mid in ("ctrl", "sub0", "sub3"):
+        aid = probe.possible_agents[0] if mid == "ctrl" else "agent_0/sub/0/0"
+        spec = copy.copy(specs[mid])
+        spec.observation_space = probe.observation_space(aid)
+        spec.action_space = probe.action_space(aid)
+        spec.module_class = DefaultPPOTorchRLModule
+        module = spec.build()
+        layers = policy_layers(module)
+        assert layers is not None and len(layers) == 3
+        obs = torch.from_numpy(np.stack([spec.observation_space.sample() for _ in range(64)]))
+        with torch.no_grad():
+            want = module._forward_exploration({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
+            got = policy_logits(layers, obs)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=1e-5, err_msg=mid)
+        spec.module_class = _ObsDeterministicPPO  # a module with a forward of its own
+        assert policy_layers(spec.build()) is None
+
+
+def test_sample_categorical_draws_from_the_softmax():
+    torch.manual_seed(0)
+    logits = torch.tensor([[0.0, 1.0, -1.0, 2.0, -30.0]]).repeat(40_000, 1)
+    acts, logp = sample_categorical(logits)
+    probs = torch.softmax(logits[0], -1).numpy()
+    freq = np.bincount(acts.numpy(), minlength=5) / len(acts)
+    np.testing.assert_allclose(freq, probs, atol=0.01)
+    assert freq[4] == 0.0
+    np.testing.assert_allclose(logp.numpy(), np.log(probs)[acts.numpy()], rtol=1e-5)

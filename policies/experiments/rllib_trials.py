@@ -155,7 +155,10 @@ def _check(build: Callable) -> Callable[[dict[str, Any]], None]:
 
 
 def _resources(params: Mapping[str, Any]) -> list[dict[str, float]]:
-    return [{"CPU": 1.0}] + [{"CPU": 1.0}] * int(params["num_env_runners"])
+    # the main process (overrides.num_cpus_for_main_process: FEN's learner updates with
+    # them, policies/fen/learner.py), then one CPU per remote env runner
+    main = float(params["overrides"].get("num_cpus_for_main_process", 1))
+    return [{"CPU": main}] + [{"CPU": 1.0}] * int(params["num_env_runners"])
 
 
 def _finite(x: Any) -> bool:

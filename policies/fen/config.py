@@ -31,6 +31,7 @@ from policies.fen.controller_prior import (
     check_sub0_prob,
 )
 from policies.fen.discriminator import DiscriminatorReward
+from policies.fen.learner import FENPPOTorchLearner
 from policies.fen.variants import (
     DEFAULT_POLICY_MODE,
     FACTORY,
@@ -75,6 +76,7 @@ def build_fen_config(
     fen_options: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
     sampler: str = "auto",
+    main_cpus: int = 1,
 ) -> PPOConfig:
     """The PPOConfig that trains ``variant`` on the FEN environment ``env``.
 
@@ -114,9 +116,17 @@ def build_fen_config(
             variants sampled in batches, the same episodes reach the learner; other
             combinations are rejected, :func:`policies.fen.vector_runner.check_vector_sampler`).
             :func:`sampler_of` tells which one a config uses.
+        main_cpus: CPUs of the main process (RLlib's ``num_cpus_for_main_process``): it
+            samples when ``num_env_runners`` is 0, and the learner's update runs with these
+            plus the env runners' CPUs as torch threads (the runners wait for it;
+            :class:`policies.fen.learner.FENPPOTorchLearner`). A Tune trial reserves them
+            (an experiment file sets them as ``overrides.num_cpus_for_main_process``).
     """
     check_options(variant, fen_options or {})
     check_choice("sampler", sampler, FEN_SAMPLERS)
+    if isinstance(main_cpus, bool) or not isinstance(main_cpus, int) or main_cpus < 1:
+        raise ValueError(f"main_cpus must be an integer >= 1, got {main_cpus!r}")
+    # (``overrides["num_cpus_for_main_process"]``, applied last, sets the same field)
     if env not in DEFAULT_POLICY_MODE:
         raise ValueError(f"FEN runs on {list(DEFAULT_POLICY_MODE)}, got env {env!r}")
     policy_mode = policy_mode or DEFAULT_POLICY_MODE[env]
@@ -160,6 +170,8 @@ def build_fen_config(
         PPOConfig()
         .environment(env=PettingZooMultiAgentEnv, env_config=env_config)
         .training(**PPO_DEFAULTS)
+        .learners(learner_class=FENPPOTorchLearner)
+        .resources(num_cpus_for_main_process=main_cpus)
         .multi_agent(
             policies=list(mids),
             policy_mapping_fn=policy_mapping(variant, policy_mode),
@@ -186,13 +198,15 @@ def build_fen_config(
     config = apply_run_settings(
         config, seed=seed, num_env_runners=num_env_runners, envs_per_runner=envs_per_runner
     )
-    if variant in HIERARCHICAL_VARIANTS:
+    if sampler == "vector":
+        # one sample() call per runner and iteration ("auto"): segments are cut only where
+        # the iteration's batch ends
+        config.env_runners(env_runner_cls=FENVectorEnvRunner)
+    elif variant in HIERARCHICAL_VARIANTS:
         # RLlib's episode bookkeeping costs O(agent ids seen in the episode chunk) per
         # step, and the hierarchy adds fresh ids every period: short chunks (two periods,
         # at most 100 steps) sample ~2.4x faster on Job Scheduling than "auto" (500)
         config.env_runners(rollout_fragment_length=min(2 * probe.period, 100))
-    if sampler == "vector":
-        config.env_runners(env_runner_cls=FENVectorEnvRunner)
     return apply_overrides(config, overrides or {})
 
 

@@ -29,7 +29,9 @@ EFFICIENCY_WINDOWS = ("episode", "period")
 def relative_utility(utility: np.ndarray, average: np.ndarray | float) -> np.ndarray:
     """``(u_i - ubar) / ubar``, 0 where ``ubar == 0``."""
     u = np.asarray(utility, dtype=np.float64)
-    avg = np.broadcast_to(np.asarray(average, dtype=np.float64), u.shape)
+    avg = np.asarray(average, dtype=np.float64)
+    if avg.shape != u.shape:
+        avg = np.broadcast_to(avg, u.shape)
     out = np.zeros_like(u)
     np.divide(u - avg, avg, out=out, where=avg != 0)
     return out
@@ -75,5 +77,7 @@ def controller_features(
     ``[(u_i - ubar) / ubar, min(1, ubar / c)]`` per agent, shape ``(n, 2)``, float32.
     """
     rel = relative_utility(utility, average)
-    eff = np.broadcast_to(efficiency(average, c), rel.shape)
-    return np.stack([rel, eff], axis=1).astype(np.float32)
+    out = np.empty((rel.shape[0], 2), dtype=np.float32)
+    out[:, 0] = rel
+    out[:, 1] = efficiency(average, c)
+    return out

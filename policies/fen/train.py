@@ -112,6 +112,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "policies/fen/vector_runner.py); multi_agent (RLlib's "
                         "MultiAgentEnvRunner)")
     add_run_arguments(p)
+    # FEN samples in this process by default: with PPO's synchronous updates a remote
+    # runner only adds the transfer of its episodes (results/fen_sampling/README.md)
+    p.set_defaults(num_env_runners=0)
+    p.add_argument("--main-cpus", type=int, default=2,
+                   help="CPUs of the main process (default 2): it samples with "
+                        "--num-env-runners 0 (the default), and PPO's update runs with these "
+                        "plus the env runners' CPUs as torch threads (capped by the machine's)")
     return parse_with_config(p, argv)
 
 
@@ -219,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             args.env, args.variant, policy_mode=args.policy_mode, seed=run["seed"],
             num_env_runners=run["num_env_runners"], envs_per_runner=run["envs_per_runner"],
             env_kwargs=env_kwargs, fen_options=options, overrides=run["overrides"],
-            sampler=args.sampler,
+            sampler=args.sampler, main_cpus=args.main_cpus,
         )
         run_info = {
             "env": args.env, "variant": args.variant, "algo": "ppo",

@@ -1,0 +1,64 @@
+"""FEN's PPO learner: RLlib's ``PPOTorchLearner`` that uses the run's idle CPUs.
+
+PPO on the new API stack is synchronous: while the learner updates, every env runner
+waits for the new weights. :class:`FENPPOTorchLearner` therefore runs its update with
+as many torch threads as the run has CPUs for sampling and learning together
+(:func:`update_threads`), and restores the process's thread count afterwards, so that
+sampling in the same process (``num_env_runners=0``) keeps its single thread. Two
+bookkeeping costs of ``TorchLearner`` are cut without changing an update: Adam runs its
+multi-tensor (``foreach``) implementation, and gradients are checked for NaN/inf once
+per step (one norm per tensor, fused) instead of tensor by tensor twice; a step with a
+non-finite gradient goes through RLlib's own handling. Losses, minibatches and the
+optimizer's arithmetic are PPOTorchLearner's (``tests/test_fen_learner.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+
+
+def update_threads(config: Any) -> int:
+    """Torch threads of a learner's update: a remote learner's own CPUs; a local learner's
+    are the run's main-process CPUs plus those of the env runners that wait for it (at
+    least 1, at most ``os.cpu_count()``)."""
+    if config.num_learners > 0:
+        cpus = config.num_cpus_per_learner
+        cpus = 1 if cpus == "auto" else cpus
+    else:
+        cpus = config.num_cpus_for_main_process + \
+            config.num_env_runners * config.num_cpus_per_env_runner
+    return max(1, min(int(cpus), os.cpu_count() or 1))
+
+
+class FENPPOTorchLearner(PPOTorchLearner):
+    """``PPOTorchLearner`` updating with :func:`update_threads` threads (module doc)."""
+
+    def update(self, *args: Any, **kwargs: Any) -> Any:
+        before = torch.get_num_threads()
+        torch.set_num_threads(update_threads(self.config))
+        try:
+            return super().update(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
+        params = self.get_parameters(self._module[module_id])
+        self.register_optimizer(module_id=module_id,
+                                optimizer=torch.optim.Adam(params, foreach=True),
+                                params=params, lr_or_lr_schedule=config.lr)
+
+    def apply_gradients(self, gradients_dict: dict) -> None:
+        grads = list(gradients_dict.values())
+        plain = self._grad_scalers is None and self._lr_scheduler_classes is None
+        if not (plain and grads and bool(torch.stack(torch._foreach_norm(grads)).isfinite().all())):
+            return super().apply_gradients(gradients_dict)
+        # every gradient finite: what TorchLearner.apply_gradients does then
+        for pid, grad in gradients_dict.items():
+            self._params[pid].grad = grad
+        for module_id, optimizer_names in self._module_optimizers.items():
+            for optimizer_name in optimizer_names:
+                self.get_optimizer(module_id, optimizer_name).step()
