@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine with only Python 3.11:
-#   make train   - FEN on Job Scheduling, 25 iterations (about 3 minutes on 2 cores)
+#   make train   - FEN on Job Scheduling, 25 iterations (about 2 minutes on 2 cores)
 #   make test    - the test suite (what CI runs)
 # Each creates .venv and installs the pinned dependencies on first use.
 

@@ -163,9 +163,16 @@ def render(rows: dict[str, dict], command: str, load: dict[str, list[float]]) ->
             f"{r['learner_update_s_per_iteration']:.2f} | {r['rollout_fragment_length']} | "
             f"{r['env_steps_per_s'] / base['env_steps_per_s']:.2f}x |")
     ratio = default["env_steps_per_s"] / base["env_steps_per_s"]
+    learn = default["learner_update_s_per_iteration"]
     lines += [
         "",
         f"**Ratio {DEFAULT} / {BASELINE}: {ratio:.2f}x** (target >= 5x).",
+        "",
+        f"Bound: {DEFAULT}'s iteration is {default['s_per_iteration']:.2f} s, of which the "
+        f"learner update (RLlib's learner connectors and PPO's minibatch steps, the same "
+        f"arithmetic as {BASELINE}'s) takes {learn:.2f} s; with sampling free, no sampler "
+        f"could exceed {base['s_per_iteration'] / max(learn, 1e-9):.1f}x with these PPO "
+        "settings on this machine.",
         "",
     ]
     return "\n".join(lines)
