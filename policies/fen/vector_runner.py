@@ -7,8 +7,10 @@ rhat, segments, controller steps, ``episode_stats`` -- stay in one place) with i
 light bookkeeping instead of RLlib's per-step ``MultiAgentEpisode`` machinery, whose cost
 grows with the fresh agent ids FEN creates every period. Per loop iteration it does ONE
 batched forward pass per module over every acting agent of every copy (controllers at
-controller steps, sub-policies in between), samples actions and their log-probabilities
-from the module's exploration distribution (as RLlib's ``GetActions`` does), records
+controller steps, sub-policies in between; a plain MLP ``DefaultPPOTorchRLModule`` as its
+policy layers' matrix products, :func:`policy_layers`, without the value branch that
+RLlib's exploration forward also computes), samples actions and their log-probabilities
+from the module's categorical distribution (:func:`sample_categorical`), records
 into plain lists, and at the end of ``sample()`` builds the episodes the learner needs in
 bulk: one ``MultiAgentEpisode`` chunk per env copy (and per env episode that ended
 during the call), whose agents are the segment / decision ids with numpy
