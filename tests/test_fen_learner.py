@@ -53,7 +53,8 @@ def test_update_threads_are_the_runs_cpus_capped_by_the_machine():
     assert update_threads(_config(main_cpus=1)) == 1
     assert update_threads(_config(main_cpus=2)) == min(2, cpus)
     remote = build_fen_config("job_scheduling", "fen", num_env_runners=1)
-    assert update_threads(remote) == min(2, cpus)  # 1 main + 1 waiting runner
+    assert update_threads(remote) == min(2, cpus)  # 1 main + 1 waiting runner here
+    assert update_threads(remote, single_node=False) == 1  # the runner may be elsewhere
     assert update_threads(_config(main_cpus=10_000)) == cpus
 
 
@@ -65,6 +66,7 @@ def test_same_update_as_ppo_torch_learner_threads_restored(local_ray):
     try:
         fen, ref = fen_algo.learner_group._learner, ref_algo.learner_group._learner
         assert type(fen) is FENPPOTorchLearner and type(ref) is PPOTorchLearner
+        assert fen._update_threads == min(2, os.cpu_count() or 1)  # one-node Ray
         ref.module.set_state(fen.module.get_state())
         before = _weights(fen)
         episodes = fen_algo.env_runner.sample(num_timesteps=300)

@@ -118,9 +118,10 @@ def build_fen_config(
             :func:`sampler_of` tells which one a config uses.
         main_cpus: CPUs of the main process (RLlib's ``num_cpus_for_main_process``): it
             samples when ``num_env_runners`` is 0, and the learner's update runs with these
-            plus the env runners' CPUs as torch threads (the runners wait for it;
-            :class:`policies.fen.learner.FENPPOTorchLearner`). A Tune trial reserves them
-            (an experiment file sets them as ``overrides.num_cpus_for_main_process``).
+            (plus the env runners' CPUs on a one-node Ray, where the runners wait for it)
+            as torch threads (:class:`policies.fen.learner.FENPPOTorchLearner`). A Tune
+            trial reserves them (an experiment file sets them as
+            ``overrides.num_cpus_for_main_process``).
     """
     check_options(variant, fen_options or {})
     check_choice("sampler", sampler, FEN_SAMPLERS)

@@ -2,8 +2,8 @@
 
 PPO on the new API stack is synchronous: while the learner updates, every env runner
 waits for the new weights. :class:`FENPPOTorchLearner` therefore runs its update with
-as many torch threads as the run has CPUs for sampling and learning together
-(:func:`update_threads`), and restores the process's thread count afterwards, so that
+as many torch threads as the run has CPUs on this machine for sampling and learning
+together (:func:`update_threads`), and restores the process's thread count afterwards, so that
 sampling in the same process (``num_env_runners=0``) keeps its single thread. Two
 bookkeeping costs of ``TorchLearner`` are cut without changing an update: Adam runs its
 multi-tensor (``foreach``) implementation, and gradients are checked for NaN/inf once
@@ -21,25 +21,40 @@ import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 
 
-def update_threads(config: Any) -> int:
+def update_threads(config: Any, single_node: bool = True) -> int:
     """Torch threads of a learner's update: a remote learner's own CPUs; a local learner's
-    are the run's main-process CPUs plus those of the env runners that wait for it (at
-    least 1, at most ``os.cpu_count()``)."""
+    are the run's main-process CPUs, plus those of its env runners when they all run on
+    this machine (``single_node``: a one-node Ray; on a cluster they may be elsewhere) and
+    wait for the update. At least 1, at most ``os.cpu_count()``."""
     if config.num_learners > 0:
         cpus = config.num_cpus_per_learner
         cpus = 1 if cpus == "auto" else cpus
     else:
-        cpus = config.num_cpus_for_main_process + \
-            config.num_env_runners * config.num_cpus_per_env_runner
+        cpus = config.num_cpus_for_main_process
+        if single_node:
+            cpus += config.num_env_runners * config.num_cpus_per_env_runner
     return max(1, min(int(cpus), os.cpu_count() or 1))
+
+
+def _single_node() -> bool:
+    """Whether this process's Ray has one alive node (True without Ray)."""
+    import ray
+
+    if not ray.is_initialized():
+        return True
+    return sum(1 for node in ray.nodes() if node.get("Alive")) <= 1
 
 
 class FENPPOTorchLearner(PPOTorchLearner):
     """``PPOTorchLearner`` updating with :func:`update_threads` threads (module doc)."""
 
+    def build(self) -> None:
+        super().build()
+        self._update_threads = update_threads(self.config, _single_node())
+
     def update(self, *args: Any, **kwargs: Any) -> Any:
         before = torch.get_num_threads()
-        torch.set_num_threads(update_threads(self.config))
+        torch.set_num_threads(self._update_threads)
         try:
             return super().update(*args, **kwargs)
         finally:

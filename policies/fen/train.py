@@ -118,7 +118,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--main-cpus", type=int, default=2,
                    help="CPUs of the main process (default 2): it samples with "
                         "--num-env-runners 0 (the default), and PPO's update runs with these "
-                        "plus the env runners' CPUs as torch threads (capped by the machine's)")
+                        "(plus the env runners' CPUs on a one-node Ray) as torch threads, "
+                        "capped by the machine's")
     return parse_with_config(p, argv)
 
 
