@@ -126,7 +126,7 @@ def run_experiment(
     """
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
     from ray.tune.execution.placement_groups import PlacementGroupFactory
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from ray.tune.logger import JsonLoggerCallback
 
     kind = get_kind(experiment.kind)
     storage_str = str(storage)
@@ -173,10 +173,13 @@ def run_experiment(
                     num_to_keep=ck.keep, checkpoint_score_attribute=ck.score,
                     checkpoint_score_order=ck.mode),
                 failure_config=FailureConfig(max_failures=MAX_FAILURES),
-                # results as JSON and CSV per trial (Tune's TensorBoard logger is off: each
-                # trial writes the training scripts' tags to its tb/)
+                # results as JSON lines per trial (result.json). Not Tune's CSV: it fixes
+                # its columns at a trial's first result, and the fairness figures appear
+                # once an episode has ended, so its progress.csv lost them. Tune's
+                # TensorBoard logger is off: each trial writes the training scripts' tags
+                # to its tb/
                 callbacks=[Progress(len(configs) * (experiment.stop.iterations or 1), by_it),
-                           JsonLoggerCallback(), CSVLoggerCallback()],
+                           JsonLoggerCallback()],
             ),
         )
     grid = tuner.fit()
