@@ -3,13 +3,11 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-import ray
 import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.evaluation.postprocessing import Postprocessing
 
 from policies.a2c import A2C, A2CConfig, A2CTorchLearner
-from policies.training import init_ray
 
 
 def _single_agent_config(**training):
@@ -61,12 +59,6 @@ def test_loss_matches_hand_computation():
     )
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    init_ray(None, num_cpus=2)
-    yield
-    ray.shutdown()
 
 
 def test_one_gradient_pass_per_batch_and_learning(local_ray):

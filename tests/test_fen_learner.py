@@ -9,7 +9,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import ray  # noqa: E402
 import torch  # noqa: E402
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner  # noqa: E402
 
@@ -19,12 +18,6 @@ from policies.fen.variants import options_for  # noqa: E402
 
 TINY = {"train_batch_size_per_learner": 300, "minibatch_size": 64, "num_epochs": 2}
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
 
 
 def _config(**kw):

@@ -7,7 +7,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import ray  # noqa: E402
 import torch  # noqa: E402
 
 from policies.fen.config import build_fen_config  # noqa: E402
@@ -25,12 +24,6 @@ from policies.fen.variants import (  # noqa: E402
 
 TINY = {"train_batch_size_per_learner": 240, "minibatch_size": 120, "num_epochs": 1}
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
 
 
 def _tiny(variant, options=None, **kw):

@@ -10,7 +10,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import ray  # noqa: E402
 import torch  # noqa: E402
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (  # noqa: E402
     DefaultPPOTorchRLModule,
@@ -174,12 +173,6 @@ def test_same_episodes_and_learner_batches_as_multi_agent_runner(options, policy
     for mid in ref_batch:
         np.testing.assert_allclose(fast_batch[mid], ref_batch[mid], atol=2e-3, err_msg=mid)
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
 
 
 def test_two_training_iterations_with_fairness_metrics(local_ray):

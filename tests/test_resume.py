@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-import ray
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from policies.config import build_config
@@ -26,7 +25,6 @@ from policies.training import (
     check_checkpoint,
     check_resume_compatible,
     evaluate_checkpoint,
-    init_ray,
     open_checkpoint,
     run_training,
 )
@@ -76,12 +74,6 @@ def _one_error_line(p, *needles):
         assert needle in lines[0], lines[0]
     return lines[0]
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    init_ray(None, num_cpus=2)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,12 @@
 import json
 
 import pytest
-import ray
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from policies.config import ALGOS, FEN_ENVS, POLICY_MODES, build_config
 from policies.training import (
     RUN_INFO_FILE,
     evaluate_checkpoint,
-    init_ray,
     iteration_metrics,
     run_training,
 )
@@ -29,11 +27,7 @@ TINY = {
 FAIRNESS_TAGS = ["utilization", "cv", "average_utility", "min_utility", "max_utility"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    init_ray(None, num_cpus=2)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 def _config(env, algo, mode, **kw):

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from policies.config import build_config
 from policies.rllib_env import EPISODE_STATS_KEY, derive_seed
-from policies.training import check_resume_compatible, evaluate_checkpoint, init_ray, run_training
+from policies.training import check_resume_compatible, evaluate_checkpoint, run_training
 from policies.vector_sampler import AGENT_ID_KEY, PettingZooAgentVectorEnv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,12 +72,6 @@ def test_cli_rejects_vector_with_independent():
     )
     assert proc.returncode == 2 and "policy-mode shared" in proc.stderr
 
-
-@pytest.fixture(scope="module")
-def local_ray():
-    init_ray(None, num_cpus=2)
-    yield
-    ray.shutdown()
 
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c"])

@@ -96,16 +96,6 @@ def test_pretraining_imitates_the_teacher_and_fits_the_returns() -> None:
                         seed=0)
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    from policies.training import init_ray
-
-    init_ray(None, num_cpus=2)
-    yield
-    ray.shutdown()
-
 
 def test_run_training_warm_starts_learner_and_env_runner(local_ray, tmp_path: Path) -> None:
     import torch
