@@ -359,6 +359,7 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
         acting = []
         for aid, o in obs.items():
             rec = opened.get(aid)
+            base = aid.split("/", 1)[0]
             if rec is None:  # first observation of a new id
                 rec = _Record(aid, self._mapping(aid, None), o, uuid.uuid4().hex)
                 opened[aid] = rec
@@ -368,12 +369,10 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
                 rec.rewards.append(r)
                 rec.hanging = 0.0
                 rec.pending = False
-                base = aid.split("/", 1)[0]
                 st.ret += r
                 st.agent_returns[base] += r
                 st.module_returns[rec.module] += r
             module_steps[rec.module] += 1
-            base = aid.split("/", 1)[0]
             agent_steps[base] += 1
             st.agent_steps[base] += 1
             term = terms.get(aid, False) or all_term
