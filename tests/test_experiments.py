@@ -171,6 +171,12 @@ def test_run_interrupt_resume_and_report_only(tmp_path):
     resumed = json.loads((tmp_path / "storage" / "tiny_resume" / "fairmarl_experiment.json")
                          .read_text())
     assert resumed["trials"] == ["seed=0", "seed=1"]
+    for trial in ("seed=0", "seed=1"):  # every iteration's metrics, fairness included
+        folder = tmp_path / "storage" / "tiny_resume" / trial
+        results = [json.loads(x) for x in (folder / "result.json").read_text().splitlines()]
+        assert len(results) >= 12
+        assert any(k.startswith("fairness/") for res in results for k in res), results[-1]
+        assert not (folder / "progress.csv").exists()  # Tune's CSV dropped late columns
     before = (study / "report.md").read_text()
     r = _run([str(study / "experiment.yaml"), "--out", str(study), "--report-only"], timeout=120)
     assert r.returncode == 0, r.stderr
