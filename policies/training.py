@@ -627,6 +627,19 @@ def load_checkpoint_config(checkpoint: str | Path) -> dict[str, Any]:
     return data["ctor_args_and_kwargs"][0][0]
 
 
+def load_checkpoint_modules(checkpoint: str | Path) -> Any:
+    """The MultiRLModule of a complete checkpoint (a path :func:`open_checkpoint`
+    returned), in inference mode."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    module_path = Path(checkpoint) / "learner_group" / "learner" / "rl_module"
+    module = RLModule.from_checkpoint(str(module_path.resolve()))
+    for sub in module.values():
+        if hasattr(sub, "eval"):
+            sub.eval()  # torch modules: inference mode (no dropout etc.)
+    return module
+
+
 def _module_for(mapping_fn: Any, agent_id: str) -> str:
     try:
         return mapping_fn(agent_id, None)
@@ -646,12 +659,15 @@ def stack_observations(rows: list) -> Any:
 
 
 def greedy_actions(
-    module: Any, obs_by_agent: Mapping[str, Any], mapping_fn: Any, rng: Any = None
+    module: Any, obs_by_agent: Mapping[str, Any], mapping_fn: Any, rng: Any = None,
+    fixed: Mapping[str, int] | None = None,
 ) -> dict:
     """Greedy action of every agent in ``obs_by_agent`` (batched per module).
 
     With ``rng`` (a ``numpy.random.Generator``), actions are instead sampled from the
     categorical distribution of the module's action logits (the stochastic policy).
+    ``fixed`` (module id -> action): the agents of those modules take that action
+    instead of asking the module (:func:`check_fixed_actions`).
     """
     import numpy as np
     import torch
@@ -668,6 +684,9 @@ def greedy_actions(
                     f"agent(s) {agents} map to module {module_id!r}, which the checkpoint "
                     f"does not hold (modules: {sorted(module.keys())})"
                 )
+            if fixed and module_id in fixed:
+                actions.update(dict.fromkeys(agents, fixed[module_id]))
+                continue
             out = module[module_id].forward_inference(
                 {Columns.OBS: stack_observations([obs_by_agent[a] for a in agents])})
             if rng is not None:
@@ -684,6 +703,25 @@ def greedy_actions(
     return actions
 
 
+def check_fixed_actions(module: Any, fixed: Mapping[str, Any]) -> dict[str, int]:
+    """``fixed`` (module id -> action) checked against a checkpoint's MultiRLModule: each
+    module must be one of its modules with a discrete action space holding the action."""
+    checked: dict[str, int] = {}
+    for module_id, action in fixed.items():
+        if module_id not in module:
+            raise ValueError(f"cannot fix module {module_id!r}: the checkpoint's modules are "
+                             f"{sorted(module.keys())}")
+        n = getattr(module[module_id].action_space, "n", None)
+        if n is None:
+            raise ValueError(f"cannot fix module {module_id!r}: its action space "
+                             f"{module[module_id].action_space} is not discrete")
+        if isinstance(action, bool) or not isinstance(action, int) or not 0 <= action < n:
+            raise ValueError(f"module {module_id!r} has actions 0..{int(n) - 1}, got "
+                             f"{action!r}")
+        checked[module_id] = action
+    return checked
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     *,
@@ -694,12 +732,15 @@ def evaluate_checkpoint(
     env_kwargs: Mapping[str, Any] | None = None,
     out: Any = None,
     sample: bool = False,
+    fixed_actions: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Greedy rollouts of a complete :func:`run_training` checkpoint (or a run folder's
     latest: :func:`open_checkpoint`); fairness figures averaged.
 
     ``sample=True``: actions are sampled from the policies' action distributions
-    (seeded with ``seed``) instead of taken greedily.
+    (seeded with ``seed``) instead of taken greedily. ``fixed_actions`` (module id ->
+    action): every agent of those modules always takes that action, an ablation (e.g.
+    FEN's controllers pinned to one sub-policy, ``{"ctrl": 0}``).
 
     Rebuilds the env from the checkpoint's env_config (any registered factory) and
     maps agents to modules with the checkpoint config's ``policy_mapping_fn``.
@@ -710,7 +751,6 @@ def evaluate_checkpoint(
     import sys
 
     import numpy as np
-    from ray.rllib.core.rl_module.rl_module import RLModule
 
     from policies.rllib_env import build_parallel_env
 
@@ -730,11 +770,8 @@ def evaluate_checkpoint(
     if render:
         env_config["env_kwargs"]["render_mode"] = render
     mapping_fn = state["policy_mapping_fn"]
-    module_path = Path(checkpoint) / "learner_group" / "learner" / "rl_module"
-    module = RLModule.from_checkpoint(str(module_path.resolve()))
-    for sub in module.values():
-        if hasattr(sub, "eval"):
-            sub.eval()  # torch modules: inference mode (no dropout etc.)
+    module = load_checkpoint_modules(checkpoint)
+    fixed = check_fixed_actions(module, fixed_actions or {})
     out = out or sys.stdout
 
     par_env = build_parallel_env(env_config)
@@ -747,7 +784,7 @@ def evaluate_checkpoint(
                 # only the agents that act next (a wrapper's obs may also hold the
                 # final observations of agents that just finished)
                 acting = {a: o for a, o in obs.items() if a in par_env.agents}
-                actions = greedy_actions(module, acting, mapping_fn, rng)
+                actions = greedy_actions(module, acting, mapping_fn, rng, fixed)
                 obs, _, _, _, _ = par_env.step(actions)
                 if render and i == 0:
                     print(par_env.render(), file=out)
@@ -777,6 +814,7 @@ def evaluate_checkpoint(
         "per_agent_utility": {a: mean(f"utility/{a}") for a in agents},
         "episodes": episodes,
         "actions": "sampled" if sample else "greedy",
+        "fixed_actions": fixed,
         "env": info.get("env"),
         "checkpoint": str(checkpoint),
         "per_episode": per_episode,
@@ -785,9 +823,10 @@ def evaluate_checkpoint(
 
 def format_evaluation(report: Mapping[str, Any]) -> str:
     """A plain-text table of :func:`evaluate_checkpoint`'s figures."""
+    fixed = ", ".join(f"{m} always {a}" for m, a in (report.get("fixed_actions") or {}).items())
     lines = [
         f"env {report['env']}, {report['episodes']} {report.get('actions', 'greedy')} "
-        f"episode(s), checkpoint {report['checkpoint']}",
+        f"episode(s){f' ({fixed})' if fixed else ''}, checkpoint {report['checkpoint']}",
         f"{'agent':<16}{'utility':>12}",
     ]
     lines += [f"{a:<16}{u:>12.5f}" for a, u in report["per_agent_utility"].items()]

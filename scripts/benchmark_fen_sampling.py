@@ -13,8 +13,12 @@ temporary ``git worktree`` in a subprocess; the others are this tree's setups
 (:data:`SETUPS`), which differ only in the sampler, where it runs and the learner class.
 Env steps are counted as RLlib counts them for FEN (controller steps and base steps).
 Throughput = env steps of the timed iterations / their wall time (sampling + learning);
-RLlib's sampling and learner-update timers are reported beside it. Writes ``--out`` (.md)
-and the same name with .json; an existing file is kept unless ``--out`` is given.
+RLlib's sampling and learner-update timers are reported beside it. Last, two floors of
+the default's iteration, measured the same way: stepping the env copies alone
+(:func:`env_floor`) and the learner update's arithmetic alone in plain torch
+(:func:`learner_floor`); their sum bounds what any implementation of these PPO settings
+could reach on this machine. Writes ``--out`` (.md) and the same name with .json; an
+existing file is kept unless ``--out`` is given.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ def time_training(config, iterations: int, warmup: int) -> dict:
         for _ in range(warmup):
             algo.train()
         steps, sample_s, learn_s = 0, 0.0, 0.0
+        minibatches, module_rows = 0, {}
         start = time.perf_counter()
         for _ in range(iterations):
             result = algo.train()
@@ -64,6 +69,12 @@ def time_training(config, iterations: int, warmup: int) -> dict:
             timers = result.get("timers", {})
             sample_s += float(timers.get("env_runner_sampling_timer", 0.0))
             learn_s += float(timers.get("learner_update_timer", 0.0))
+            # every module trains on every minibatch step (RLlib's cyclic iterator)
+            minibatches += max(int(v.get("num_module_steps_trained", 0))
+                               for k, v in result["learners"].items()
+                               if k != "__all_modules__") // config.minibatch_size
+            for mid, n in result["env_runners"]["num_module_steps_sampled"].items():
+                module_rows[mid] = module_rows.get(mid, 0) + int(n)
         wall = time.perf_counter() - start
     finally:
         algo.stop()
@@ -77,23 +88,165 @@ def time_training(config, iterations: int, warmup: int) -> dict:
         "minibatch_size": config.minibatch_size, "num_epochs": config.num_epochs,
         "rollout_fragment_length": config.get_rollout_fragment_length(),
         "learner": config.learner_class.__name__,
+        "minibatch_steps_per_iteration": minibatches / iterations,
+        "module_rows_per_iteration": {m: n / iterations for m, n in module_rows.items()},
     }
 
 
-def run_setup(name: str, iterations: int, warmup: int, seed: int) -> dict:
-    """Train FEN on Job Scheduling with this tree's setup ``name``."""
+def setup_config(name: str, seed: int):
+    """The FEN config of this tree's setup ``name`` (:data:`SETUPS`)."""
     from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 
-    from policies.fen.config import build_fen_config, sampler_of
+    from policies.fen.config import build_fen_config
 
-    what, sampler, runners, main_cpus, fen_learner = SETUPS[name]
+    _, sampler, runners, main_cpus, fen_learner = SETUPS[name]
     config = build_fen_config("job_scheduling", "fen", seed=seed, num_env_runners=runners,
                               envs_per_runner=8, sampler=sampler, main_cpus=main_cpus)
     if not fen_learner:
         config.learners(learner_class=PPOTorchLearner)
+    return config
+
+
+def run_setup(name: str, iterations: int, warmup: int, seed: int) -> dict:
+    """Train FEN on Job Scheduling with this tree's setup ``name``."""
+    from policies.fen.config import sampler_of
+
+    what, _, runners, main_cpus, _ = SETUPS[name]
+    config = setup_config(name, seed)
     return {"setup": name, "what": what, "sampler": sampler_of(config),
             "num_env_runners": runners, "main_cpus": main_cpus,
             **time_training(config, iterations, warmup)}
+
+
+def env_floor(config, iterations: int, seed: int) -> float:
+    """Seconds per iteration of stepping the run's 8 env copies alone (the adapter the
+    samplers step, FEN's hierarchy and rhat included) for ``train_batch_size_per_learner``
+    env steps, with uniform random actions drawn in bulk: no policy, no bookkeeping."""
+    import numpy as np
+
+    from policies.rllib_env import PettingZooMultiAgentEnv
+
+    specs = config.rl_module_spec.rl_module_specs
+    mapping = config.policy_mapping_fn
+    envs = [PettingZooMultiAgentEnv(config.env_config) for _ in range(8)]
+    n_actions: dict[str, int] = {}
+    rng = np.random.default_rng(seed)
+    uniform = iter(())
+    # the ids that act next: those with an observation that did not just end
+    acting = [list(env.reset(seed=seed + i)[0]) for i, env in enumerate(envs)]
+    start = time.perf_counter()
+    for _ in range(iterations):
+        env_ts = 0
+        while env_ts < config.train_batch_size_per_learner:
+            for i, env in enumerate(envs):
+                actions = {}
+                for aid in acting[i]:
+                    n = n_actions.get(aid)
+                    if n is None:
+                        n = n_actions[aid] = int(specs[mapping(aid, None)].action_space.n)
+                    u = next(uniform, None)
+                    if u is None:
+                        uniform = iter(rng.random(65536).tolist())
+                        u = next(uniform)
+                    actions[aid] = int(u * n)
+                obs, _, terms, truncs, _ = env.step(actions)
+                env_ts += 1
+                if terms.get("__all__") or truncs.get("__all__"):
+                    acting[i] = list(env.reset()[0])
+                else:
+                    acting[i] = [a for a in obs if not (terms.get(a) or truncs.get(a))]
+    return (time.perf_counter() - start) / iterations
+
+
+def learner_floor(config, minibatch_steps: int, module_rows: dict[str, float],
+                  threads: int, iterations: int, seed: int) -> float:
+    """Seconds per iteration of the learner update's arithmetic alone, in plain torch on
+    the config's modules with ``threads`` torch threads: the value pass over a batch of
+    ``module_rows`` rows per module (GAE's) and FEN's discriminator pass (each controller
+    over its sub-policies' rows, :mod:`policies.fen.discriminator`), then
+    ``minibatch_steps`` steps, each the forward of every module on ``minibatch_size``
+    rows, PPO's loss (clipped surrogate, KL, entropy, clipped value loss), one backward
+    of the summed losses, global-norm gradient clipping and one Adam step per module. No
+    connectors, no batch building, no metrics: what any learner with these PPO settings
+    must compute (the arithmetic does not depend on the data, so the rows are random)."""
+    import torch
+    from ray.rllib.core.columns import Columns
+
+    from policies.fen.variants import parse_sub_module_id
+
+    torch.manual_seed(seed)
+    modules = config.rl_module_spec.build()
+    rows: dict[str, int] = {}  # controller -> rows of its sub-policies
+    for mid in modules.keys():
+        sub = parse_sub_module_id(mid)
+        if sub is not None:
+            rows[sub[0]] = rows.get(sub[0], 0) + int(module_rows.get(mid, 0))
+    judged = {ctrl: torch.randn(n, modules[ctrl].observation_space.shape[0])
+              for ctrl, n in rows.items()}
+    mb = config.minibatch_size
+    data, optimizers = {}, {}
+    for mid, module in modules.items():
+        dim, n = module.observation_space.shape[0], int(module.action_space.n)
+        data[mid] = {"obs": torch.randn(mb, dim), "actions": torch.randint(0, n, (mb,)),
+                     "logp": -torch.rand(mb), "adv": torch.randn(mb), "target": torch.randn(mb),
+                     "old_logits": torch.randn(mb, n),
+                     "all_obs": torch.randn(int(module_rows.get(mid, mb)), dim)}
+        optimizers[mid] = torch.optim.Adam(module.parameters(), lr=config.lr, foreach=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        start = time.perf_counter()
+        for _ in range(iterations):
+            with torch.no_grad():
+                for mid, module in modules.items():
+                    module.compute_values({Columns.OBS: data[mid]["all_obs"]})
+                for ctrl, obs in judged.items():
+                    modules[ctrl].forward_inference({Columns.OBS: obs})
+            for _ in range(minibatch_steps):
+                losses = []
+                for mid, module in modules.items():
+                    b = data[mid]
+                    out = module.forward_train({Columns.OBS: b["obs"]})
+                    values = module.compute_values({Columns.OBS: b["obs"]},
+                                                   embeddings=out[Columns.EMBEDDINGS])
+                    log_p = torch.log_softmax(out[Columns.ACTION_DIST_INPUTS], -1)
+                    ratio = torch.exp(log_p.gather(1, b["actions"][:, None])[:, 0] - b["logp"])
+                    surrogate = torch.min(b["adv"] * ratio, b["adv"] * torch.clamp(
+                        ratio, 1 - config.clip_param, 1 + config.clip_param))
+                    old = torch.log_softmax(b["old_logits"], -1)
+                    kl = (old.exp() * (old - log_p)).sum(-1)
+                    entropy = -(log_p.exp() * log_p).sum(-1)
+                    vf_loss = torch.clamp((values - b["target"]) ** 2, 0, config.vf_clip_param)
+                    losses.append(torch.mean(-surrogate + config.vf_loss_coeff * vf_loss
+                                             - config.entropy_coeff * entropy)
+                                  + config.kl_coeff * torch.mean(kl))
+                for opt in optimizers.values():
+                    opt.zero_grad(set_to_none=True)
+                torch.stack(losses).sum().backward()
+                for mid, module in modules.items():
+                    torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip,
+                                                   foreach=True)
+                    optimizers[mid].step()
+        return (time.perf_counter() - start) / iterations
+    finally:
+        torch.set_num_threads(before)
+
+
+def measure_floors(row: dict, iterations: int, seed: int) -> dict:
+    """:func:`env_floor` and :func:`learner_floor` of the :data:`DEFAULT` setup, whose
+    timed ``row`` gives the minibatch steps and rows per module of an iteration."""
+    from policies.fen.learner import update_threads
+
+    config = setup_config(DEFAULT, seed)
+    steps = round(row["minibatch_steps_per_iteration"])
+    threads = update_threads(config, True)
+    return {
+        "env_s_per_iteration": env_floor(config, iterations, seed),
+        "learner_s_per_iteration": learner_floor(
+            config, steps, row["module_rows_per_iteration"], threads, iterations, seed),
+        "minibatch_steps_per_iteration": steps, "learner_threads": threads,
+        "iterations": iterations,
+    }
 
 
 def run_commit(commit: str, iterations: int, warmup: int, seed: int) -> dict:
@@ -138,7 +291,8 @@ def _in_tree(tree: str, iterations: int, warmup: int, seed: int) -> int:
     return 0
 
 
-def render(rows: dict[str, dict], command: str, load: dict[str, list[float]]) -> str:
+def render(rows: dict[str, dict], floors: dict, command: str,
+           load: dict[str, list[float]]) -> str:
     base, default = rows[BASELINE], rows[DEFAULT]
     lines = [
         "# FEN training throughput on Job Scheduling: before the fast sampler vs today",
@@ -164,6 +318,7 @@ def render(rows: dict[str, dict], command: str, load: dict[str, list[float]]) ->
             f"{r['env_steps_per_s'] / base['env_steps_per_s']:.2f}x |")
     ratio = default["env_steps_per_s"] / base["env_steps_per_s"]
     learn = default["learner_update_s_per_iteration"]
+    env_s, arith_s = floors["env_s_per_iteration"], floors["learner_s_per_iteration"]
     lines += [
         "",
         f"**Ratio {DEFAULT} / {BASELINE}: {ratio:.2f}x** (target >= 5x).",
@@ -173,6 +328,29 @@ def render(rows: dict[str, dict], command: str, load: dict[str, list[float]]) ->
         f"arithmetic as {BASELINE}'s) takes {learn:.2f} s; with sampling free, no sampler "
         f"could exceed {base['s_per_iteration'] / max(learn, 1e-9):.1f}x with these PPO "
         "settings on this machine.",
+        "",
+        "Floors, measured in this run with the default's config (`env_floor` and "
+        "`learner_floor` in the script): what an iteration costs with no sampler and no "
+        "learner overhead at all.",
+        "",
+        f"* Stepping the 8 env copies alone (FEN's hierarchy and rhat included; uniform "
+        f"random actions, no policy, no bookkeeping) for one iteration's "
+        f"{base['train_batch_size_per_learner']} env steps: **{env_s:.2f} s** "
+        f"({DEFAULT}'s sampling: {default['sampling_s_per_iteration']:.2f} s).",
+        f"* The learner update's arithmetic alone, in plain torch with "
+        f"{floors['learner_threads']} threads: the value pass over the batch and FEN's "
+        f"discriminator pass (the controller over the sub-policies' observations), then "
+        f"{floors['minibatch_steps_per_iteration']} minibatch steps (as many as RLlib's "
+        f"cyclic iterator took per iteration: it runs until the largest module has seen "
+        f"{base['num_epochs']} epochs, every module training on every step), each the "
+        f"forward, PPO loss, backward, gradient clipping and Adam step of every module on "
+        f"{base['minibatch_size']} rows: **{arith_s:.2f} s** ({DEFAULT}'s learner update: "
+        f"{learn:.2f} s).",
+        f"* Sum: {env_s + arith_s:.2f} s per iteration, **at most "
+        f"{base['s_per_iteration'] / (env_s + arith_s):.1f}x** {BASELINE}'s "
+        f"{base['s_per_iteration']:.2f} s, for any implementation of these PPO settings "
+        "on this machine that steps these envs and does not overlap sampling with learning "
+        "(overlap would train on stale weights, not the same learning).",
         "",
     ]
     return "\n".join(lines)
@@ -214,12 +392,15 @@ def main() -> int:
         rows[name] = run_setup(name, args.iterations, args.warmup, args.seed)
         print(f"[{k + 2}/{total}] {name}: {rows[name]['env_steps_per_s']:,.0f} env steps/s",
               flush=True)
+    floors = measure_floors(rows[DEFAULT], args.iterations, args.seed)
+    print(f"floors: env stepping {floors['env_s_per_iteration']:.2f} s/it, learner "
+          f"arithmetic {floors['learner_s_per_iteration']:.2f} s/it", flush=True)
     load = {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(rows, command, load))
+    out.write_text(render(rows, floors, command, load))
     ratio = rows[DEFAULT]["env_steps_per_s"] / rows[BASELINE]["env_steps_per_s"]
     out_json.write_text(json.dumps({"command": command, "load_average": load, "ratio": ratio,
-                                    **rows}, indent=2) + "\n")
+                                    **rows, "floors": floors}, indent=2) + "\n")
     print(out.read_text())
     return 0
 

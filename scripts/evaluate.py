@@ -2,11 +2,16 @@
 """Greedy evaluation of a checkpoint made by scripts/train.py (or any run_training caller).
 
     python scripts/evaluate.py --checkpoint runs/ppo_js/checkpoints/iter_000050 \
-        --episodes 10 [--render ansi] [--json eval.json] [--env job_scheduling]
+        --episodes 10 [--render ansi] [--json eval.json] [--env job_scheduling] \
+        [--sample] [--fix ctrl=0]
 
 Prints per-agent utility, utilization, CV, min/max utility (means over episodes);
 ``--json`` writes {"utilization", "cv", "min_utility", "max_utility",
-"per_agent_utility": {agent: ..}, "episodes"}. Bad input: one line, exit code 2.
+"per_agent_utility": {agent: ..}, "episodes", "actions", "fixed_actions"}. ``--sample``
+draws actions from the policies' distributions instead of taking the greedy ones;
+``--fix MODULE=ACTION`` (repeatable) makes every agent of that module take that action,
+an ablation (FEN: ``--fix ctrl=0`` pins the shared controller to sub-policy 0). Bad
+input: one line, exit code 2.
 """
 
 from __future__ import annotations
@@ -29,13 +34,25 @@ from policies.cli import (  # noqa: E402
     positive_int,
 )
 
-JSON_KEYS = ("utilization", "cv", "min_utility", "max_utility", "per_agent_utility", "episodes")
+JSON_KEYS = ("utilization", "cv", "min_utility", "max_utility", "per_agent_utility", "episodes",
+             "actions", "fixed_actions")
+
+
+def parse_fixed(items: list[str] | None) -> dict[str, int]:
+    """``["ctrl=0"]`` -> ``{"ctrl": 0}``; a malformed item raises naming it."""
+    fixed: dict[str, int] = {}
+    for item in items or []:
+        module_id, sep, action = item.partition("=")
+        if not sep or not module_id.strip() or not action.strip().isdigit():
+            raise ValueError(f"--fix expects MODULE=ACTION (an action index >= 0), got {item!r}")
+        fixed[module_id.strip()] = int(action)
+    return fixed
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, help="checkpoint directory")
-    p.add_argument("--episodes", type=positive_int, default=5, help="greedy episodes (default 5)")
+    p.add_argument("--episodes", type=positive_int, default=5, help="episodes (default 5)")
     p.add_argument("--render", default=None, help="'ansi': print the first episode's frames")
     p.add_argument("--json", type=output_file, default=None, metavar="FILE",
                    help="write the figures as JSON")
@@ -44,14 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--env-kwargs", default="{}", help="JSON dict overriding env kwargs (e.g. max_cycles)"
     )
+    p.add_argument("--sample", action="store_true",
+                   help="sample actions from the policies (seeded by --seed), not greedy")
+    p.add_argument("--fix", action="append", metavar="MODULE=ACTION",
+                   help="every agent of MODULE takes ACTION (repeatable; e.g. ctrl=0)")
     args = p.parse_args(argv)
     with cli_errors():
         env_kwargs = parse_env_kwargs(args.env_kwargs)
+        fixed = parse_fixed(args.fix)
         from policies.training import evaluate_checkpoint, format_evaluation
 
         report = evaluate_checkpoint(
             args.checkpoint, episodes=args.episodes, seed=args.seed, env=args.env,
-            render=args.render, env_kwargs=env_kwargs,
+            render=args.render, env_kwargs=env_kwargs, sample=args.sample,
+            fixed_actions=fixed,
         )
     print(format_evaluation(report))
     if args.json:

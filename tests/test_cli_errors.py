@@ -144,6 +144,8 @@ def test_set_values_in_range_still_apply():
     (["--seed", "-1"], ["--seed", ">= 0", "-1"]),
     (["--episodes", "0"], ["--episodes", ">= 1"]),
     (["--json", "/nonexistent_dir_fairmarl/eval.json"], ["--json", "does not exist"]),
+    (["--fix", "ctrl"], ["--fix", "MODULE=ACTION", "'ctrl'"]),
+    (["--fix", "ctrl=-1"], ["--fix", "'ctrl=-1'"]),
 ])
 def test_evaluate_rejects_bad_flags_before_evaluating(argv, words, tmp_path, capsys):
     main = _load_script("evaluate").main
@@ -284,3 +286,14 @@ def test_bad_config_file_is_a_usage_error(tmp_path, text, words, capsys):
     assert err.count("error:") == 1
     assert "argument --config" in err or "argument --iterations" in err
     assert all(w in err for w in words), err
+
+
+def test_controller_ablation_names_a_pattern_that_matches_nothing(tmp_path, capsys):
+    main = _load_script("fen_controller_ablation").main
+    pattern = str(tmp_path / "variant=fen,seed=*")
+    with pytest.raises(SystemExit) as exc:
+        main(["--fen", pattern])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "no checkpoint or trial folder matches" in err
+    assert pattern in err

@@ -194,6 +194,7 @@ def test_bad_variant_and_env_are_rejected():
 
 
 def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, capsys):
+    import importlib.util
     import json
     import subprocess
     import sys
@@ -224,6 +225,20 @@ def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, cap
     assert figures["episodes"] == 2
     assert set(figures["per_agent_utility"]) == {f"agent_{i}" for i in range(4)}
     assert 0.0 <= figures["utilization"] <= 1.0
+    # the controller ablation: own controllers, then pinned to each sub-policy
+    spec = importlib.util.spec_from_file_location("ablation",
+                                                  root / "scripts" / "fen_controller_ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    assert ablation.main(["--fen", checkpoint, "--episodes", "1",
+                          "--out", str(tmp_path / "ablation.md")]) == 0
+    rows = json.loads((tmp_path / "ablation.json").read_text())["rows"]
+    assert list(rows) == ["FEN, own controllers",
+                          *(f"FEN, controllers pinned to {z}" for z in range(4))]
+    pick = "controller/choice_freq/sub0"
+    assert rows["FEN, controllers pinned to 0"][pick]["mean"] == 1.0
+    assert all(rows[f"FEN, controllers pinned to {z}"][pick]["mean"] == 0.0 for z in (1, 2, 3))
+    assert 0.0 < rows["FEN, own controllers"][pick]["mean"] < 1.0
 
 
 def test_truncated_segments_reach_rllib_as_truncated_sub_policy_episodes(local_ray):

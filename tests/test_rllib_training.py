@@ -145,6 +145,15 @@ def test_evaluate_checkpoint(tmp_path):
         evaluate_checkpoint(s["checkpoint"], episodes=1, env="job_scheduling")
     with pytest.raises(ValueError, match="does not exist"):
         evaluate_checkpoint(tmp_path / "nope", episodes=1)
+    # a pinned module is not asked: greedy and sampled rollouts take the same actions
+    pinned = [evaluate_checkpoint(s["checkpoint"], episodes=1, sample=sample,
+                                  fixed_actions={"shared": 1}) for sample in (False, True)]
+    assert pinned[0]["per_episode"] == pinned[1]["per_episode"]
+    assert pinned[0]["fixed_actions"] == {"shared": 1}
+    with pytest.raises(ValueError, match="cannot fix module 'ctrl'"):
+        evaluate_checkpoint(s["checkpoint"], episodes=1, fixed_actions={"ctrl": 0})
+    with pytest.raises(ValueError, match="actions 0..4, got 5"):
+        evaluate_checkpoint(s["checkpoint"], episodes=1, fixed_actions={"shared": 5})
 
 
 def test_iteration_metrics_tolerates_empty_result():
