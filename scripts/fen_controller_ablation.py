@@ -51,6 +51,42 @@ def checkpoints(pattern: str) -> list[Path]:
     return found
 
 
+def sampled_steps(checkpoint: Path) -> tuple[int, dict[str, float]]:
+    """The checkpoint's training iteration and the agent steps each module acted in since
+    the run began (RLlib's lifetime counters
+    ``env_runners/num_module_steps_sampled_lifetime/<module>`` in its algorithm state)."""
+    import pickle
+
+    from policies.training import open_checkpoint
+
+    path = open_checkpoint(checkpoint)[0] / "algorithm_state.pkl"
+    with path.open("rb") as f:
+        state = pickle.load(f)
+    prefix = "env_runners--num_module_steps_sampled_lifetime--"
+    steps = {key[len(prefix):]: float(value["lifetime_sum"])
+             for key, value in state["metrics_logger"]["stats"].items()
+             if key.startswith(prefix)}
+    return int(state["training_iteration"]), steps
+
+
+def training_utilization(trial: Path, iteration: float) -> float | None:
+    """The training utilization a Tune trial folder's ``result.json`` reports at
+    ``iteration`` (rounded to the nearest; the last reported value at or before it, as
+    utilization is reported only by iterations in which episodes ended); None without
+    a result.json or such a value."""
+    path = trial / "result.json"
+    if not path.is_file():
+        return None
+    value = None
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if row.get("training_iteration", 0) > round(iteration):
+            break
+        if row.get("fairness/utilization") is not None:
+            value = float(row["fairness/utilization"])
+    return value
+
+
 def controllers(checkpoint: Path) -> tuple[list[str], int]:
     """The controller module ids of a FEN checkpoint and their number of sub-policies."""
     from policies.fen.variants import parse_sub_module_id
@@ -80,6 +116,56 @@ def summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
                     "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
                     "values": values}
     return out
+
+
+def compare_experience(fen: list[Path], refs: dict[str, list[Path]]) -> dict[str, Any]:
+    """How much experience FEN's sub-policy 0 had: its agent steps (mean over the FEN
+    checkpoints), and for each reference the iteration at which the reference had acted
+    as many agent steps, with its training utilization there (mean over its trials)."""
+    from policies.fen.variants import parse_sub_module_id
+
+    sub0 = []
+    for ck in fen:
+        _, steps = sampled_steps(ck)
+        sub0.append(sum(n for m, n in steps.items()
+                        if (p := parse_sub_module_id(m)) is not None and p[1] == 0))
+    out: dict[str, Any] = {"sub0_agent_steps": statistics.fmean(sub0), "references": {}}
+    for pattern, cks in refs.items():
+        per_iteration, utilization = [], []
+        for ck in cks:
+            iteration, steps = sampled_steps(ck)
+            per_iteration.append(sum(steps.values()) / max(iteration, 1))
+        same = out["sub0_agent_steps"] / statistics.fmean(per_iteration)
+        for ck in cks:
+            if ck.name.startswith("checkpoint_"):
+                value = training_utilization(ck.parent, same)
+                if value is not None:
+                    utilization.append(value)
+        out["references"][pattern] = {
+            "agent_steps_per_iteration": statistics.fmean(per_iteration),
+            "iteration_with_as_many_steps": same,
+            "training_utilization_there": statistics.fmean(utilization) if utilization else None,
+            "trials_with_a_curve": len(utilization),
+        }
+    return out
+
+
+def render_experience(experience: dict[str, Any]) -> str:
+    lines = [
+        "",
+        f"Experience: FEN's sub-policy 0 acted {experience['sub0_agent_steps']:,.0f} agent "
+        "steps (mean over the FEN checkpoints; RLlib's lifetime count in each checkpoint).",
+        "",
+    ]
+    for pattern, ref in experience["references"].items():
+        there = ref["training_utilization_there"]
+        lines.append(
+            f"* reference {pattern}: {ref['agent_steps_per_iteration']:,.0f} agent steps per "
+            f"iteration, so as many by iteration {ref['iteration_with_as_many_steps']:.1f}; "
+            + (f"its training utilization there: {there:.3f} (mean over "
+               f"{ref['trials_with_a_curve']} trials' result.json)." if there is not None
+               else "no training curve (result.json) next to its checkpoints."))
+    return "\n".join(lines) + "\n"
 
 
 def render(rows: dict[str, dict[str, Any]], command: str, episodes: int) -> str:
@@ -135,17 +221,18 @@ def main(argv: list[str] | None = None) -> int:
             report = evaluate_checkpoint(ck, episodes=args.episodes, seed=args.seed,
                                          sample=True, fixed_actions=fixed)
             reports.setdefault(name, []).append(report)
+        experience = compare_experience(fen, refs)
     rows = {name: summary(rs) for name, rs in reports.items()}
     command = " ".join(["python scripts/fen_controller_ablation.py",
                         *(f"'{a}'" if "*" in a else a for a in argv)])
-    text = render(rows, command, args.episodes)
+    text = render(rows, command, args.episodes) + render_experience(experience)
     print(text)
     if out is not None:
         out.write_text(text)
         data = {"command": command, "episodes": args.episodes, "seed": args.seed,
                 "checkpoints": {name: [os.path.relpath(r["checkpoint"]) for r in rs]
                                 for name, rs in reports.items()},
-                "rows": rows}
+                "rows": rows, "experience": experience}
         out.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
     return 0
 
