@@ -104,14 +104,15 @@ def summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean, std and values over the checkpoints of :data:`METRICS` and of how often the
     controllers picked sub-policy 0 (absent for reference checkpoints)."""
     out: dict[str, Any] = {"checkpoints": len(reports)}
-    for r in reports:
+    figures = [{key: r[key] for key in METRICS} for r in reports]
+    for r, f in zip(reports, figures, strict=True):
         picks = [e[SUB0] for e in r["per_episode"] if SUB0 in e]
         if picks:
-            r[SUB0] = statistics.fmean(picks)
+            f[SUB0] = statistics.fmean(picks)
     for key in (*METRICS, SUB0):
-        if not all(key in r for r in reports):
+        if not all(key in f for f in figures):
             continue
-        values = [r[key] for r in reports]
+        values = [f[key] for f in figures]
         out[key] = {"mean": statistics.fmean(values),
                     "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
                     "values": values}
