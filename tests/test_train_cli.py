@@ -101,8 +101,10 @@ def test_killed_training_resumes_from_last_checkpoint(tmp_path):
     figures = json.loads(out.read_text())
     assert set(figures) == {
         "utilization", "cv", "min_utility", "max_utility", "per_agent_utility", "episodes",
+        "actions", "fixed_actions",
     }
     assert figures["episodes"] == 2 and len(figures["per_agent_utility"]) == 4
+    assert figures["actions"] == "greedy" and figures["fixed_actions"] == {}
 
 
 def test_report_scripts_name_their_command_and_turn_bad_input_into_exit_2(capsys):
