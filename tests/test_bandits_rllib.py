@@ -63,15 +63,10 @@ def test_rllib_learner_updates_and_syncs_statistics(ray_session, algo: str) -> N
         trainer.stop()
 
 
-def test_train_script_runs(ray_session, tmp_path) -> None:
-    import importlib.util
+def test_train_script_runs(ray_session, tmp_path, load_script) -> None:
     import json
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "train_bandits_rllib.py"
-    spec = importlib.util.spec_from_file_location("train_bandits_rllib", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("train_bandits_rllib")
     out = mod.main(["--algo", "mats", "--env", "gem_mining", "--agents", "5",
                     "--iterations", "2", "--batch-size", "5", "--json", str(tmp_path / "h.json"),
                     "--md", str(tmp_path / "h.md")])

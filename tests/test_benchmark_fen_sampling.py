@@ -3,24 +3,12 @@ moves; their timings come from the script's runs under results/, not from here).
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 from typing import Any
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_fen_sampling.py"
 
-
-def _script() -> Any:
-    spec = importlib.util.spec_from_file_location("benchmark_fen_sampling", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_floors_run_on_the_default_config_past_an_episode_end() -> None:
-    bench = _script()
+def test_floors_run_on_the_default_config_past_an_episode_end(load_script: Any) -> None:
+    bench = load_script("benchmark_fen_sampling")
     config = bench.setup_config(bench.DEFAULT, 0)
     # 8 copies x 1,040 env steps (1,000 base steps + 40 controller steps) end an episode
     config.training(train_batch_size_per_learner=8 * 1040 + 8)

@@ -15,14 +15,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_script(name: str):
-    """``scripts/<name>.py`` as a module of its own (its ``main`` is called in-process)."""
-    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -147,8 +139,9 @@ def test_set_values_in_range_still_apply():
     (["--fix", "ctrl"], ["--fix", "MODULE=ACTION", "'ctrl'"]),
     (["--fix", "ctrl=-1"], ["--fix", "'ctrl=-1'"]),
 ])
-def test_evaluate_rejects_bad_flags_before_evaluating(argv, words, tmp_path, capsys):
-    main = _load_script("evaluate").main
+def test_evaluate_rejects_bad_flags_before_evaluating(argv, words, tmp_path, capsys,
+                                                      load_script):
+    main = load_script("evaluate").main
     # the checkpoint is never opened: the flags are checked first
     with pytest.raises(SystemExit) as exc:
         main(["--checkpoint", str(tmp_path / "no_checkpoint"), *argv])
@@ -192,8 +185,8 @@ MISSING = "/nonexistent_dir_fairmarl/out"
     ("train_bandits_rllib", ["--json", f"{MISSING}/h.json"], ["--json", "does not exist"]),
 ])
 def test_scripts_reject_bad_numbers_and_output_folders_before_any_work(script, argv, words,
-                                                                        capsys):
-    main = _load_script(script).main
+                                                                        capsys, load_script):
+    main = load_script(script).main
     _exits_2_naming(lambda: main(argv), capsys, *words)
 
 
@@ -203,8 +196,9 @@ def test_scripts_reject_bad_numbers_and_output_folders_before_any_work(script, a
     (["--copies", "0"], ["--copies", ">= 1", "0"]),
     (["--json", f"{MISSING}/t.json"], ["--json", "does not exist"]),
 ])
-def test_benchmark_rllib_rejects_bad_flags_before_measuring(argv, words, capsys, monkeypatch):
-    module = _load_script("benchmark_rllib")
+def test_benchmark_rllib_rejects_bad_flags_before_measuring(argv, words, capsys, monkeypatch,
+                                                             load_script):
+    module = load_script("benchmark_rllib")
     monkeypatch.setattr(sys, "argv", ["benchmark_rllib.py", *argv])
     _exits_2_naming(module.main, capsys, *words)
 
@@ -288,8 +282,9 @@ def test_bad_config_file_is_a_usage_error(tmp_path, text, words, capsys):
     assert all(w in err for w in words), err
 
 
-def test_controller_ablation_names_a_pattern_that_matches_nothing(tmp_path, capsys):
-    main = _load_script("fen_controller_ablation").main
+def test_controller_ablation_names_a_pattern_that_matches_nothing(tmp_path, capsys,
+                                                                   load_script):
+    main = load_script("fen_controller_ablation").main
     pattern = str(tmp_path / "variant=fen,seed=*")
     with pytest.raises(SystemExit) as exc:
         main(["--fen", pattern])

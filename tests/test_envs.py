@@ -921,16 +921,8 @@ def test_benchmark_helpers() -> None:
         benchmark_env("job_scheduling", steps=0)
 
 
-def test_benchmark_script_writes_json(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_envs.py"
-    spec = importlib.util.spec_from_file_location("benchmark_envs", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    main: Callable[[list[str]], int] = module.main
+def test_benchmark_script_writes_json(tmp_path: Any, load_script: Any) -> None:
+    main: Callable[[list[str]], int] = load_script("benchmark_envs").main
     out, md = tmp_path / "t.json", tmp_path / "t.md"
     args = ["--envs", "job_scheduling", "--steps", "50", "--repeats", "1"]
     assert main([*args, "--json", str(out), "--markdown", str(md)]) == 0

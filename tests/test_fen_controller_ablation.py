@@ -3,24 +3,13 @@ evaluations are tested in test_fen_rllib's checkpoint test)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fen_controller_ablation.py"
 
-
-def _script() -> Any:
-    spec = importlib.util.spec_from_file_location("fen_controller_ablation", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_training_utilization_is_the_last_value_reported_by_the_iteration(tmp_path) -> None:
-    ablation = _script()
+def test_training_utilization_is_the_last_value_reported_by_the_iteration(
+        tmp_path: Any, load_script: Any) -> None:
+    ablation = load_script("fen_controller_ablation")
     rows = [{"training_iteration": 1}, {"training_iteration": 2, "fairness/utilization": 0.2},
             {"training_iteration": 3}, {"training_iteration": 4, "fairness/utilization": 0.4}]
     (tmp_path / "result.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")

@@ -193,8 +193,8 @@ def test_bad_variant_and_env_are_rejected():
                          overrides={"gamma": 1.0})
 
 
-def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, capsys):
-    import importlib.util
+def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, capsys,
+                                                         load_script):
     import json
     import subprocess
     import sys
@@ -226,10 +226,7 @@ def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, cap
     assert set(figures["per_agent_utility"]) == {f"agent_{i}" for i in range(4)}
     assert 0.0 <= figures["utilization"] <= 1.0
     # the controller ablation: own controllers, then pinned to each sub-policy
-    spec = importlib.util.spec_from_file_location("ablation",
-                                                  root / "scripts" / "fen_controller_ablation.py")
-    ablation = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablation)
+    ablation = load_script("fen_controller_ablation")
     assert ablation.main(["--fen", checkpoint, "--episodes", "1",
                           "--out", str(tmp_path / "ablation.md")]) == 0
     data = json.loads((tmp_path / "ablation.json").read_text())

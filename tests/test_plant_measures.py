@@ -3,7 +3,6 @@ per agent, the gem-share utilization, random play's figures and the plant report
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -139,12 +138,8 @@ def test_plant_report_puts_products_per_agent_beside_the_paper(tmp_path: Path) -
     assert "| *paper: fen* | - | - | 82.0% ±5.0 | 0.100 ±0.030 | 48.0 ±3.0 |" in md
 
 
-def test_measure_script_hypothesis_rows() -> None:
-    path = Path(__file__).resolve().parents[1] / "scripts" / "measure_plant.py"
-    spec = importlib.util.spec_from_file_location("measure_plant", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_measure_script_hypothesis_rows(load_script) -> None:
+    module = load_script("measure_plant")
     assert module.gems_per_product().tolist() == [3, 2, 2, 2, 3]
     low = np.array([True, False, False, False, True])
     p = module.two_level(20.0, 0.3, low)
