@@ -13,12 +13,14 @@ temporary ``git worktree`` in a subprocess; the others are this tree's setups
 (:data:`SETUPS`), which differ only in the sampler, where it runs and the learner class.
 Env steps are counted as RLlib counts them for FEN (controller steps and base steps).
 Throughput = env steps of the timed iterations / their wall time (sampling + learning);
-RLlib's sampling and learner-update timers are reported beside it. Last, two floors of
-the default's iteration, measured the same way: stepping the env copies alone
-(:func:`env_floor`) and the learner update's arithmetic alone in plain torch
-(:func:`learner_floor`); their sum bounds what any implementation of these PPO settings
-could reach on this machine. Writes ``--out`` (.md) and the same name with .json; an
-existing file is kept unless ``--out`` is given.
+RLlib's sampling and learner-update timers are reported beside it. Last, floors of the
+default's iteration, measured the same way: stepping the env copies alone
+(:func:`env_floor`), the learner update's arithmetic alone in eager torch, module by
+module and with same-shaped networks stacked (:func:`learner_floor`), and of that the
+matrix products alone (:func:`gemm_floor`); env stepping plus the arithmetic bounds what
+an eager-torch implementation of these PPO settings could reach on this machine, env
+stepping plus the products what any float32 one could. Writes ``--out`` (.md) and the
+same name with .json; an existing file is kept unless ``--out`` is given.
 """
 
 from __future__ import annotations
@@ -158,19 +160,11 @@ def env_floor(config, iterations: int, seed: int) -> float:
     return (time.perf_counter() - start) / iterations
 
 
-def learner_floor(config, minibatch_steps: int, module_rows: dict[str, float],
-                  threads: int, iterations: int, seed: int) -> float:
-    """Seconds per iteration of the learner update's arithmetic alone, in plain torch on
-    the config's modules with ``threads`` torch threads: the value pass over a batch of
-    ``module_rows`` rows per module (GAE's) and FEN's discriminator pass (each controller
-    over its sub-policies' rows, :mod:`policies.fen.discriminator`), then
-    ``minibatch_steps`` steps, each the forward of every module on ``minibatch_size``
-    rows, PPO's loss (clipped surrogate, KL, entropy, clipped value loss), one backward
-    of the summed losses, global-norm gradient clipping and one Adam step per module. No
-    connectors, no batch building, no metrics: what any learner with these PPO settings
-    must compute (the arithmetic does not depend on the data, so the rows are random)."""
+def _floor_setup(config, module_rows: dict[str, float], seed: int):
+    """The config's modules, random minibatch data of each (the arithmetic does not depend
+    on the data) and the observations of FEN's discriminator pass per controller (the
+    rows of its sub-policies)."""
     import torch
-    from ray.rllib.core.columns import Columns
 
     from policies.fen.variants import parse_sub_module_id
 
@@ -184,66 +178,254 @@ def learner_floor(config, minibatch_steps: int, module_rows: dict[str, float],
     judged = {ctrl: torch.randn(n, modules[ctrl].observation_space.shape[0])
               for ctrl, n in rows.items()}
     mb = config.minibatch_size
-    data, optimizers = {}, {}
+    data = {}
     for mid, module in modules.items():
         dim, n = module.observation_space.shape[0], int(module.action_space.n)
         data[mid] = {"obs": torch.randn(mb, dim), "actions": torch.randint(0, n, (mb,)),
                      "logp": -torch.rand(mb), "adv": torch.randn(mb), "target": torch.randn(mb),
                      "old_logits": torch.randn(mb, n),
                      "all_obs": torch.randn(int(module_rows.get(mid, mb)), dim)}
-        optimizers[mid] = torch.optim.Adam(module.parameters(), lr=config.lr, foreach=True)
+    return modules, data, judged
+
+
+def ppo_loss(config, logits, values, b: dict):
+    """PPO's loss as RLlib's PPOTorchLearner weighs it (clipped surrogate, KL to the
+    sampling policy, entropy, clipped value loss), averaged over the last row axis: one
+    module's scalar, or with a leading module axis (a stack) one loss per module."""
+    import torch
+
+    log_p = torch.log_softmax(logits, -1)
+    ratio = torch.exp(log_p.gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1) - b["logp"])
+    surrogate = torch.min(b["adv"] * ratio, b["adv"] * torch.clamp(
+        ratio, 1 - config.clip_param, 1 + config.clip_param))
+    old = torch.log_softmax(b["old_logits"], -1)
+    kl = (old.exp() * (old - log_p)).sum(-1)
+    entropy = -(log_p.exp() * log_p).sum(-1)
+    vf_loss = torch.clamp((values - b["target"]) ** 2, 0, config.vf_clip_param)
+    return (torch.mean(-surrogate + config.vf_loss_coeff * vf_loss
+                       - config.entropy_coeff * entropy, -1)
+            + config.kl_coeff * torch.mean(kl, -1))
+
+
+def module_step(config, modules, data: dict, optimizers: dict) -> None:
+    """One minibatch step module by module, as RLlib's learner computes it: every module's
+    forward and PPO loss, one backward of the summed losses, then per module global-norm
+    gradient clipping and its Adam step."""
+    import torch
+    from ray.rllib.core.columns import Columns
+
+    losses = []
+    for mid, module in modules.items():
+        b = data[mid]
+        out = module.forward_train({Columns.OBS: b["obs"]})
+        values = module.compute_values({Columns.OBS: b["obs"]},
+                                       embeddings=out[Columns.EMBEDDINGS])
+        losses.append(ppo_loss(config, out[Columns.ACTION_DIST_INPUTS], values, b))
+    for opt in optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    torch.stack(losses).sum().backward()
+    for mid, module in modules.items():
+        torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip, foreach=True)
+        optimizers[mid].step()
+
+
+def _linears(seq) -> list:
+    """The Linear layers of an MLP ``Sequential``, checking the ReLUs between them."""
+    import torch
+
+    layers = [x for x in seq if isinstance(x, torch.nn.Linear)]
+    relus = [x for x in seq if isinstance(x, torch.nn.ReLU)]
+    if len(layers) + len(relus) != len(seq):
+        raise ValueError(f"the stacked floor handles Linear/ReLU MLPs, not {seq}")
+    return layers
+
+
+def stack_modules(modules) -> list[dict]:
+    """The modules grouped by network shape, each group's weights copied into stacked
+    leaf tensors (module axis first; the actor and critic encoders, which have the same
+    shape in RLlib's default PPO module, on a second axis): ``enc`` (weight, bias) per
+    encoder layer ``[G, 2, in, out]`` / ``[G, 2, 1, out]`` (ReLU after each, as RLlib's
+    encoders), ``pi`` and ``vf`` heads ``[G, in, out]`` / ``[G, 1, out]``; ``ids`` the
+    group's module ids."""
+    import torch
+
+    groups: dict[tuple, list[str]] = {}
+    parts = {}
+    for mid, m in modules.items():
+        actor = _linears(m.encoder.actor_encoder.net.mlp)
+        critic = _linears(m.encoder.critic_encoder.net.mlp)
+        pi, vf = _linears(m.pi.net.mlp), _linears(m.vf.net.mlp)
+        if [x.weight.shape for x in actor] != [x.weight.shape for x in critic] or \
+                len(pi) != 1 or len(vf) != 1:
+            raise ValueError(f"module {mid!r}: the stacked floor needs actor and critic "
+                             "encoders of one shape and one-layer heads")
+        parts[mid] = (actor, critic, pi[0], vf[0])
+        key = tuple(tuple(x.weight.shape) for x in [*actor, pi[0], vf[0]])
+        groups.setdefault(key, []).append(mid)
+
+    def leaf(tensors: list) -> torch.Tensor:
+        return torch.stack([t.detach() for t in tensors]).clone().requires_grad_(True)
+
+    stacks = []
+    for ids in groups.values():
+        depth = len(parts[ids[0]][0])
+        enc = [(leaf([torch.stack([parts[m][0][j].weight.t(), parts[m][1][j].weight.t()])
+                      for m in ids]),
+                leaf([torch.stack([parts[m][0][j].bias, parts[m][1][j].bias])[:, None]
+                      for m in ids]))
+               for j in range(depth)]
+        heads = {name: (leaf([parts[m][k].weight.t() for m in ids]),
+                        leaf([parts[m][k].bias[None] for m in ids]))
+                 for name, k in (("pi", 2), ("vf", 3))}
+        stacks.append({"ids": ids, "enc": enc, **heads})
+    return stacks
+
+
+def stack_parameters(stack: dict) -> list:
+    """The leaf tensors of one :func:`stack_modules` group."""
+    return [t for pair in [*stack["enc"], stack["pi"], stack["vf"]] for t in pair]
+
+
+def stacked_step(config, stacks: list[dict], data: dict, optimizer) -> None:
+    """:func:`module_step`'s arithmetic on :func:`stack_modules`' stacks: each group's
+    forward as batched matrix products over its modules (and their actor and critic
+    encoders), PPO's loss per module, one backward, global-norm clipping per module and
+    one Adam (elementwise: the same update as one per module) over all stacks."""
+    import torch
+
+    losses = []
+    for stack in stacks:
+        b = {k: torch.stack([data[m][k] for m in stack["ids"]])
+             for k in ("obs", "actions", "logp", "adv", "target", "old_logits")}
+        x = b["obs"].unsqueeze(1)  # [G, 1, rows, in]: the actor's and critic's input
+        for weight, bias in stack["enc"]:
+            x = torch.relu(torch.matmul(x, weight) + bias)
+        logits = torch.baddbmm(stack["pi"][1], x[:, 0], stack["pi"][0])
+        values = torch.baddbmm(stack["vf"][1], x[:, 1], stack["vf"][0]).squeeze(-1)
+        losses.append(ppo_loss(config, logits, values, b).sum())
+    optimizer.zero_grad(set_to_none=True)
+    torch.stack(losses).sum().backward()
+    for stack in stacks:
+        grads = [t.grad for t in stack_parameters(stack)]
+        norm = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+        coef = (config.grad_clip / (norm + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(-1, *[1] * (g.dim() - 1)))
+    optimizer.step()
+
+
+def learner_floor(config, minibatch_steps: int, module_rows: dict[str, float],
+                  threads: int, iterations: int, seed: int, stacked: bool) -> float:
+    """Seconds per iteration of the learner update's arithmetic alone, in plain torch on
+    the config's modules with ``threads`` torch threads: the value pass over a batch of
+    ``module_rows`` rows per module (GAE's) and FEN's discriminator pass (each controller
+    over its sub-policies' rows, :mod:`policies.fen.discriminator`), then
+    ``minibatch_steps`` steps of ``minibatch_size`` rows per module: :func:`module_step`
+    (module by module, as RLlib computes it) or, ``stacked``, :func:`stacked_step` (the
+    same arithmetic with same-shaped networks batched, ``tests/test_benchmark_fen_sampling.py``).
+    No connectors, no batch building, no metrics: what a learner with these PPO settings
+    must compute. The best of ``iterations`` timings (the machine is shared)."""
+    import torch
+    from ray.rllib.core.columns import Columns
+
+    modules, data, judged = _floor_setup(config, module_rows, seed)
+    if stacked:
+        stacks = stack_modules(modules)
+        optimizer = torch.optim.Adam([t for s in stacks for t in stack_parameters(s)],
+                                     lr=config.lr, foreach=True)
+    else:
+        optimizers = {mid: torch.optim.Adam(m.parameters(), lr=config.lr, foreach=True)
+                      for mid, m in modules.items()}
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        start = time.perf_counter()
+        best = float("inf")
         for _ in range(iterations):
+            start = time.perf_counter()
             with torch.no_grad():
                 for mid, module in modules.items():
                     module.compute_values({Columns.OBS: data[mid]["all_obs"]})
                 for ctrl, obs in judged.items():
                     modules[ctrl].forward_inference({Columns.OBS: obs})
             for _ in range(minibatch_steps):
-                losses = []
-                for mid, module in modules.items():
-                    b = data[mid]
-                    out = module.forward_train({Columns.OBS: b["obs"]})
-                    values = module.compute_values({Columns.OBS: b["obs"]},
-                                                   embeddings=out[Columns.EMBEDDINGS])
-                    log_p = torch.log_softmax(out[Columns.ACTION_DIST_INPUTS], -1)
-                    ratio = torch.exp(log_p.gather(1, b["actions"][:, None])[:, 0] - b["logp"])
-                    surrogate = torch.min(b["adv"] * ratio, b["adv"] * torch.clamp(
-                        ratio, 1 - config.clip_param, 1 + config.clip_param))
-                    old = torch.log_softmax(b["old_logits"], -1)
-                    kl = (old.exp() * (old - log_p)).sum(-1)
-                    entropy = -(log_p.exp() * log_p).sum(-1)
-                    vf_loss = torch.clamp((values - b["target"]) ** 2, 0, config.vf_clip_param)
-                    losses.append(torch.mean(-surrogate + config.vf_loss_coeff * vf_loss
-                                             - config.entropy_coeff * entropy)
-                                  + config.kl_coeff * torch.mean(kl))
-                for opt in optimizers.values():
-                    opt.zero_grad(set_to_none=True)
-                torch.stack(losses).sum().backward()
-                for mid, module in modules.items():
-                    torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip,
-                                                   foreach=True)
-                    optimizers[mid].step()
-        return (time.perf_counter() - start) / iterations
+                if stacked:
+                    stacked_step(config, stacks, data, optimizer)
+                else:
+                    module_step(config, modules, data, optimizers)
+            best = min(best, time.perf_counter() - start)
+        return best
+    finally:
+        torch.set_num_threads(before)
+
+
+def gemm_floor(config, minibatch_steps: int, module_rows: dict[str, float],
+               threads: int, repeats: int, seed: int) -> float:
+    """Seconds per iteration of the matrix products alone of :func:`learner_floor`'s
+    arithmetic (float32, ``threads`` torch threads): per minibatch step and module, each
+    Linear layer's forward product and its backward products (the weight's gradient, and
+    the input's except at the first layer); the value pass (critic) and the
+    discriminator pass (controller's actor) forward. Every product shape is timed
+    ``repeats`` times (best of them) and multiplied by how often an iteration computes
+    it: no elementwise work (ReLU, loss, clipping, Adam) at all, so no float32
+    implementation on this machine computes the update in less."""
+    import torch
+
+    modules, _, judged = _floor_setup(config, module_rows, seed)
+    mb = config.minibatch_size
+    count: dict[tuple[int, int, int], float] = {}  # (rows, inner, cols) -> per iteration
+
+    def gemm(m: int, k: int, n: int, times: float) -> None:
+        count[(m, k, n)] = count.get((m, k, n), 0.0) + times
+
+    for mid, module in modules.items():
+        actor = _linears(module.encoder.actor_encoder.net.mlp) + _linears(module.pi.net.mlp)
+        critic = _linears(module.encoder.critic_encoder.net.mlp) + _linears(module.vf.net.mlp)
+        for path in (actor, critic):
+            for j, layer in enumerate(path):
+                n_out, n_in = layer.weight.shape
+                gemm(mb, n_in, n_out, minibatch_steps)  # forward
+                gemm(n_in, mb, n_out, minibatch_steps)  # weight gradient
+                if j:
+                    gemm(mb, n_out, n_in, minibatch_steps)  # input gradient
+        for layer in critic:  # the value pass over the module's rows
+            gemm(int(module_rows.get(mid, mb)), layer.weight.shape[1], layer.weight.shape[0], 1)
+        if mid in judged:  # the discriminator pass over its sub-policies' rows
+            for layer in actor:
+                gemm(judged[mid].shape[0], layer.weight.shape[1], layer.weight.shape[0], 1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        total = 0.0
+        for (m, k, n), times in count.items():
+            a, b = torch.randn(m, k), torch.randn(k, n)
+            best = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                a @ b
+                best = min(best, time.perf_counter() - start)
+            total += best * times
+        return total
     finally:
         torch.set_num_threads(before)
 
 
 def measure_floors(row: dict, iterations: int, seed: int) -> dict:
-    """:func:`env_floor` and :func:`learner_floor` of the :data:`DEFAULT` setup, whose
-    timed ``row`` gives the minibatch steps and rows per module of an iteration."""
+    """:func:`env_floor` and :func:`learner_floor` (module by module and stacked) of the
+    :data:`DEFAULT` setup, whose timed ``row`` gives the minibatch steps and rows per
+    module of an iteration."""
     from policies.fen.learner import update_threads
 
     config = setup_config(DEFAULT, seed)
     steps = round(row["minibatch_steps_per_iteration"])
     threads = update_threads(config, True)
+    rows = row["module_rows_per_iteration"]
     return {
         "env_s_per_iteration": env_floor(config, iterations, seed),
         "learner_s_per_iteration": learner_floor(
-            config, steps, row["module_rows_per_iteration"], threads, iterations, seed),
+            config, steps, rows, threads, iterations, seed, stacked=False),
+        "stacked_learner_s_per_iteration": learner_floor(
+            config, steps, rows, threads, iterations, seed, stacked=True),
+        "gemm_s_per_iteration": gemm_floor(config, steps, rows, threads, 20, seed),
         "minibatch_steps_per_iteration": steps, "learner_threads": threads,
         "iterations": iterations,
     }
@@ -318,7 +500,10 @@ def render(rows: dict[str, dict], floors: dict, command: str,
             f"{r['env_steps_per_s'] / base['env_steps_per_s']:.2f}x |")
     ratio = default["env_steps_per_s"] / base["env_steps_per_s"]
     learn = default["learner_update_s_per_iteration"]
-    env_s, arith_s = floors["env_s_per_iteration"], floors["learner_s_per_iteration"]
+    env_s, gemm_s = floors["env_s_per_iteration"], floors["gemm_s_per_iteration"]
+    module_s = floors["learner_s_per_iteration"]
+    stacked_s = floors["stacked_learner_s_per_iteration"]
+    arith_s = min(module_s, stacked_s)
     floor, target = env_s + arith_s, base["s_per_iteration"] / 5
     lines += [
         "",
@@ -327,37 +512,49 @@ def render(rows: dict[str, dict], floors: dict, command: str,
         f"Bound: {DEFAULT}'s iteration is {default['s_per_iteration']:.2f} s, of which the "
         f"learner update (RLlib's learner connectors and PPO's minibatch steps, the same "
         f"arithmetic as {BASELINE}'s) takes {learn:.2f} s; with sampling free, no sampler "
-        f"could exceed {base['s_per_iteration'] / max(learn, 1e-9):.1f}x with these PPO "
-        "settings on this machine.",
+        f"could exceed {base['s_per_iteration'] / max(learn, 1e-9):.1f}x with this learner "
+        "on this machine.",
         "",
-        "Floors, measured in this run with the default's config (`env_floor` and "
-        "`learner_floor` in the script): what an iteration costs with no sampler and no "
-        "learner overhead at all.",
+        "Floors, measured in this run with the default's config (`env_floor`, "
+        "`learner_floor` and `gemm_floor` in the script): what an iteration costs with no "
+        "sampler and no learner overhead at all.",
         "",
         f"* Stepping the 8 env copies alone (FEN's hierarchy and rhat included; uniform "
         f"random actions, no policy, no bookkeeping) for one iteration's "
         f"{base['train_batch_size_per_learner']} env steps: **{env_s:.2f} s** "
         f"({DEFAULT}'s sampling: {default['sampling_s_per_iteration']:.2f} s).",
-        f"* The learner update's arithmetic alone, in plain torch with "
+        f"* The learner update's arithmetic alone, in plain (eager) torch with "
         f"{floors['learner_threads']} threads: the value pass over the batch and FEN's "
         f"discriminator pass (the controller over the sub-policies' observations), then "
         f"{floors['minibatch_steps_per_iteration']} minibatch steps (as many as RLlib's "
         f"cyclic iterator took per iteration: it runs until the largest module has seen "
         f"{base['num_epochs']} epochs, every module training on every step), each the "
         f"forward, PPO loss, backward, gradient clipping and Adam step of every module on "
-        f"{base['minibatch_size']} rows: **{arith_s:.2f} s** ({DEFAULT}'s learner update: "
-        f"{learn:.2f} s).",
-        f"* Sum: {floor:.2f} s per iteration, **at most "
-        f"{base['s_per_iteration'] / floor:.1f}x** {BASELINE}'s "
-        f"{base['s_per_iteration']:.2f} s, for any implementation of these PPO settings "
-        "on this machine that steps these env copies and does not overlap sampling with "
-        "learning (overlap would train on stale weights, not the same learning).",
-        f"* 5x is {target:.2f} s per iteration: {target - floor:.2f} s above the floors for "
-        f"all the overhead of sampling, learning and RLlib's iteration, which takes "
-        f"{default['s_per_iteration'] - floor:.2f} s in {DEFAULT} today (by RLlib's "
-        f"timers, which are smoothed over iterations and need not add up to the wall "
-        f"time: sampling {default['sampling_s_per_iteration'] - env_s:.2f} s and the "
+        f"{base['minibatch_size']} rows (best of {floors['iterations']} timings). Module "
+        f"by module, as RLlib computes it: "
+        f"**{module_s:.2f} s**; stacked, the same update with same-shaped networks "
+        f"batched (the four sub-policies, each module's actor and critic encoders: "
+        f"batched matrix products, one Adam; `stacked_step`, which a test checks against "
+        f"the module-by-module update): **{stacked_s:.2f} s** ({DEFAULT}'s learner "
+        f"update: {learn:.2f} s).",
+        f"* Of that arithmetic, the matrix products alone (float32, best of 20 timings per "
+        f"product shape, times how often an iteration computes it): **{gemm_s:.2f} s**. "
+        f"The rest is elementwise work (biases, ReLUs and their gradients, the loss, "
+        f"clipping, Adam) that eager torch runs as separate passes over memory.",
+        f"* Env stepping plus eager torch's arithmetic (the faster of the two): "
+        f"{floor:.2f} s per iteration, **at most {base['s_per_iteration'] / floor:.1f}x** "
+        f"{BASELINE}'s {base['s_per_iteration']:.2f} s for an implementation of these PPO "
+        "settings in eager torch on this machine that steps these env copies and does not "
+        "overlap sampling with learning (overlap would train on stale weights, not the "
+        f"same learning). 5x is {target:.2f} s per iteration: {target - floor:.2f} s above "
+        f"these floors for all the overhead of sampling, learning and RLlib's iteration, "
+        f"which takes {default['s_per_iteration'] - floor:.2f} s in {DEFAULT} today (by "
+        f"RLlib's timers, which are smoothed over iterations and need not add up to the "
+        f"wall time: sampling {default['sampling_s_per_iteration'] - env_s:.2f} s and the "
         f"learner update {learn - arith_s:.2f} s above their floors).",
+        f"* Env stepping plus the matrix products alone: {env_s + gemm_s:.2f} s, at most "
+        f"{base['s_per_iteration'] / (env_s + gemm_s):.1f}x: the bound for any float32 "
+        f"implementation, even one that fused all elementwise work into the products.",
         "",
     ]
     return "\n".join(lines)
@@ -401,7 +598,9 @@ def main() -> int:
               flush=True)
     floors = measure_floors(rows[DEFAULT], args.iterations, args.seed)
     print(f"floors: env stepping {floors['env_s_per_iteration']:.2f} s/it, learner "
-          f"arithmetic {floors['learner_s_per_iteration']:.2f} s/it", flush=True)
+          f"arithmetic {floors['learner_s_per_iteration']:.2f} s/it (stacked "
+          f"{floors['stacked_learner_s_per_iteration']:.2f}, matrix products "
+          f"{floors['gemm_s_per_iteration']:.2f})", flush=True)
     load = {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(rows, floors, command, load))
