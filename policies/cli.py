@@ -355,12 +355,19 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(EXIT_USAGE)
 
 
+class RunError(RuntimeError):
+    """A run that cannot go on, for a reason its message states (e.g.
+    :class:`policies.training.SamplingError`): one line and exit code 2 under
+    :func:`cli_errors`, like a bad value."""
+
+
 @contextmanager
 def cli_errors() -> Iterator[None]:
-    """Turn our ValueErrors (bad names, values, paths) into one line + exit code 2."""
+    """Turn our ValueErrors (bad names, values, paths) and run errors (:class:`RunError`) into one
+    line + exit code 2."""
     try:
         yield
-    except ValueError as e:
+    except (ValueError, RunError) as e:
         fail(str(e))
 
 

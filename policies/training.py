@@ -35,6 +35,7 @@ from typing import Any
 from tqdm import tqdm
 
 from policies.callbacks import AGENT_RETURN_PREFIX, FAIRNESS_PREFIX
+from policies.cli import RunError
 
 RUN_INFO_FILE = "run_info.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -267,6 +268,47 @@ def all_scalars(result: Mapping[str, Any]) -> dict[str, float]:
 
 
 #: progress-line fields: (label, metric key, format)
+#: consecutive iterations without a sampled env step after which a run stops
+MAX_EMPTY_ITERATIONS = 3
+
+
+class SamplingError(RunError):
+    """A run whose env runners sample nothing (see :class:`EmptySampling`)."""
+
+
+class EmptySampling:
+    """Stops a run whose env runners sample nothing instead of training on nothing.
+
+    RLlib restarts a failed remote env runner (``restart_failed_env_runners``,
+    :func:`policies.config.apply_run_settings`) and samples from the healthy ones, so a
+    runner killed mid-run costs no iteration; but a runner that fails every time (an
+    error in the env or its setup, raised in the runner process) leaves iterations that
+    sample no env step at all, and a run would go on, checkpoint and exit 0 having
+    trained nothing. :meth:`update` raises :class:`SamplingError` after
+    :data:`MAX_EMPTY_ITERATIONS` such iterations in a row, or at a run's last iteration
+    when the run has sampled nothing at all."""
+
+    def __init__(self) -> None:
+        self.streak = 0
+        self.sampled = 0.0
+
+    def update(self, result: Mapping[str, Any], *, last: bool) -> None:
+        """Account for one iteration's ``result``; ``last``: the run's final iteration."""
+        steps = _sum_counts((result.get("env_runners") or {}).get("num_env_steps_sampled", 0))
+        steps = steps if math.isfinite(steps) else 0.0
+        self.sampled += steps
+        self.streak = 0 if steps > 0 else self.streak + 1
+        if self.streak >= MAX_EMPTY_ITERATIONS or (last and self.sampled == 0):
+            ft = result.get("fault_tolerance") or {}
+            raise SamplingError(
+                f"{self.streak} iteration(s) in a row up to iteration "
+                f"{result.get('training_iteration', '?')} sampled no env step: the env "
+                f"runners failed ({ft.get('num_remote_worker_restarts', '?')} restarts so "
+                f"far, {ft.get('num_healthy_workers', '?')} healthy); their error is in the "
+                "log above (with 0 env runners, --num-env-runners 0, it is raised in this "
+                "process). Nothing was trained in them; the last checkpoint is kept.")
+
+
 PROGRESS_FIELDS = (
     ("agent-steps/s", "throughput/agent_steps_per_s", "{:8.0f}"),
     ("mean return", "episode/return_mean", "{:9.3f}"),
@@ -546,6 +588,7 @@ def run_training(
     start = time.perf_counter()
     algo = config.build_algo()
     writer: SummaryWriter | None = None
+    failure: SamplingError | None = None
     try:
         if restore is not None:
             algo.restore_from_path(str(restore.resolve()))
@@ -569,8 +612,10 @@ def run_training(
         # the iteration budget with its ETA on stderr (on a terminal); lines go above it
         bar = tqdm(total=iterations, desc="iterations", unit="it", leave=False,
                    disable=None if verbose else True, file=sys.stderr, dynamic_ncols=True)
-        for _ in range(iterations):
+        empty = EmptySampling()
+        for i in range(iterations):
             result = algo.train()
+            empty.update(result, last=i == iterations - 1)
             bar.update(1)
             step = int(result.get("training_iteration", algo.iteration))
             for tag, value in all_scalars(result).items():
@@ -610,10 +655,15 @@ def run_training(
                 flush=True,
             )
         return summary
+    except SamplingError as e:
+        # raised once the algorithm is stopped: RLlib's shutdown logging would print it
+        # as a traceback while it propagates
+        failure = e
     finally:
         if writer is not None:
             writer.close()
         algo.stop()
+    raise failure
 
 
 # ---------------------------------------------------------------- evaluation

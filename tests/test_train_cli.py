@@ -128,3 +128,48 @@ def test_report_scripts_name_their_command_and_turn_bad_input_into_exit_2(capsys
         report_main("x.py", parse, run, ["--bad"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "error: --bad is not allowed\n"
+
+
+def test_env_runners_that_always_fail_stop_the_run_with_exit_2(tmp_path):
+    """A remote env runner that raises on every sample (here: the vector sampler's check,
+    which live_recommendation's agents fail) is restarted by RLlib again and again; the
+    run must not checkpoint and exit 0 having sampled nothing (policies.training.EmptySampling)."""
+    logdir = tmp_path / "run"
+    p = _run("train.py", "--env", "live_recommendation", "--algo", "ppo", "--sampler", "vector",
+             "--policy-mode", "shared", "--iterations", "1", "--num-env-runners", "1",
+             "--logdir", str(logdir))
+    assert p.returncode == 2, p.stdout[-3000:] + p.stderr[-3000:]
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "sampled no env step" in lines[0], p.stderr[-3000:]
+    assert "the vector sampler needs all of" in p.stderr  # the runner's own error, above
+    assert "done:" not in p.stdout
+    assert not (logdir / "checkpoints").exists()
+
+
+def _result(steps, it):
+    return {"training_iteration": it, "env_runners": {"num_env_steps_sampled": steps},
+            "fault_tolerance": {"num_remote_worker_restarts": it, "num_healthy_workers": 0}}
+
+
+def test_empty_sampling_tolerates_a_lost_iteration_and_stops_a_run_that_samples_nothing():
+    from policies.cli import RunError
+    from policies.training import MAX_EMPTY_ITERATIONS, EmptySampling, SamplingError
+
+    assert issubclass(SamplingError, RunError)  # one line and exit 2 in the scripts
+    ok = EmptySampling()
+    for it, steps in enumerate([100, 0, 0, 100, float("nan"), 100], start=1):
+        ok.update(_result(steps, it), last=it == 6)  # restarted runners: no error
+    streak = EmptySampling()
+    streak.update(_result(100, 1), last=False)
+    for it in range(2, 1 + MAX_EMPTY_ITERATIONS):
+        streak.update(_result(0, it), last=False)
+    with pytest.raises(SamplingError, match=f"{MAX_EMPTY_ITERATIONS} iteration.*up to "
+                                            f"iteration {MAX_EMPTY_ITERATIONS + 1}"):
+        streak.update(_result(0, MAX_EMPTY_ITERATIONS + 1), last=False)
+    # a run's only iteration sampled nothing (a NaN count: RLlib's for ids that never acted)
+    with pytest.raises(SamplingError, match="sampled no env step"):
+        EmptySampling().update(_result({"a": float("nan")}, 1), last=True)
+    # a last iteration without samples after sampled ones keeps the run
+    tail = EmptySampling()
+    tail.update(_result(100, 1), last=False)
+    tail.update(_result(0, 2), last=True)

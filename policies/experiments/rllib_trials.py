@@ -191,6 +191,7 @@ def train_trial(params: dict[str, Any], context: Any, build: Callable) -> dict[s
 
     from policies.training import (
         CONFIG_TAG,
+        EmptySampling,
         all_scalars,
         config_text,
         iteration_metrics,
@@ -222,6 +223,7 @@ def train_trial(params: dict[str, Any], context: Any, build: Callable) -> dict[s
             writer.add_text(CONFIG_TAG, config_text(config, run_info), global_step=0)
         every = context.checkpoint.every
         since = time.perf_counter()
+        empty = EmptySampling()
         while not context.stop.reached(algo.iteration, state["env_steps"]):
             result = algo.train()
             it = algo.iteration
@@ -235,6 +237,7 @@ def train_trial(params: dict[str, Any], context: Any, build: Callable) -> dict[s
                 if tag in metrics:
                     state["curves"][tag].append([it, metrics[tag]])
             last = context.stop.reached(it, state["env_steps"])
+            empty.update(result, last=last)
             if not (last or (every and it % every == 0)):
                 context.report(metrics)
                 continue
