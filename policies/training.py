@@ -824,7 +824,10 @@ def evaluate_checkpoint(
     fixed = check_fixed_actions(module, fixed_actions or {})
     out = out or sys.stdout
 
-    par_env = build_parallel_env(env_config)
+    try:
+        par_env = build_parallel_env(env_config)
+    except TypeError as e:  # an unknown env kwarg: the CLI's one-line error
+        raise ValueError(str(e)) from e
     rng = np.random.default_rng(seed) if sample else None
     per_episode: list[dict[str, float]] = []
     try:

@@ -163,6 +163,15 @@ def test_controller_entropy_overrides_only_the_controllers():
     assert ctrl_space.low[-2] == -10.0
 
 
+@pytest.mark.parametrize("option", ["controller_entropy", "subpolicy0_entropy"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -0.1, "0.1", True])
+def test_entropy_options_must_be_finite_numbers_at_least_0(option, value):
+    """What an experiment file's fen_options pass (train_fen.py checks its flags too)."""
+    with pytest.raises(ValueError, match=f"fen option {option} must be a finite number >= 0"):
+        build_fen_config("job_scheduling", "fen", num_env_runners=0,
+                         fen_options={option: value})
+
+
 @pytest.mark.parametrize("policy_mode, sub1", [("shared", "sub0"), ("independent", "agent_2-sub0")])
 def test_subpolicy0_entropy_overrides_only_sub_policy_0(policy_mode, sub1):
     config = build_fen_config(
@@ -272,11 +281,15 @@ def test_truncated_segments_reach_rllib_as_truncated_sub_policy_episodes(local_r
         (["--gossip-graph", "star"], "unknown --gossip-graph 'star'"),
         (["--env", "chain0101"], "FEN runs on"),
         (["--policy-mode", "mixed"], "unknown --policy-mode 'mixed'"),
-        (["--feature-scale", "0"], "--feature-scale must be > 0"),
+        (["--feature-scale", "0"], "--feature-scale must be a finite number > 0"),
+        (["--feature-scale", "inf"], "--feature-scale must be a finite number > 0, got inf"),
         (["--controller-sub0-prob", "1"], "--controller-sub0-prob must be in (0, 1), got 1.0"),
         (["--variant", "avg", "--controller-sub0-prob", "0.7"], "not to variant 'avg'"),
-        (["--controller-entropy", "-1"], "--controller-entropy must be >= 0"),
-        (["--subpolicy0-entropy", "-0.1"], "--subpolicy0-entropy must be >= 0"),
+        (["--controller-entropy", "-1"], "--controller-entropy must be a finite number >= 0"),
+        (["--controller-entropy", "nan"], "--controller-entropy must be a finite number >= 0"),
+        (["--subpolicy0-entropy", "-0.1"], "--subpolicy0-entropy must be a finite number >= 0"),
+        (["--subpolicy0-entropy", "nan"], "--subpolicy0-entropy must be a finite number >= 0"),
+        (["--env-kwargs", '{"nosuch": 1}'], "unknown keyword argument(s) ['nosuch']"),
         (["--variant", "min", "--subpolicy0-entropy", "0.01"], "not to variant 'min'"),
         (["--preset", "paper"], "unknown FEN preset 'paper'"),
         (["--variant", "fen_no_hierarchy", "--period", "10"], "not to variant 'fen_no_hierarchy'"),

@@ -105,6 +105,11 @@ def test_killed_training_resumes_from_last_checkpoint(tmp_path):
     }
     assert figures["episodes"] == 2 and len(figures["per_agent_utility"]) == 4
     assert figures["actions"] == "greedy" and figures["fixed_actions"] == {}
+    bad = _run("evaluate.py", "--checkpoint", summary["checkpoint"], "--episodes", "1",
+               "--env-kwargs", '{"nosuch": 1}')
+    assert bad.returncode == 2, bad.stderr[-3000:]
+    lines = [ln for ln in bad.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "unknown keyword argument(s) ['nosuch']" in lines[0], bad.stderr
 
 
 def test_report_scripts_name_their_command_and_turn_bad_input_into_exit_2(capsys):

@@ -15,6 +15,7 @@ the authors' code: ``results/fen_job_scheduling/report.md`` shows it idling on J
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ray.rllib.algorithms.ppo import PPOConfig
@@ -135,6 +136,11 @@ def build_fen_config(
     intrinsic = fen_options.pop("intrinsic_reward", "log_p")
     controller_entropy = fen_options.pop("controller_entropy", None)
     subpolicy0_entropy = fen_options.pop("subpolicy0_entropy", None)
+    for name, value in (("controller_entropy", controller_entropy),
+                        ("subpolicy0_entropy", subpolicy0_entropy)):
+        if value is not None and not (isinstance(value, int | float)
+                                      and not isinstance(value, bool) and 0 <= value < math.inf):
+            raise ValueError(f"fen option {name} must be a finite number >= 0, got {value!r}")
     sub0_prob = fen_options.pop("controller_sub0_prob", None)
     model = check_choice("model", fen_options.pop("model", "mlp"), MODELS)
     if fen_options.get("controller_horizon") == "episode":
@@ -154,7 +160,10 @@ def build_fen_config(
         # the defaults named too: the run's record stays right if a default changes
         "fen": {**options_for(variant, PRESET_DEFAULTS), **fen_options},
     }
-    probe = make_variant_env(env_config)
+    try:
+        probe = make_variant_env(env_config)
+    except TypeError as e:  # an unknown env kwarg: a ValueError for the CLI's one-line error
+        raise ValueError(str(e)) from e
     base_agents = list(marl_envs.make(env, **env_config["env_kwargs"]).possible_agents)
     n_sub = getattr(probe, "n_subpolicies", 0)
     sampler = choose_sampler(sampler, variant, probe, {"model": model})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -136,12 +137,13 @@ def fen_options(args: argparse.Namespace, variant: str | None = None) -> dict[st
                         ("--gossip-rounds", args.gossip_rounds)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
-    if args.feature_scale is not None and not args.feature_scale > 0:
-        raise ValueError(f"--feature-scale must be > 0, got {args.feature_scale}")
+    if args.feature_scale is not None and not 0 < args.feature_scale < math.inf:
+        raise ValueError(f"--feature-scale must be a finite number > 0, got "
+                         f"{args.feature_scale}")
     for flag, value in (("--controller-entropy", args.controller_entropy),
                         ("--subpolicy0-entropy", args.subpolicy0_entropy)):
-        if value is not None and value < 0:
-            raise ValueError(f"{flag} must be >= 0, got {value}")
+        if value is not None and not 0 <= value < math.inf:
+            raise ValueError(f"{flag} must be a finite number >= 0, got {value}")
     if args.controller_sub0_prob is not None and not 0 < args.controller_sub0_prob < 1:
         raise ValueError(f"--controller-sub0-prob must be in (0, 1), got "
                          f"{args.controller_sub0_prob}")
