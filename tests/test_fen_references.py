@@ -35,6 +35,11 @@ def test_final_table_puts_the_run_above_its_references():
     assert "utility per agent: agent_0 0.2000" in text
     assert "controllers pick: sub0 0.400" in text
     assert fairness_table({}, []).splitlines()[1].strip() == "this run"
+    # no episode ended in the run: its row is blank, the references still show
+    early = fairness_table({}, [("FEN, paper", {"utilization": 0.9, "cv": 0.17})]).splitlines()
+    assert early[0].split() == ["utilization", "CV"]
+    assert early[1].split() == ["this", "run", "-", "-"]
+    assert early[2].split() == ["FEN,", "paper", "0.900", "0.170"]
 
 
 @pytest.mark.parametrize("env", ["job_scheduling", "manufacturing_plant"])

@@ -191,7 +191,9 @@ def fairness_table(metrics: dict[str, float],
     it, then each agent's utility and how often the controllers picked each sub-policy."""
     run = {k.removeprefix("fairness/"): v for k, v in metrics.items()
            if k.startswith("fairness/")}
-    columns = [c for c in TABLE_COLUMNS if c[1] in run]
+    # the run's figures and the references' (a run in which no episode has ended has none)
+    columns = [c for c in TABLE_COLUMNS
+               if c[1] in run or any(c[1] in figures for _, figures in references)]
     rows = [("this run", run), *references]
     width = max(len(name) for name, _ in rows)
     lines = ["  ".join([" " * width, *(f"{h:>11}" for h, _, _ in columns)])]
@@ -258,9 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.summary_json).write_text(json.dumps(summary, indent=2, default=str))
     latest = summary["latest_metrics"]  # an iteration in which no episode ended has none
     at = summary["latest_metrics_iteration"].get("fairness/utilization")
+    as_of = (f"fairness of the last 20 episodes as of iteration {at}" if at is not None else
+             "no episode has ended yet, so this run has no fairness figures (train more "
+             "iterations)")
     print(f"\nFEN variant {args.variant!r} on {args.env}, after {summary['training_iteration']} "
           f"iterations ({summary['env_steps']} env steps, {summary['wall_time_s']:.0f} s); "
-          f"fairness of the last 20 episodes as of iteration {at}:")
+          f"{as_of}:")
     from policies.fen.references import reference_rows
 
     print(fairness_table(latest, reference_rows(args.env, env_kwargs)))
