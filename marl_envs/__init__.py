@@ -13,6 +13,7 @@ This package never imports Ray: any PettingZoo client can use it.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -63,4 +64,12 @@ def make_fn(name: str) -> Callable[..., ParallelEnv]:
     return env_module(name).parallel_env
 
 
-__all__ = ["ENV_NAMES", "env_module", "make", "make_fn"]
+def default_kwargs(name: str) -> dict[str, Any]:
+    """The keyword arguments of environment ``name`` that have a default, with it (its
+    class's constructor signature): what leaving one out stands for."""
+    cls = type(make(name))
+    return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+__all__ = ["ENV_NAMES", "default_kwargs", "env_module", "make", "make_fn"]

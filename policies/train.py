@@ -25,6 +25,7 @@ import json
 import sys
 from pathlib import Path
 
+import marl_envs
 from policies.cli import (  # light: no Ray import before the checks
     ALGOS,
     MODELS,
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             "env_config": config.env_config,
             "seed": run["seed"],
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            # what unset values stand for: typing a default out resumes the same run
+            "defaults": {"env_config": {"env_kwargs": marl_envs.default_kwargs(args.env)}},
         }
         summary = run_training(
             config, iterations=run["iterations"], logdir=logdir,

@@ -467,13 +467,18 @@ def read_run_info(checkpoint: str | Path) -> dict[str, Any]:
 _UNSET = object()
 
 
-def _differences(saved: Any, current: Any, key: str = "") -> list[str]:
-    """``key (checkpoint X, this run Y)`` for every (dotted) key whose values differ."""
+def _differences(saved: Any, current: Any, key: str = "", defaults: Any = _UNSET) -> list[str]:
+    """``key (checkpoint X, this run Y)`` for every (dotted) key whose values differ; a key
+    unset on one side and set to its value in ``defaults`` (a tree like theirs) on the
+    other is no difference."""
     if isinstance(saved, Mapping) and isinstance(current, Mapping):
+        below = defaults if isinstance(defaults, Mapping) else {}
         return [d for k in sorted(set(saved) | set(current), key=str)
                 for d in _differences(saved.get(k, _UNSET), current.get(k, _UNSET),
-                                      f"{key}.{k}" if key else str(k))]
+                                      f"{key}.{k}" if key else str(k), below.get(k, _UNSET))]
     if saved == current:
+        return []
+    if defaults is not _UNSET and _UNSET in (saved, current) and defaults in (saved, current):
         return []
     a, b = ("unset" if v is _UNSET else repr(v) for v in (saved, current))
     return [f"{key} (checkpoint {a}, this run {b})"]
@@ -483,7 +488,8 @@ def check_resume_compatible(run_info: Mapping[str, Any], checkpoint: str | Path)
     """The complete checkpoint ``checkpoint`` names (:func:`open_checkpoint`) if this run
     may resume it: the same env, algorithm, policy mapping, sampler, env factory (and FEN
     variant) and the same ``env_config`` / ``env_kwargs`` (a ValueError names the keys
-    that differ)."""
+    that differ). ``run_info["defaults"]`` (a tree like ``run_info``'s) gives what a key
+    left unset stands for: unset on one side and that value on the other is the same."""
     path, saved = open_checkpoint(checkpoint)
     if "sampler" in run_info and "algo" in saved:  # train.py checkpoints before --sampler
         saved.setdefault("sampler", "multi_agent")
@@ -493,9 +499,11 @@ def check_resume_compatible(run_info: Mapping[str, Any], checkpoint: str | Path)
                 f"checkpoint {str(path)!r} was trained with {key}={saved[key]!r}, "
                 f"this run has {key}={run_info[key]!r}"
             )
+    defaults = json.loads(json.dumps(run_info.get("defaults") or {}, default=repr))
     for key in ("env_config", "env_kwargs"):
         if key in run_info and key in saved:
-            differ = _differences(saved[key], json.loads(json.dumps(run_info[key])))
+            differ = _differences(saved[key], json.loads(json.dumps(run_info[key])),
+                                  defaults=defaults.get(key, _UNSET))
             if differ:
                 raise ValueError(
                     f"checkpoint {str(path)!r} was trained with another {key}: "

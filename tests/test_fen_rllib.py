@@ -221,7 +221,9 @@ def test_train_fen_cli_checkpoint_resume_and_evaluation(local_ray, tmp_path, cap
     assert "tensorboard --logdir" in out
     assert "FEN, paper" in out and "random play" in out
     checkpoint = (tmp_path / "run" / "latest_checkpoint.txt").read_text().strip()
-    assert main([*tiny, "--iterations", "1", "--resume", checkpoint]) == 0
+    # the defaults typed out (M = 4 sub-policies, grid_size 5) resume the same run
+    assert main([*tiny, "--iterations", "1", "--resume", checkpoint, "--subpolicies", "4",
+                 "--env-kwargs", '{"max_cycles": 30, "grid_size": 5}']) == 0
     assert "now at 2" in capsys.readouterr().out
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run(

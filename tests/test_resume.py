@@ -155,6 +155,23 @@ def test_d_other_env_kwargs_on_resume_are_an_error_naming_the_keys(trained, tmp_
     assert check_resume_compatible(_info(_config()), ckpt) == ckpt  # the same kwargs: fine
 
 
+def test_d2_a_default_typed_out_resumes_the_same_run(trained):
+    """grid_size 5 is job_scheduling's default: unset in the checkpoint, 5 in this run (or
+    the other way round) is the same env; another value is not."""
+    import marl_envs
+
+    ckpt = trained / CHECKPOINT_DIR / "iter_000002"
+    defaults = {"env_config": {"env_kwargs": marl_envs.default_kwargs(ENV)}}
+    assert defaults["env_config"]["env_kwargs"]["grid_size"] == 5
+    typed = {**_info(_config({**ENV_KWARGS, "grid_size": 5})), "defaults": defaults}
+    assert check_resume_compatible(typed, ckpt) == ckpt
+    with pytest.raises(ValueError, match=r"grid_size \(checkpoint unset, this run 5\)"):
+        check_resume_compatible({**typed, "defaults": {}}, ckpt)  # no defaults given
+    other = {**_info(_config({**ENV_KWARGS, "grid_size": 6})), "defaults": defaults}
+    with pytest.raises(ValueError, match=r"grid_size \(checkpoint unset, this run 6\)"):
+        check_resume_compatible(other, ckpt)
+
+
 def test_e_a_checkpoint_killed_while_saving_is_never_taken(trained, tmp_path, monkeypatch):
     # a whole checkpoint without its marker (the marker is written last)
     ckpt = _copy(trained, tmp_path)

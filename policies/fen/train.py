@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import marl_envs
 from policies.cli import (
     MODELS,
     add_run_arguments,
@@ -40,6 +41,7 @@ from policies.fen.variants import (
     PRESETS,
     VARIANTS,
     preset_options,
+    resolved_defaults,
 )
 
 FEN_ENVS = tuple(DEFAULT_POLICY_MODE)
@@ -239,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
             "factory": config.env_config["factory"], "env_config": config.env_config,
             "seed": run["seed"], "sampler": sampler_of(config),
             "command": " ".join(["train_fen.py", *sys.argv[1:]]),
+            # what unset values stand for: typing a default out resumes the same run
+            "defaults": {"env_config": {"env_kwargs": marl_envs.default_kwargs(args.env),
+                                        "fen": resolved_defaults(args.env)}},
         }
         if run["resume"] is not None:
             check_resume_compatible(run_info, run["resume"])  # before starting Ray

@@ -125,6 +125,12 @@ def check_variant(variant: str) -> None:
         raise ValueError(f"unknown FEN variant {variant!r}; allowed: {list(VARIANTS)}")
 
 
+def resolved_defaults(env: str) -> dict[str, Any]:
+    """The FEN options whose default depends on the env, as an unset option resolves on
+    ``env``: the controller period T and the number of sub-policies M."""
+    return {"period": CONTROLLER_PERIOD.get(env, 25), "n_subpolicies": 4}
+
+
 def make_variant_env(env_config: dict[str, Any]) -> ParallelEnv:
     """The wrapped env of ``env_config["variant"]`` around ``marl_envs.make(env, ...)``."""
     variant = env_config.get("variant", "fen")
@@ -132,10 +138,11 @@ def make_variant_env(env_config: dict[str, Any]) -> ParallelEnv:
     base = marl_envs.make(env_config["env"], **dict(env_config.get("env_kwargs") or {}))
     options = dict(env_config.get("fen") or {})
     if variant in HIERARCHICAL_VARIANTS:
+        resolved = {**resolved_defaults(env_config["env"]), **options}
         return FENHierarchyEnv(
             base,
-            period=options.get("period", CONTROLLER_PERIOD.get(env_config["env"], 25)),
-            n_subpolicies=options.get("n_subpolicies", 4),
+            period=resolved["period"],
+            n_subpolicies=resolved["n_subpolicies"],
             average="gossip" if variant == "fen_gossip" else "central",
             gossip_graph=options.get("gossip_graph", DEFAULT_GRAPH),
             gossip_rounds=options.get("gossip_rounds"),
