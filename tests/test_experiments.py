@@ -157,6 +157,10 @@ def test_run_interrupt_resume_and_report_only(tmp_path):
     first = lines[-1].split()[1]
     interrupted = len(load_summaries(study / "trials"))
     assert interrupted <= 1, out[-3000:]
+    # said as such, not as a failure: exit 1, the trial named, how to go on
+    assert proc.returncode == 1, out[-3000:]
+    (said,) = [x for x in out.splitlines() if "interrupted: 1 trial(s) unfinished" in x]
+    assert "run the same command again to resume" in said and "failed" not in out, out[-3000:]
     r = _run(args, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     done_lines = [x for x in r.stdout.splitlines() if x.startswith("done: ")]

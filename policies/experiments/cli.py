@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 if t.name not in done or not same_params(experiment, t.params, done[t.name])]
         new: list[dict[str, Any]] = []
         failed: dict[str, str] = {}
+        unfinished: list[str] = []
         if not args.report_only and not todo:
             print(f"experiment {experiment.name}: every trial is in the study folder already")
         elif not args.report_only:
@@ -144,9 +145,18 @@ def main(argv: list[str] | None = None) -> int:
                                      max_concurrent=args.max_concurrent, fresh=args.fresh)
             new, failed = outcome.summaries, outcome.failed
             write_summaries(new, out / TRIALS_DIR)
+            unfinished = outcome.unfinished
         summaries = {**done, **{s["trial"]: s for s in new}}
+        if unfinished:
+            print(f"experiment {experiment.name} interrupted: {len(unfinished)} trial(s) "
+                  f"unfinished ({_listing(unfinished)}); run the same command again to "
+                  f"resume them from their last checkpoints (Tune's state: "
+                  f"{Path(storage) / experiment.name})", file=sys.stderr)
+            if not summaries:
+                return 1
         if not summaries:
-            raise ValueError(f"no trial summaries in {study / TRIALS_DIR} to report")
+            folders = sorted({str(study / TRIALS_DIR), str(out / TRIALS_DIR)})
+            raise ValueError(f"no trial summaries to report in {' or '.join(folders)}")
         written = write_report(experiment, list(summaries.values()), out,
                                _command(args, Path(args.experiment), out))
         print("wrote " + ", ".join(str(p) for p in written))
@@ -154,8 +164,14 @@ def main(argv: list[str] | None = None) -> int:
             for name, error in failed.items():
                 print(f"error: trial {name} failed: {error.splitlines()[-1] if error else ''}",
                       file=sys.stderr)
+        if failed or unfinished:
             return 1
     return 0
+
+
+def _listing(names: list[str], limit: int = 3) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more"
+                                       if len(names) > limit else "")
 
 
 def quiet_tune() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +56,13 @@ def _state(experiment: Experiment) -> dict[str, Any]:
 
 @dataclass
 class Outcome:
-    """What an experiment run produced: each finished trial's summary, and the trials
-    that failed (name -> error text)."""
+    """What an experiment run produced: each finished trial's summary, the trials that
+    failed (name -> error text) and those left unfinished without an error (the run was
+    interrupted: running it again resumes them)."""
 
     summaries: list[dict[str, Any]]
     failed: dict[str, str]
+    unfinished: list[str] = field(default_factory=list)
 
 
 class Progress(tune.Callback):
@@ -183,12 +185,14 @@ def run_experiment(
             ),
         )
     grid = tuner.fit()
-    summaries, failed = [], {}
+    summaries, failed, unfinished = [], {}, []
     for result in grid:
         name = (result.config or {}).get("trial", {}).get("name", "?")
         metrics = result.metrics or {}
-        if result.error is not None or SUMMARY_KEY not in metrics:
-            failed[name] = str(result.error or "no summary reported")
-            continue
-        summaries.append(json.loads(metrics[SUMMARY_KEY]))
-    return Outcome(summaries=summaries, failed=failed)
+        if result.error is not None:
+            failed[name] = str(result.error)
+        elif SUMMARY_KEY not in metrics:  # stopped before its end (Ctrl-C)
+            unfinished.append(name)
+        else:
+            summaries.append(json.loads(metrics[SUMMARY_KEY]))
+    return Outcome(summaries=summaries, failed=failed, unfinished=unfinished)
