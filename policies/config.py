@@ -450,6 +450,25 @@ def check_override(field: str, value: Any) -> None:
         raise ValueError(f"--set {field}: must be {allowed}, got {value!r}")
 
 
+#: model_config keys that list layer sizes: (key, may the list be empty)
+LAYER_SIZE_KEYS = (("fcnet_hiddens", False), ("head_fcnet_hiddens", True))
+
+
+def check_layer_sizes(model_config: Mapping[str, Any]) -> None:
+    """ValueError unless the layer-size lists of ``model_config`` (:data:`LAYER_SIZE_KEYS`)
+    are lists of integers >= 1 (RLlib fails deep inside on a size 0)."""
+    for key, may_be_empty in LAYER_SIZE_KEYS:
+        if key not in model_config:
+            continue
+        sizes = model_config[key]
+        ok = isinstance(sizes, list | tuple) and (may_be_empty or len(sizes) > 0) and all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes)
+        if not ok:
+            what = "list" if may_be_empty else "non-empty list"
+            raise ValueError(f"--set model_config.{key}: must be a {what} of integers >= 1 "
+                             f"(layer sizes), got {sizes!r}")
+
+
 def apply_overrides(config: AlgorithmConfig, overrides: Mapping[str, Any]) -> AlgorithmConfig:
     """Set config fields by name; ``a.b`` updates key ``b`` of dict field ``a``.
 
@@ -476,6 +495,7 @@ def apply_overrides(config: AlgorithmConfig, overrides: Mapping[str, Any]) -> Al
                 current = dict(value)
             else:
                 raise ValueError(f"model_config must be a dict, got {value!r}")
+            check_layer_sizes(current)
             config.rl_module(model_config=current)
             continue
         if sub:

@@ -50,6 +50,13 @@ def test_overrides():
     assert cfg.lr == 1e-3 and cfg.num_epochs == 2 and cfg.model_config["fcnet_hiddens"] == [16]
     with pytest.raises(ValueError, match="unknown config field 'lrr'"):
         apply_overrides(cfg, {"lrr": 1})
+    for key, sizes in (("model_config.fcnet_hiddens", [0]), ("model_config.fcnet_hiddens", []),
+                       ("model_config.head_fcnet_hiddens", [8, "x"]),
+                       ("model_config", {"fcnet_hiddens": 16})):
+        with pytest.raises(ValueError, match=r"fcnet_hiddens: must be a .*list of integers "
+                                             r">= 1 \(layer sizes\)"):
+            apply_overrides(cfg, {key: sizes})
+    apply_overrides(cfg, {"model_config.head_fcnet_hiddens": []})  # no head layers: fine
     dqn = build_config(
         "job_scheduling", "dqn", "shared", overrides={"replay_buffer_config.capacity": 99}
     )
