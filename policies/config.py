@@ -432,7 +432,13 @@ def check_override(field: str, value: Any) -> None:
         for each in value:  # DQN's range [low, high] of n-steps drawn per batch
             check_override(field, each)
         return
-    kind, low, high, low_in, high_in = OVERRIDE_RANGES[field]
+    check_in_range(f"--set {field}:", value, OVERRIDE_RANGES[field])
+
+
+def check_in_range(label: str, value: Any, spec: tuple) -> None:
+    """ValueError ``<label> must be <what spec allows>, got <value>`` unless ``value`` has
+    the type and range of ``spec`` (an :data:`OVERRIDE_RANGES` entry)."""
+    kind, low, high, low_in, high_in = spec
     bounds = []
     if low is not None:
         bounds.append(f"{'>=' if low_in else '>'} {low:g}")
@@ -447,7 +453,7 @@ def check_override(field: str, value: Any) -> None:
     if ok and high is not None:
         ok = value <= high if high_in else value < high
     if not ok:
-        raise ValueError(f"--set {field}: must be {allowed}, got {value!r}")
+        raise ValueError(f"{label} must be {allowed}, got {value!r}")
 
 
 #: model_config keys that list layer sizes: (key, may the list be empty)

@@ -267,7 +267,6 @@ def all_scalars(result: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-#: progress-line fields: (label, metric key, format)
 #: consecutive iterations without a sampled env step after which a run stops
 MAX_EMPTY_ITERATIONS = 3
 
@@ -309,6 +308,7 @@ class EmptySampling:
                 "process). Nothing was trained in them; the last checkpoint is kept.")
 
 
+#: progress-line fields: (label, metric key, format)
 PROGRESS_FIELDS = (
     ("agent-steps/s", "throughput/agent_steps_per_s", "{:8.0f}"),
     ("mean return", "episode/return_mean", "{:9.3f}"),

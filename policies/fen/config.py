@@ -15,7 +15,6 @@ the authors' code: ``results/fen_job_scheduling/report.md`` shows it idling on J
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ray.rllib.algorithms.ppo import PPOConfig
@@ -25,7 +24,12 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 import marl_envs
 from policies.action_masking import masked_module_class
 from policies.cli import MODELS, check_choice
-from policies.config import apply_overrides, apply_run_settings
+from policies.config import (
+    OVERRIDE_RANGES,
+    apply_overrides,
+    apply_run_settings,
+    check_in_range,
+)
 from policies.fen.controller_prior import (
     SUB0_PROB_KEY,
     PriorControllerTorchRLModule,
@@ -138,9 +142,8 @@ def build_fen_config(
     subpolicy0_entropy = fen_options.pop("subpolicy0_entropy", None)
     for name, value in (("controller_entropy", controller_entropy),
                         ("subpolicy0_entropy", subpolicy0_entropy)):
-        if value is not None and not (isinstance(value, int | float)
-                                      and not isinstance(value, bool) and 0 <= value < math.inf):
-            raise ValueError(f"fen option {name} must be a finite number >= 0, got {value!r}")
+        if value is not None:  # entropy coefficients: the range of PPO's entropy_coeff
+            check_in_range(f"fen option {name}", value, OVERRIDE_RANGES["entropy_coeff"])
     sub0_prob = fen_options.pop("controller_sub0_prob", None)
     model = check_choice("model", fen_options.pop("model", "mlp"), MODELS)
     if fen_options.get("controller_horizon") == "episode":
