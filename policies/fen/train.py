@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -129,6 +128,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def fen_options(args: argparse.Namespace, variant: str | None = None) -> dict[str, Any]:
     """The FEN options of the flags and ``--preset``, validated, without those equal to
     the defaults (``variant``: only the preset's options it uses)."""
+    from policies.config import OVERRIDE_RANGES, check_in_range  # imports RLlib
+
     if args.gossip_graph is not None and args.gossip_graph not in GRAPHS:
         raise ValueError(f"unknown --gossip-graph {args.gossip_graph!r}; allowed: {list(GRAPHS)}")
     if args.intrinsic_reward is not None and args.intrinsic_reward not in REWARDS:
@@ -139,13 +140,12 @@ def fen_options(args: argparse.Namespace, variant: str | None = None) -> dict[st
                         ("--gossip-rounds", args.gossip_rounds)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
-    if args.feature_scale is not None and not 0 < args.feature_scale < math.inf:
-        raise ValueError(f"--feature-scale must be a finite number > 0, got "
-                         f"{args.feature_scale}")
+    if args.feature_scale is not None:
+        check_in_range("--feature-scale", args.feature_scale, ("real", 0.0, None, False, True))
     for flag, value in (("--controller-entropy", args.controller_entropy),
                         ("--subpolicy0-entropy", args.subpolicy0_entropy)):
-        if value is not None and not 0 <= value < math.inf:
-            raise ValueError(f"{flag} must be a finite number >= 0, got {value}")
+        if value is not None:
+            check_in_range(flag, value, OVERRIDE_RANGES["entropy_coeff"])
     if args.controller_sub0_prob is not None and not 0 < args.controller_sub0_prob < 1:
         raise ValueError(f"--controller-sub0-prob must be in (0, 1), got "
                          f"{args.controller_sub0_prob}")
