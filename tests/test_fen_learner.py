@@ -11,10 +11,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner  # noqa: E402
+from ray.rllib.connectors.connector_v2 import ConnectorV2  # noqa: E402
+from ray.rllib.evaluation.postprocessing import Postprocessing  # noqa: E402
 
 from policies.fen.config import build_fen_config  # noqa: E402
 from policies.fen.learner import FENPPOTorchLearner, update_threads  # noqa: E402
 from policies.fen.variants import options_for  # noqa: E402
+from policies.stacked_ppo import StackedPPO, stackable  # noqa: E402
 
 TINY = {"train_batch_size_per_learner": 300, "minibatch_size": 64, "num_epochs": 2}
 
@@ -51,41 +54,124 @@ def test_update_threads_are_the_runs_cpus_capped_by_the_machine():
     assert update_threads(_config(main_cpus=10_000)) == cpus
 
 
-def test_same_update_as_ppo_torch_learner_threads_restored(local_ray):
-    fen_algo = _config(main_cpus=2).build_algo()
-    ref_config = _config(main_cpus=2)
-    ref_config.learners(learner_class=PPOTorchLearner)
-    ref_algo = ref_config.build_algo()
-    try:
-        fen, ref = fen_algo.learner_group._learner, ref_algo.learner_group._learner
-        assert type(fen) is FENPPOTorchLearner and type(ref) is PPOTorchLearner
-        assert fen._update_threads == min(2, os.cpu_count() or 1)  # one-node Ray
-        ref.module.set_state(fen.module.get_state())
-        before = _weights(fen)
-        episodes = fen_algo.env_runner.sample(num_timesteps=300)
-        torch.set_num_threads(1)
-        results = []
-        for learner in (fen, ref):
-            np.random.seed(5)  # noqa: NPY002 -- RLlib shuffles minibatches with np.random
-            torch.manual_seed(5)
+def _optimizer_state(learner):
+    """Each module's Adam state, by parameter name."""
+    out = {}
+    for mid, module in learner.module.items():
+        optimizer = learner.get_optimizers_for_module(mid)[0][1]
+        for name, p in module.named_parameters():
+            for k, v in optimizer.state.get(p, {}).items():
+                out[(mid, name, k)] = v.detach().clone()
+    return out
+
+
+def _twin_learners(**fen_options):
+    """FEN's learner and RLlib's PPOTorchLearner with the same config and weights."""
+    options = options_for("fen", {"period": 10, **fen_options})
+    configs = [build_fen_config(
+        "job_scheduling", "fen", seed=1, num_env_runners=0, envs_per_runner=2,
+        env_kwargs={"max_cycles": 60}, fen_options=dict(options), overrides=TINY, main_cpus=2)
+        for _ in range(2)]
+    configs[1].learners(learner_class=PPOTorchLearner)
+    algos = [c.build_algo() for c in configs]
+    fen, ref = (a.learner_group._learner for a in algos)
+    ref.module.set_state(fen.module.get_state())
+    return algos, fen, ref
+
+
+def _update_both(fen, ref, episodes, nan_advantage=None):
+    """The same update (same minibatches) on both learners; their results."""
+    results = []
+    for learner in (fen, ref):
+        if nan_advantage is not None:  # a learner connector's output with a NaN advantage
+            learner._learner_connector.append(_NanAdvantage(nan_advantage))
+        np.random.seed(5)  # noqa: NPY002 -- RLlib shuffles minibatches with np.random
+        torch.manual_seed(5)
+        try:
             results.append(learner.update(
                 episodes=copy.deepcopy(episodes), timesteps={"num_env_steps_sampled_lifetime": 1},
                 num_epochs=2, minibatch_size=64, shuffle_batch_per_epoch=True))
+        finally:
+            if nan_advantage is not None:
+                learner._learner_connector.remove("_NanAdvantage")
+    return results
+
+
+class _NanAdvantage(ConnectorV2):
+    """Learner connector piece: one row of one module's advantages set to NaN."""
+
+    def __init__(self, module_id):
+        super().__init__()
+        self.module_id = module_id
+
+    def __call__(self, *, batch, **kwargs):
+        batch[self.module_id][Postprocessing.ADVANTAGES][3] = float("nan")
+        return batch
+
+
+def _assert_same_learners(fen, ref, atol=1e-5):
+    after_fen, after_ref = _weights(fen), _weights(ref)
+    for mid in after_ref:
+        for k in after_ref[mid]:
+            np.testing.assert_allclose(after_fen[mid][k].numpy(), after_ref[mid][k].numpy(),
+                                       rtol=0, atol=atol, err_msg=f"{mid} {k}")
+    state_fen, state_ref = _optimizer_state(fen), _optimizer_state(ref)
+    assert state_fen.keys() == state_ref.keys() and state_ref
+    for key, value in state_ref.items():
+        np.testing.assert_allclose(state_fen[key].numpy(), value.numpy(), rtol=1e-4,
+                                   atol=atol, err_msg=str(key))
+
+
+@pytest.mark.parametrize("fen_options", [{}, {"subpolicy0_entropy": 0.2,
+                                               "controller_entropy": 0.0}])
+def test_same_updates_as_ppo_torch_learner_stacked_threads_restored(local_ray, fen_options,
+                                                                    monkeypatch):
+    algos, fen, ref = _twin_learners(**fen_options)
+    steps = []
+    monkeypatch.setattr(StackedPPO, "step", lambda self, batch, _step=StackedPPO.step:
+                        steps.append(1) or _step(self, batch))
+    try:
+        assert type(fen) is FENPPOTorchLearner and type(ref) is PPOTorchLearner
+        assert fen._update_threads == min(2, os.cpu_count() or 1)  # one-node Ray
+        assert stackable(fen)
+        before = _weights(fen)
+        torch.set_num_threads(1)
+        for _ in range(2):  # the second update starts from the first one's Adam state
+            episodes = algos[0].env_runner.sample(num_timesteps=300)
+            results = _update_both(fen, ref, episodes)
             assert torch.get_num_threads() == 1  # the update's own threads are given back
-        after_fen, after_ref = _weights(fen), _weights(ref)
-        moved = 0.0
-        for mid in after_ref:
-            for k in after_ref[mid]:
-                np.testing.assert_allclose(after_fen[mid][k].numpy(), after_ref[mid][k].numpy(),
-                                           rtol=0, atol=1e-5, err_msg=f"{mid} {k}")
-                moved = max(moved, float((after_fen[mid][k] - before[mid][k]).abs().max()))
-        assert moved > 1e-4  # the update did change the weights
-        for mid in ("ctrl", "sub0"):
-            assert results[0][mid]["total_loss"].peek() == pytest.approx(
-                results[1][mid]["total_loss"].peek(), abs=1e-4)
+            _assert_same_learners(fen, ref)
+        assert len(steps) >= 2 * 2 * 300 // 64  # every minibatch step was a stacked one
+        groups = StackedPPO(fen)
+        groups.gather()
+        assert sorted(g.ids for g in groups.groups) == [["ctrl"], ["sub0", "sub1", "sub2", "sub3"]]
+        groups.groups = None
+        moved = max(float((_weights(fen)[m][k] - before[m][k]).abs().max())
+                    for m in before for k in before[m])
+        assert moved > 1e-4  # the updates did change the weights
+        metrics = [{m: {k: v.peek() for k, v in r[m].items() if not isinstance(v, dict)}
+                    for m in ("ctrl", "sub0", "sub3")} for r in results]
+        for mid, values in metrics[1].items():
+            assert metrics[0][mid].keys() == values.keys()
+            for key, value in values.items():
+                if "parameters" not in key:  # counts of parameters: NaN in both
+                    assert metrics[0][mid][key] == pytest.approx(value, rel=1e-3, abs=1e-4), \
+                        (mid, key)
     finally:
-        fen_algo.stop()
-        ref_algo.stop()
+        for algo in algos:
+            algo.stop()
+
+
+def test_nan_advantage_zeroes_gradients_as_rllib_does(local_ray):
+    algos, fen, ref = _twin_learners()
+    try:
+        episodes = algos[0].env_runner.sample(num_timesteps=300)
+        _update_both(fen, ref, episodes, nan_advantage="sub1")
+        _assert_same_learners(fen, ref)
+        assert all(torch.isfinite(v).all() for m in _weights(fen).values() for v in m.values())
+    finally:
+        for algo in algos:
+            algo.stop()
 
 
 def test_non_finite_gradient_handled_as_rllib_does(local_ray):

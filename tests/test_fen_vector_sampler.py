@@ -20,6 +20,7 @@ from ray.rllib.connectors.learner import (  # noqa: E402
 )
 from ray.rllib.core.columns import Columns  # noqa: E402
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner  # noqa: E402
+from ray.rllib.env.utils.infinite_lookback_buffer import InfiniteLookbackBuffer  # noqa: E402
 from ray.rllib.evaluation.postprocessing import Postprocessing  # noqa: E402
 
 from policies.fen.config import build_fen_config  # noqa: E402
@@ -30,6 +31,7 @@ from policies.fen.variants import (  # noqa: E402
 )
 from policies.fen.vector_runner import (  # noqa: E402
     FENVectorEnvRunner,
+    lookback_buffer,
     policy_layers,
     policy_logits,
     sample_categorical,
@@ -237,3 +239,13 @@ def test_sample_categorical_draws_from_the_softmax():
     np.testing.assert_allclose(freq, probs, atol=0.01)
     assert freq[4] == 0.0
     np.testing.assert_allclose(logp.numpy(), np.log(probs)[acts.numpy()], rtol=1e-5)
+
+
+@pytest.mark.parametrize("data", [np.arange(6.0).reshape(3, 2), np.array([1, 0, 2]),
+                                  [{}, {"episode_stats": {"x": 1.0}}]])
+def test_lookback_buffer_equals_rllibs_constructor(data):
+    fast, rllib = lookback_buffer(data), InfiniteLookbackBuffer(data)
+    assert fast == rllib
+    assert vars(fast).keys() == vars(rllib).keys()
+    assert len(fast) == len(rllib) and fast.finalized == rllib.finalized
+    np.testing.assert_equal(fast.get(-1), rllib.get(-1))

@@ -1,15 +1,20 @@
-"""FEN's PPO learner: RLlib's ``PPOTorchLearner`` that uses the run's idle CPUs.
+"""FEN's PPO learner: RLlib's ``PPOTorchLearner`` with its minibatch steps stacked and
+the run's idle CPUs used.
 
 PPO on the new API stack is synchronous: while the learner updates, every env runner
 waits for the new weights. :class:`FENPPOTorchLearner` therefore runs its update with
 as many torch threads as the run has CPUs on this machine for sampling and learning
 together (:func:`update_threads`), and restores the process's thread count afterwards, so that
-sampling in the same process (``num_env_runners=0``) keeps its single thread. Two
-bookkeeping costs of ``TorchLearner`` are cut without changing an update: Adam runs its
-multi-tensor (``foreach``) implementation, and gradients are checked for NaN/inf once
-per step (one norm per tensor, fused) instead of tensor by tensor twice; a step with a
-non-finite gradient goes through RLlib's own handling. Losses, minibatches and the
-optimizer's arithmetic are PPOTorchLearner's (``tests/test_fen_learner.py``).
+sampling in the same process (``num_env_runners=0``) keeps its single thread. Each
+minibatch step runs through :class:`policies.stacked_ppo.StackedPPO` where it applies
+(FEN's four sub-policies have one shape: one batched step instead of four), else
+module by module as RLlib does, where two bookkeeping costs of ``TorchLearner`` are cut
+without changing an update: Adam runs its multi-tensor (``foreach``) implementation,
+and gradients are checked for NaN/inf once per step (one norm per tensor, fused)
+instead of tensor by tensor twice; a step with a non-finite gradient goes through
+RLlib's own handling. Losses, minibatches (RLlib's learner connectors and minibatch
+iterator) and the optimizer's arithmetic are PPOTorchLearner's
+(``tests/test_fen_learner.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Any
 
 import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+
+from policies.stacked_ppo import StackedPPO, stackable
 
 
 def update_threads(config: Any, single_node: bool = True) -> int:
@@ -51,14 +58,34 @@ class FENPPOTorchLearner(PPOTorchLearner):
     def build(self) -> None:
         super().build()
         self._update_threads = update_threads(self.config, _single_node())
+        self._stacked: StackedPPO | None = None
 
     def update(self, *args: Any, **kwargs: Any) -> Any:
         before = torch.get_num_threads()
         torch.set_num_threads(self._update_threads)
+        self._stacked = StackedPPO(self) if stackable(self) else None
         try:
             return super().update(*args, **kwargs)
         finally:
+            if self._stacked is not None:
+                self._stacked.scatter()
             torch.set_num_threads(before)
+
+    def _update(self, batch: dict, **kwargs: Any) -> Any:
+        stacked = self._stacked
+        if stacked is not None and stacked.covers(batch):
+            self._compute_off_policyness(batch)
+            return {}, stacked.step(batch), {}
+        if stacked is not None:  # RLlib's step works on the modules themselves
+            stacked.scatter()
+            stacked.last_stats = {}
+        return super()._update(batch, **kwargs)
+
+    def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
+        if self._stacked is not None:
+            self._stacked.scatter()
+            self._stacked.log_stats()  # PPO's KL coefficient update reads them
+        super().after_gradient_based_update(timesteps=timesteps)
 
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         params = self.get_parameters(self._module[module_id])

@@ -172,6 +172,18 @@ def sample_categorical(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return acts, log_p.gather(-1, acts.unsqueeze(-1)).squeeze(-1)
 
 
+def lookback_buffer(data: np.ndarray | list) -> InfiniteLookbackBuffer:
+    """``InfiniteLookbackBuffer(data)`` (no lookback, no space) without its constructor's
+    space lookup, which costs more than the rest of building an episode
+    (``tests/test_fen_vector_sampler.py`` checks the two are equal)."""
+    buf = InfiniteLookbackBuffer.__new__(InfiniteLookbackBuffer)
+    buf.data = data
+    buf.lookback = 0
+    buf.finalized = not isinstance(data, list)
+    buf._space = buf._space_struct = None
+    return buf
+
+
 class _Record:
     """One agent id's ongoing episode chunk (a segment, a controller decision)."""
 
@@ -400,14 +412,14 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
         infos = [{} for _ in range(n)] + [dict(last_info or {})]
         return SingleAgentEpisode(
             id_=rec.sa_id,
-            observations=InfiniteLookbackBuffer(np.stack(rec.obs[: n + 1])),
-            infos=infos,
-            actions=InfiniteLookbackBuffer(np.asarray(rec.actions[:n])),
-            rewards=InfiniteLookbackBuffer(np.asarray(rec.rewards[:n], dtype=np.float64)),
+            observations=lookback_buffer(np.stack(rec.obs[: n + 1])),
+            infos=lookback_buffer(infos),
+            actions=lookback_buffer(np.asarray(rec.actions[:n])),
+            rewards=lookback_buffer(np.asarray(rec.rewards[:n], dtype=np.float64)),
             extra_model_outputs={
-                Columns.ACTION_LOGP: InfiniteLookbackBuffer(np.asarray(rec.logp[:n])),
-                Columns.ACTION_DIST_INPUTS: InfiniteLookbackBuffer(np.stack(rec.dist[:n])),
-                WEIGHTS_SEQ_NO: InfiniteLookbackBuffer(np.asarray(rec.seq[:n])),
+                Columns.ACTION_LOGP: lookback_buffer(np.asarray(rec.logp[:n])),
+                Columns.ACTION_DIST_INPUTS: lookback_buffer(np.stack(rec.dist[:n])),
+                WEIGHTS_SEQ_NO: lookback_buffer(np.asarray(rec.seq[:n])),
             },
             terminated=terminated,
             truncated=truncated,

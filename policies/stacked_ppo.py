@@ -1,0 +1,344 @@
+"""PPO's minibatch step with same-shaped modules computed as one stack.
+
+RLlib's ``PPOTorchLearner`` runs every minibatch step module by module: each module's
+forward, loss, gradient clipping and Adam step are separate small torch calls. With
+several same-shaped modules (FEN's sub-policies; independent PPO's per-agent networks)
+most of that time is per-call overhead. :class:`StackedPPO` computes the same step with
+the modules of one *group* stacked on a leading axis: each Linear layer of the group is
+one batched matrix product (``torch.baddbmm``), PPO's loss terms are computed for every
+module of the group at once, gradient clipping is per module as RLlib's global-norm
+clipping, and one Adam steps the stacked parameters (Adam is elementwise: the same
+update as one per module).
+
+What a step computes per module is ``PPOTorchLearner.compute_loss_for_module`` (clipped
+surrogate, clipped value loss, the module's own entropy and KL coefficients, the loss
+mask), ``TorchLearner.compute_gradients`` / ``postprocess_gradients`` (global-norm
+clipping with RLlib's treatment of non-finite norms) and ``apply_gradients`` (non-finite
+gradients set to zero, then the module's Adam step): ``tests/test_fen_learner.py`` checks
+the parameters after an update against ``PPOTorchLearner``'s.
+
+A group is the modules that share network shapes, activations, PPO settings that enter
+the loss, optimizer settings and Adam step count. :meth:`StackedPPO.gather` copies the
+modules' parameters and Adam state into the stacks at the start of an update;
+:meth:`StackedPPO.scatter` copies them back at its end, so checkpoints, weight syncs and
+RLlib's own code only ever see the modules and their per-module optimizers.
+:func:`stackable` says which learners this applies to (plain MLP ``DefaultPPOTorchRLModule``
+with a categorical action distribution and separate actor and critic encoders, Adam, no
+learning-rate schedules or gradient scalers, one local learner); anything else stays on
+RLlib's module-by-module path.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from ray.rllib.algorithms.ppo.ppo import (
+    LEARNER_RESULTS_KL_KEY,
+    LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY,
+    LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY,
+)
+from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical
+from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
+from ray.rllib.evaluation.postprocessing import Postprocessing
+from ray.rllib.utils.torch_utils import explained_variance
+
+logger = logging.getLogger(__name__)
+
+_ACTIVATIONS = {torch.nn.ReLU: torch.relu, torch.nn.Tanh: torch.tanh}
+#: RLlib's bound on a non-finite gradient norm (``compute_global_norm``: 10e8)
+_NORM_BOUND = 10e8
+#: PPO settings that enter a module's loss and gradient step
+_LOSS_SETTINGS = ("clip_param", "vf_clip_param", "vf_loss_coeff", "use_kl_loss", "use_critic",
+                  "grad_clip", "grad_clip_by")
+
+Path = list[tuple[torch.nn.Linear, Any]]  # (layer, activation after it or None)
+
+
+def _mlp(part: Any) -> Path | None:
+    """``(Linear, activation)`` pairs of an RLlib MLP (``part.net.mlp``), or None."""
+    seq = getattr(getattr(part, "net", None), "mlp", None)
+    if not isinstance(seq, torch.nn.Sequential):
+        return None
+    path: Path = []
+    for layer in seq:
+        if isinstance(layer, torch.nn.Linear) and layer.bias is not None:
+            path.append((layer, None))
+        elif type(layer) in _ACTIVATIONS and path and path[-1][1] is None:
+            path[-1] = (path[-1][0], _ACTIVATIONS[type(layer)])
+        else:
+            return None
+    return path or None
+
+
+def module_paths(module: Any) -> tuple[Path, Path] | None:
+    """A module's actor path (actor encoder, pi head) and critic path (critic encoder,
+    value head) as Linear layers with their activations; None where the module is not a
+    plain MLP ``DefaultPPOTorchRLModule`` with a categorical action distribution and
+    separate actor and critic encoders."""
+    if type(module) is not DefaultPPOTorchRLModule or module.is_stateful():
+        return None
+    if module.get_train_action_dist_cls() is not TorchCategorical or \
+            module.get_exploration_action_dist_cls() is not TorchCategorical:
+        return None
+    encoder = getattr(module, "encoder", None)
+    parts = [getattr(encoder, "actor_encoder", None), getattr(module, "pi", None),
+             getattr(encoder, "critic_encoder", None), getattr(module, "vf", None)]
+    paths = [_mlp(p) if p is not None else None for p in parts]
+    if any(p is None for p in paths):
+        return None
+    return paths[0] + paths[1], paths[2] + paths[3]
+
+
+def stackable(learner: Any) -> bool:
+    """Whether :class:`StackedPPO` can run ``learner``'s steps: one local learner (no
+    DDP), every module a :func:`module_paths` module trained by one plain
+    ``torch.optim.Adam`` (one parameter group, no learning-rate schedule, no gradient
+    scaler), and non-finite gradients set to zero (``torch_skip_nan_gradients`` off)."""
+    config = learner.config
+    if config.num_learners > 1 or learner._grad_scalers is not None or \
+            learner._lr_scheduler_classes is not None or config.torch_skip_nan_gradients:
+        return False
+    for mid, module in learner.module.items():
+        optimizers = learner.get_optimizers_for_module(mid)
+        if module_paths(module.unwrapped()) is None or len(optimizers) != 1:
+            return False
+        optimizer = optimizers[0][1]
+        if type(optimizer) is not torch.optim.Adam or len(optimizer.param_groups) != 1:
+            return False
+        if learner.config.get_config_for_module(mid).grad_clip_by not in ("global_norm", None):
+            return False
+    return True
+
+
+class _Group:
+    """Same-shaped modules trained as one stack (see the module doc)."""
+
+    def __init__(self, learner: Any, ids: list[str]) -> None:
+        self.ids = ids
+        modules = [learner.module[m].unwrapped() for m in ids]
+        paths = [module_paths(m) for m in modules]
+        self.n_actor = len(paths[0][0])
+        self.acts = [act for _, act in paths[0][0] + paths[0][1]]
+        # per module: its parameters in stack order (each layer's weight, then bias)
+        self.params = [[t for layer, _ in actor + critic for t in (layer.weight, layer.bias)]
+                       for actor, critic in paths]
+        self.leaves = [torch.stack([p[k].detach() for p in self.params]).requires_grad_(True)
+                       for k in range(len(self.params[0]))]
+        self.optimizers = [learner.get_optimizers_for_module(m)[0][1] for m in ids]
+        settings = {k: v for k, v in self.optimizers[0].param_groups[0].items() if k != "params"}
+        self.adam = torch.optim.Adam(self.leaves, **settings)
+        if self.optimizers[0].state.get(self.params[0][0]):  # the group's step count is one
+            for k, leaf in enumerate(self.leaves):
+                states = [self.optimizers[g].state[p[k]] for g, p in enumerate(self.params)]
+                self.adam.state[leaf] = {
+                    "step": states[0]["step"].clone(),
+                    **{name: torch.stack([s[name] for s in states])
+                       for name in states[0] if name != "step"},
+                }
+        configs = [learner.config.get_config_for_module(m) for m in ids]
+        self.config = configs[0]
+        self.grad_clip = self.config.grad_clip
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``[G, B, actions]`` and values ``[G, B]`` of stacked observations."""
+        layers = list(zip(self.leaves[0::2], self.leaves[1::2], self.acts, strict=True))
+        outs = []
+        for path in (layers[: self.n_actor], layers[self.n_actor:]):
+            x = obs
+            for weight, bias, act in path:
+                x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+                if act is not None:
+                    x = act(x)
+            outs.append(x)
+        return outs[0], outs[1].squeeze(-1)
+
+    def scatter(self) -> None:
+        """Copy the stacks' parameters and Adam state back into the modules and their
+        optimizers."""
+        with torch.no_grad():
+            for k, leaf in enumerate(self.leaves):
+                state = self.adam.state.get(leaf)
+                for g, params in enumerate(self.params):
+                    params[k].copy_(leaf[g])
+                    if state:
+                        self.optimizers[g].state[params[k]] = {
+                            name: (value.clone() if name == "step" else value[g].clone())
+                            for name, value in state.items()}
+
+
+def _group_key(learner: Any, mid: str) -> tuple:
+    """What modules must share to be stacked: network shapes and activations, the PPO
+    settings of their loss, their Adam's settings and step count."""
+    actor, critic = module_paths(learner.module[mid].unwrapped())
+    shapes = tuple((tuple(layer.weight.shape), act) for layer, act in actor + critic)
+    config = learner.config.get_config_for_module(mid)
+    optimizer = learner.get_optimizers_for_module(mid)[0][1]
+    settings = tuple(sorted((k, repr(v)) for k, v in optimizer.param_groups[0].items()
+                            if k != "params"))
+    step = optimizer.state.get(actor[0][0].weight, {}).get("step")
+    return (shapes, tuple(getattr(config, k) for k in _LOSS_SETTINGS), settings,
+            None if step is None else float(step))
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the last axis (rows), of the rows in ``mask`` where there is one."""
+    if mask is None:
+        return x.mean(-1)
+    return torch.where(mask, x, 0).sum(-1) / mask.sum(-1)
+
+
+class StackedPPO:
+    """PPO's minibatch steps for a learner's modules, group by group (module doc)."""
+
+    def __init__(self, learner: Any) -> None:
+        self.learner = learner
+        self.groups: list[_Group] | None = None
+        self.last_stats: dict[str, dict[str, torch.Tensor]] = {}
+
+    def gather(self) -> None:
+        """Group the learner's modules and copy their parameters and Adam state in."""
+        groups: dict[tuple, list[str]] = {}
+        for mid in self.learner.module.keys():
+            groups.setdefault(_group_key(self.learner, mid), []).append(mid)
+        self.groups = [_Group(self.learner, ids) for ids in groups.values()]
+
+    def scatter(self) -> None:
+        """Copy the stacks back into the modules and their optimizers (no-op when no
+        stacks are live)."""
+        if self.groups is not None:
+            for group in self.groups:
+                group.scatter()
+            self.groups = None
+
+    def covers(self, batch: dict[str, Any]) -> bool:
+        """Whether a minibatch has every module of the learner, each group's with the
+        same number of rows."""
+        if set(batch) != set(self.learner.module.keys()):
+            return False
+        if self.groups is None:
+            self.gather()
+        return all(len({batch[m][Columns.OBS].shape[0] for m in g.ids}) == 1
+                   for g in self.groups)
+
+    def step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One minibatch step of every module (:meth:`covers` must hold); each module's
+        total loss."""
+        assert self.groups is not None
+        learner = self.learner
+        losses, totals, stats = [], {}, {}
+        for group in self.groups:
+            rows = [batch[m] for m in group.ids]
+            b = {k: torch.stack([r[k] for r in rows]) for k in (
+                Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS,
+                Postprocessing.ADVANTAGES, Postprocessing.VALUE_TARGETS)}
+            mask = torch.stack([r[Columns.LOSS_MASK] for r in rows]) \
+                if Columns.LOSS_MASK in rows[0] else None
+            logits, values = group.forward(b[Columns.OBS])
+            config = group.config
+            curr = TorchCategorical.from_logits(logits)
+            prev = TorchCategorical.from_logits(b[Columns.ACTION_DIST_INPUTS])
+            ratio = torch.exp(curr.logp(b[Columns.ACTIONS]) - b[Columns.ACTION_LOGP])
+            adv = b[Postprocessing.ADVANTAGES]
+            surrogate = torch.min(adv * ratio, adv * torch.clamp(
+                ratio, 1 - config.clip_param, 1 + config.clip_param))
+            entropy = curr.entropy()
+            coeffs = torch.stack([torch.as_tensor(
+                learner.entropy_coeff_schedulers_per_module[m].get_current_value(),
+                dtype=logits.dtype) for m in group.ids]).reshape(-1, 1)
+            if config.use_critic:
+                vf_loss = torch.pow(values - b[Postprocessing.VALUE_TARGETS], 2.0)
+                vf_clipped = torch.clamp(vf_loss, 0, config.vf_clip_param)
+            else:
+                vf_loss = vf_clipped = torch.zeros_like(values)
+            total = _masked_mean(-surrogate + config.vf_loss_coeff * vf_clipped
+                                 - coeffs * entropy, mask)
+            if config.use_kl_loss:
+                mean_kl = _masked_mean(prev.kl(curr), mask)
+                total = total + torch.stack([learner.curr_kl_coeffs_per_module[m]
+                                             for m in group.ids]).reshape(-1) * mean_kl
+            else:
+                mean_kl = torch.zeros(len(group.ids))
+            losses.append(total.sum())
+            with torch.no_grad():
+                group_stats = {
+                    POLICY_LOSS_KEY: -_masked_mean(surrogate, mask),
+                    VF_LOSS_KEY: _masked_mean(vf_clipped, mask),
+                    LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY: _masked_mean(vf_loss, mask),
+                    ENTROPY_KEY: _masked_mean(entropy, mask),
+                    LEARNER_RESULTS_KL_KEY: mean_kl,
+                }
+            for g, mid in enumerate(group.ids):
+                totals[mid] = total[g].detach()
+                stats[mid] = {k: v[g].detach() for k, v in group_stats.items()}
+                if config.use_critic:
+                    stats[mid][LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY] = (
+                        b[Postprocessing.VALUE_TARGETS][g], values[g].detach())
+        for group in self.groups:
+            group.adam.zero_grad(set_to_none=True)
+        torch.stack(losses).sum().backward()
+        for group, norms in zip(self.groups, self._clip(), strict=True):
+            for g, mid in enumerate(group.ids):
+                if norms is not None:
+                    stats[mid]["global_norm"] = norms[g]
+        self._zero_non_finite()
+        for group in self.groups:
+            group.adam.step()
+        self.last_stats = stats
+        return totals
+
+    def _clip(self) -> list[torch.Tensor | None]:
+        """RLlib's global-norm clipping (``clip_gradients``), per module of each group:
+        per-tensor norms bounded by ``10e8`` (NaN as 0), their norm bounded again, the
+        gradients scaled by ``grad_clip / max(norm + 1e-6, grad_clip)``. Each group's
+        modules' global norms (None without clipping)."""
+        out = []
+        for group in self.groups:
+            if not group.grad_clip:
+                out.append(None)
+                continue
+            grads = [leaf.grad for leaf in group.leaves]
+            norms = torch.stack([
+                torch.linalg.vector_norm(g.flatten(1), dim=1).nan_to_num(
+                    neginf=-_NORM_BOUND, posinf=_NORM_BOUND) for g in grads])
+            total = torch.linalg.vector_norm(norms, dim=0).nan_to_num(
+                neginf=-_NORM_BOUND, posinf=_NORM_BOUND)
+            coeff = torch.clamp(group.grad_clip / torch.clamp(total + 1e-6, min=group.grad_clip),
+                                max=1.0)
+            for grad in grads:
+                grad.mul_(coeff.view(-1, *[1] * (grad.dim() - 1)))
+            out.append(total)
+        return out
+
+    def _zero_non_finite(self) -> None:
+        """Non-finite gradients set to zero, with RLlib's warning (``apply_gradients``)."""
+        grads = [leaf.grad for group in self.groups for leaf in group.leaves]
+        if bool(torch.stack(torch._foreach_norm(grads)).isfinite().all()):
+            return
+        for group in self.groups:
+            for leaf in group.leaves:
+                if not torch.isfinite(leaf.grad).all():
+                    logger.warning("Gradients of modules %s contain `nan/inf` values; "
+                                   "setting them to zero (as RLlib's apply_gradients).",
+                                   group.ids)
+                    leaf.grad = torch.nan_to_num(leaf.grad)
+
+    def log_stats(self) -> None:
+        """Log the last step's loss terms per module, as ``PPOTorchLearner`` logs them
+        (window 1: the last minibatch's values)."""
+        learner = self.learner
+        for mid, stats in self.last_stats.items():
+            stats = dict(stats)
+            norm = stats.pop("global_norm", None)
+            if LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY in stats:
+                stats[LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY] = explained_variance(
+                    *stats[LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY])
+            learner.metrics.log_dict(stats, key=mid, window=1)
+            if norm is not None:
+                name = learner.get_optimizers_for_module(mid)[0][0]
+                learner.metrics.log_value(key=(mid, f"gradients_{name}_global_norm"),
+                                          value=norm, window=1)
+        self.last_stats = {}
