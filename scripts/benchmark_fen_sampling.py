@@ -43,14 +43,19 @@ DEFAULT_OUT = "results/fen_sampling/README.md"
 #: the parent of the fast sampler's commit (78005b2): FEN's MultiAgentEnvRunner path
 BASELINE_COMMIT = "4fb7de3"
 BASELINE, DEFAULT = "before", "default"
-#: name -> (what it is, sampler, remote env runners, main-process CPUs, FEN's learner?)
-SETUPS: dict[str, tuple[str, str, int, int, bool]] = {
+#: name -> (what it is, sampler, remote env runners, main-process CPUs, learner: "rllib"
+#: PPOTorchLearner, "fen" FEN's, "unstacked" FEN's with module-by-module steps)
+SETUPS: dict[str, tuple[str, str, int, int, str]] = {
     "multi_agent": ("this tree, RLlib's MultiAgentEnvRunner and PPOTorchLearner, 1 remote "
-                    "env runner", "multi_agent", 1, 1, False),
-    "vector_remote": ("fast sampler, FEN's learner (2 threads), 1 remote env runner",
-                      "vector", 1, 1, True),
+                    "env runner", "multi_agent", 1, 1, "rllib"),
+    "vector_remote": ("fast sampler, FEN's learner (stacked, 2 threads), 1 remote env runner",
+                      "vector", 1, 1, "fen"),
+    "unstacked": ("fast sampler in the main process, FEN's learner with module-by-module "
+                  "minibatch steps as RLlib's (2 threads), 2 main-process CPUs",
+                  "vector", 0, 2, "unstacked"),
     DEFAULT: ("today's default (train_fen.py): fast sampler in the main process, FEN's "
-              "learner, 2 main-process CPUs", "vector", 0, 2, True),
+              "learner (stacked minibatch steps, 2 threads), 2 main-process CPUs",
+              "vector", 0, 2, "fen"),
 }
 _RESULT = "BENCHMARK-RESULT "
 
@@ -101,12 +106,25 @@ def setup_config(name: str, seed: int):
 
     from policies.fen.config import build_fen_config
 
-    _, sampler, runners, main_cpus, fen_learner = SETUPS[name]
+    _, sampler, runners, main_cpus, learner = SETUPS[name]
     config = build_fen_config("job_scheduling", "fen", seed=seed, num_env_runners=runners,
                               envs_per_runner=8, sampler=sampler, main_cpus=main_cpus)
-    if not fen_learner:
+    if learner == "rllib":
         config.learners(learner_class=PPOTorchLearner)
+    elif learner == "unstacked":
+        config.learners(learner_class=_unstacked_learner_class())
     return config
+
+
+def _unstacked_learner_class():
+    from policies.fen.learner import FENPPOTorchLearner
+
+    class UnstackedFENLearner(FENPPOTorchLearner):
+        """FEN's learner with RLlib's module-by-module minibatch steps."""
+
+        stack_modules = False
+
+    return UnstackedFENLearner
 
 
 def run_setup(name: str, iterations: int, warmup: int, seed: int) -> dict:
@@ -510,8 +528,9 @@ def render(rows: dict[str, dict], floors: dict, command: str,
         f"**Ratio {DEFAULT} / {BASELINE}: {ratio:.2f}x** (target >= 5x).",
         "",
         f"Bound: {DEFAULT}'s iteration is {default['s_per_iteration']:.2f} s, of which the "
-        f"learner update (RLlib's learner connectors and PPO's minibatch steps, the same "
-        f"arithmetic as {BASELINE}'s) takes {learn:.2f} s; with sampling free, no sampler "
+        f"learner update (RLlib's learner connectors and PPO's minibatch steps, stacked: "
+        f"`policies/stacked_ppo.py`, the same update as {BASELINE}'s, "
+        f"`tests/test_fen_learner.py`) takes {learn:.2f} s; with sampling free, no sampler "
         f"could exceed {base['s_per_iteration'] / max(learn, 1e-9):.1f}x with this learner "
         "on this machine.",
         "",
@@ -535,8 +554,8 @@ def render(rows: dict[str, dict], floors: dict, command: str,
         f"**{module_s:.2f} s**; stacked, the same update with same-shaped networks "
         f"batched (the four sub-policies, each module's actor and critic encoders: "
         f"batched matrix products, one Adam; `stacked_step`, which a test checks against "
-        f"the module-by-module update): **{stacked_s:.2f} s** ({DEFAULT}'s learner "
-        f"update: {learn:.2f} s).",
+        f"the module-by-module update; {DEFAULT}'s learner computes its steps this way): "
+        f"**{stacked_s:.2f} s** ({DEFAULT}'s learner update: {learn:.2f} s).",
         f"* Of that arithmetic, the matrix products alone (float32, best of 20 timings per "
         f"product shape, times how often an iteration computes it): **{gemm_s:.2f} s**. "
         f"The rest is elementwise work (biases, ReLUs and their gradients, the loss, "

@@ -53,7 +53,12 @@ def _single_node() -> bool:
 
 
 class FENPPOTorchLearner(PPOTorchLearner):
-    """``PPOTorchLearner`` updating with :func:`update_threads` threads (module doc)."""
+    """``PPOTorchLearner`` updating with :func:`update_threads` threads and stacked
+    minibatch steps (module doc)."""
+
+    #: stack same-shaped modules' minibatch steps where :func:`stackable` allows (False:
+    #: module by module, as RLlib; for comparisons, ``scripts/benchmark_fen_sampling.py``)
+    stack_modules: bool = True
 
     def build(self) -> None:
         super().build()
@@ -63,7 +68,7 @@ class FENPPOTorchLearner(PPOTorchLearner):
     def update(self, *args: Any, **kwargs: Any) -> Any:
         before = torch.get_num_threads()
         torch.set_num_threads(self._update_threads)
-        self._stacked = StackedPPO(self) if stackable(self) else None
+        self._stacked = StackedPPO(self) if self.stack_modules and stackable(self) else None
         try:
             return super().update(*args, **kwargs)
         finally:
