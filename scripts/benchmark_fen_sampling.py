@@ -2,7 +2,7 @@
 """FEN training throughput on Job Scheduling: the MultiAgentEnvRunner path FEN trained on
 before the fast hierarchical sampler against today's default, in one run on one machine.
 
-    python scripts/benchmark_fen_sampling.py [--iterations 4] [--warmup 1] \
+    python scripts/benchmark_fen_sampling.py [--iterations 8] [--warmup 1] \
         [--baseline-commit 4fb7de3] [--out results/fen_sampling/README.md]
 
 Every setup trains FEN with build_fen_config's defaults (PPO settings, 4000 env steps per
@@ -13,7 +13,7 @@ temporary ``git worktree`` in a subprocess; the others are this tree's setups
 (:data:`SETUPS`), which differ only in the sampler, where it runs and the learner class.
 Env steps are counted as RLlib counts them for FEN (controller steps and base steps).
 Throughput = env steps of the timed iterations / their wall time (sampling + learning);
-RLlib's sampling and learner-update timers are reported beside it. Last, floors of the
+the wall time of PPO's sampling and learner-update calls is reported beside it. Last, floors of the
 default's iteration, measured the same way: stepping the env copies alone
 (:func:`env_floor`), the learner update's arithmetic alone in eager torch, module by
 module and with same-shaped networks stacked (:func:`learner_floor`), and of that the
@@ -62,20 +62,34 @@ _RESULT = "BENCHMARK-RESULT "
 
 def time_training(config, iterations: int, warmup: int) -> dict:
     """Build ``config``'s algorithm, train ``warmup`` then ``iterations`` iterations; the
-    timed iterations' throughput and RLlib's timers."""
+    timed iterations' throughput, and the wall time of their sampling and learner update
+    calls (PPO's ``synchronous_parallel_sample`` and ``learner_group.update``)."""
+    from ray.rllib.algorithms.ppo import ppo
+
+    spent = {"sampling": 0.0, "learner": 0.0}
+
+    def timed(key: str, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - start
+        return wrapper
+
     algo = config.build_algo()
+    sample = ppo.synchronous_parallel_sample
+    ppo.synchronous_parallel_sample = timed("sampling", sample)
+    algo.learner_group.update = timed("learner", algo.learner_group.update)
     try:
         for _ in range(warmup):
             algo.train()
-        steps, sample_s, learn_s = 0, 0.0, 0.0
-        minibatches, module_rows = 0, {}
+        spent.update(sampling=0.0, learner=0.0)
+        steps, minibatches, module_rows = 0, 0, {}
         start = time.perf_counter()
         for _ in range(iterations):
             result = algo.train()
             steps += int(result["env_runners"]["num_env_steps_sampled"])
-            timers = result.get("timers", {})
-            sample_s += float(timers.get("env_runner_sampling_timer", 0.0))
-            learn_s += float(timers.get("learner_update_timer", 0.0))
             # every module trains on every minibatch step (RLlib's cyclic iterator)
             minibatches += max(int(v.get("num_module_steps_trained", 0))
                                for k, v in result["learners"].items()
@@ -84,13 +98,13 @@ def time_training(config, iterations: int, warmup: int) -> dict:
                 module_rows[mid] = module_rows.get(mid, 0) + int(n)
         wall = time.perf_counter() - start
     finally:
+        ppo.synchronous_parallel_sample = sample
         algo.stop()
     return {
         "iterations": iterations, "env_steps": steps, "wall_s": wall,
         "env_steps_per_s": steps / wall, "s_per_iteration": wall / iterations,
-        # RLlib's timers are smoothed means over iterations, not sums: one iteration each
-        "sampling_s_per_iteration": sample_s / iterations,
-        "learner_update_s_per_iteration": learn_s / iterations,
+        "sampling_s_per_iteration": spent["sampling"] / iterations,
+        "learner_update_s_per_iteration": spent["learner"] / iterations,
         "train_batch_size_per_learner": config.train_batch_size_per_learner,
         "minibatch_size": config.minibatch_size, "num_epochs": config.num_epochs,
         "rollout_fragment_length": config.get_rollout_fragment_length(),
@@ -504,17 +518,23 @@ def render(rows: dict[str, dict], floors: dict, command: str,
         f"FEN defaults of build_fen_config, seed 0, 8 env copies; "
         f"{base['train_batch_size_per_learner']} env steps per iteration, minibatch "
         f"{base['minibatch_size']}, {base['num_epochs']} epochs (the same for every setup); "
-        f"{base['iterations']} timed iterations each after warm-up.",
+        f"{base['iterations']} timed iterations each after warm-up; sampling and learner "
+        f"update: the wall time of PPO's sampling and learner-update calls. An iteration's "
+        f"learner update grows with its minibatch steps: RLlib's cyclic iterator runs until "
+        f"the module with the most rows has seen {base['num_epochs']} epochs, so their "
+        f"number follows how the controllers spread the agents over the sub-policies.",
         "",
         "| setup | env steps/s (sampling + learning) | s / iteration | sampling s / it. "
-        "| learner update s / it. | rollout fragment | ratio to before |",
-        "|---|---|---|---|---|---|---|",
+        "| learner update s / it. | minibatch steps / it. | rollout fragment "
+        "| ratio to before |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows.values():
         lines.append(
             f"| {r['setup']}: {r['what']} | {r['env_steps_per_s']:,.0f} | "
             f"{r['s_per_iteration']:.2f} | {r['sampling_s_per_iteration']:.2f} | "
-            f"{r['learner_update_s_per_iteration']:.2f} | {r['rollout_fragment_length']} | "
+            f"{r['learner_update_s_per_iteration']:.2f} | "
+            f"{r['minibatch_steps_per_iteration']:.1f} | {r['rollout_fragment_length']} | "
             f"{r['env_steps_per_s'] / base['env_steps_per_s']:.2f}x |")
     ratio = default["env_steps_per_s"] / base["env_steps_per_s"]
     learn = default["learner_update_s_per_iteration"]
@@ -567,10 +587,10 @@ def render(rows: dict[str, dict], floors: dict, command: str,
         "overlap sampling with learning (overlap would train on stale weights, not the "
         f"same learning). 5x is {target:.2f} s per iteration: {target - floor:.2f} s above "
         f"these floors for all the overhead of sampling, learning and RLlib's iteration, "
-        f"which takes {default['s_per_iteration'] - floor:.2f} s in {DEFAULT} today (by "
-        f"RLlib's timers, which are smoothed over iterations and need not add up to the "
-        f"wall time: sampling {default['sampling_s_per_iteration'] - env_s:.2f} s and the "
-        f"learner update {learn - arith_s:.2f} s above their floors).",
+        f"which takes {default['s_per_iteration'] - floor:.2f} s in {DEFAULT} today "
+        f"(sampling {default['sampling_s_per_iteration'] - env_s:.2f} s and the learner "
+        f"update {learn - arith_s:.2f} s above their floors, the rest of RLlib's iteration "
+        f"{default['s_per_iteration'] - default['sampling_s_per_iteration'] - learn:.2f} s).",
         f"* Env stepping plus the matrix products alone: {env_s + gemm_s:.2f} s, at most "
         f"{base['s_per_iteration'] / (env_s + gemm_s):.1f}x: the bound for any float32 "
         f"implementation, even one that fused all elementwise work into the products.",
@@ -581,7 +601,7 @@ def render(rows: dict[str, dict], floors: dict, command: str,
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--iterations", type=int, default=4, help="timed iterations per setup")
+    p.add_argument("--iterations", type=int, default=8, help="timed iterations per setup")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations first")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--baseline-commit", default=BASELINE_COMMIT,
