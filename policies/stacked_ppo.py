@@ -39,58 +39,28 @@ from ray.rllib.algorithms.ppo.ppo import (
     LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY,
     LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY,
 )
-from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.torch_utils import explained_variance
 
+from policies.ppo_mlp import Path, actor_path, critic_path
+
 logger = logging.getLogger(__name__)
 
-_ACTIVATIONS = {torch.nn.ReLU: torch.relu, torch.nn.Tanh: torch.tanh}
 #: RLlib's bound on a non-finite gradient norm (``compute_global_norm``: 10e8)
 _NORM_BOUND = 10e8
 #: PPO settings that enter a module's loss and gradient step
 _LOSS_SETTINGS = ("clip_param", "vf_clip_param", "vf_loss_coeff", "use_kl_loss", "use_critic",
                   "grad_clip", "grad_clip_by")
 
-Path = list[tuple[torch.nn.Linear, Any]]  # (layer, activation after it or None)
-
-
-def _mlp(part: Any) -> Path | None:
-    """``(Linear, activation)`` pairs of an RLlib MLP (``part.net.mlp``), or None."""
-    seq = getattr(getattr(part, "net", None), "mlp", None)
-    if not isinstance(seq, torch.nn.Sequential):
-        return None
-    path: Path = []
-    for layer in seq:
-        if isinstance(layer, torch.nn.Linear) and layer.bias is not None:
-            path.append((layer, None))
-        elif type(layer) in _ACTIVATIONS and path and path[-1][1] is None:
-            path[-1] = (path[-1][0], _ACTIVATIONS[type(layer)])
-        else:
-            return None
-    return path or None
-
 
 def module_paths(module: Any) -> tuple[Path, Path] | None:
-    """A module's actor path (actor encoder, pi head) and critic path (critic encoder,
-    value head) as Linear layers with their activations; None where the module is not a
-    plain MLP ``DefaultPPOTorchRLModule`` with a categorical action distribution and
-    separate actor and critic encoders."""
-    if type(module) is not DefaultPPOTorchRLModule or module.is_stateful():
-        return None
-    if module.get_train_action_dist_cls() is not TorchCategorical or \
-            module.get_exploration_action_dist_cls() is not TorchCategorical:
-        return None
-    encoder = getattr(module, "encoder", None)
-    parts = [getattr(encoder, "actor_encoder", None), getattr(module, "pi", None),
-             getattr(encoder, "critic_encoder", None), getattr(module, "vf", None)]
-    paths = [_mlp(p) if p is not None else None for p in parts]
-    if any(p is None for p in paths):
-        return None
-    return paths[0] + paths[1], paths[2] + paths[3]
+    """A module's actor and critic paths (:mod:`policies.ppo_mlp`); None where it has not
+    both."""
+    actor, critic = actor_path(module), critic_path(module)
+    return None if actor is None or critic is None else (actor, critic)
 
 
 def stackable(learner: Any) -> bool:

@@ -32,10 +32,9 @@ from policies.fen.variants import (  # noqa: E402
 from policies.fen.vector_runner import (  # noqa: E402
     FENVectorEnvRunner,
     lookback_buffer,
-    policy_layers,
-    policy_logits,
     sample_categorical,
 )
+from policies.ppo_mlp import actor_path, critic_path, path_forward  # noqa: E402
 from policies.rllib_env import _SUB_ENV_COUNTERS  # noqa: E402
 
 # the same chunks from both samplers: 20 env steps per copy and sample() call (the vector
@@ -219,15 +218,19 @@ def test_fast_policy_forward_matches_the_modules_forward():
         spec.action_space = probe.action_space(aid)
         spec.module_class = DefaultPPOTorchRLModule
         module = spec.build()
-        layers = policy_layers(module)
-        assert layers is not None and len(layers) == 3
+        actor, critic = actor_path(module), critic_path(module)
+        assert actor is not None and len(actor) == 3 and critic is not None and len(critic) == 3
         obs = torch.from_numpy(np.stack([spec.observation_space.sample() for _ in range(64)]))
         with torch.no_grad():
             want = module._forward_exploration({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
-            got = policy_logits(layers, obs)
+            got = path_forward(actor, obs)
+            want_v = module.compute_values({Columns.OBS: obs})
+            got_v = path_forward(critic, obs).squeeze(-1)
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=1e-5, err_msg=mid)
+        np.testing.assert_allclose(got_v.numpy(), want_v.numpy(), rtol=0, atol=1e-5,
+                                   err_msg=mid)
         spec.module_class = _ObsDeterministicPPO  # a module with a forward of its own
-        assert policy_layers(spec.build()) is None
+        assert actor_path(spec.build()) is None
 
 
 def test_sample_categorical_draws_from_the_softmax():

@@ -26,6 +26,7 @@ from ray.rllib.core.columns import Columns
 
 from policies.action_masking import OBS_KEY
 from policies.fen.variants import parse_sub_module_id
+from policies.ppo_mlp import actor_path, path_forward
 
 REWARDS = ("log_p", "p")
 
@@ -99,8 +100,14 @@ class DiscriminatorReward(ConnectorV2):
 
 
 def controller_log_probs(controller: Any, obs: np.ndarray) -> np.ndarray:
-    """``log p(z | o)`` of a controller RLModule for a batch of observations."""
+    """``log p(z | o)`` of a controller RLModule for a batch of observations: a plain MLP
+    controller's actor path alone (:mod:`policies.ppo_mlp`; RLlib's inference forward
+    also computes the critic encoder), any other through its inference forward."""
     with torch.no_grad():
-        out = controller.forward_inference({Columns.OBS: torch.from_numpy(obs)})
-        logits = out[Columns.ACTION_DIST_INPUTS]
+        x = torch.from_numpy(obs)
+        path = actor_path(controller)
+        if path is not None:
+            logits = path_forward(path, x)
+        else:
+            logits = controller.forward_inference({Columns.OBS: x})[Columns.ACTION_DIST_INPUTS]
         return torch.log_softmax(logits, dim=-1).cpu().numpy()

@@ -8,8 +8,8 @@ light bookkeeping instead of RLlib's per-step ``MultiAgentEpisode`` machinery, w
 grows with the fresh agent ids FEN creates every period. Per loop iteration it does ONE
 batched forward pass per module over every acting agent of every copy (controllers at
 controller steps, sub-policies in between; a plain MLP ``DefaultPPOTorchRLModule`` as its
-policy layers' matrix products, :func:`policy_layers`, without the value branch that
-RLlib's exploration forward also computes), samples actions and their log-probabilities
+actor path's matrix products, :func:`policies.ppo_mlp.actor_path`, without the value
+branch that RLlib's exploration forward also computes), samples actions and their log-probabilities
 from the module's categorical distribution (:func:`sample_categorical`), records
 into plain lists, and at the end of ``sample()`` builds the episodes the learner needs in
 bulk: one ``MultiAgentEpisode`` chunk per env copy (and per env episode that ended
@@ -47,11 +47,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.callbacks.utils import make_callback
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
@@ -71,6 +69,7 @@ from ray.rllib.utils.metrics import (
 
 from policies.fen.envs import FENHierarchyEnv
 from policies.fen.variants import HIERARCHICAL_VARIANTS
+from policies.ppo_mlp import Path, actor_path, path_forward
 
 #: values of ``build_fen_config(..., sampler=...)`` / ``train_fen.py --sampler``
 #: ``auto``: ``vector`` where :func:`check_vector_sampler` accepts the run, else
@@ -121,44 +120,6 @@ def choose_sampler(sampler: str, variant: str, probe: Any, fen_options: dict[str
     except ValueError:
         return "multi_agent"
     return "vector"
-
-
-def policy_layers(module: Any) -> list[tuple[torch.Tensor, torch.Tensor, bool]] | None:
-    """The policy network of a plain MLP ``DefaultPPOTorchRLModule`` with a categorical
-    action distribution as ``(weight, bias, relu_after)`` per linear layer, the actor
-    encoder's then the pi head's (the module's own parameters, not copies); None for
-    any other module (subclasses with their own forward, masks, other networks)."""
-    if type(module) is not DefaultPPOTorchRLModule or module.is_stateful():
-        return None
-    if module.get_exploration_action_dist_cls() is not TorchCategorical:
-        return None
-    encoder = getattr(module, "encoder", None)
-    actor = getattr(encoder, "actor_encoder", None)
-    pi = getattr(module, "pi", None)
-    layers: list[tuple[torch.Tensor, torch.Tensor, bool]] = []
-    for part in (actor, pi):
-        seq = getattr(getattr(part, "net", None), "mlp", None)
-        if not isinstance(seq, torch.nn.Sequential):
-            return None
-        for layer in seq:
-            if isinstance(layer, torch.nn.Linear) and layer.bias is not None:
-                layers.append((layer.weight, layer.bias, False))
-            elif isinstance(layer, torch.nn.ReLU) and layers and not layers[-1][2]:
-                layers[-1] = (layers[-1][0], layers[-1][1], True)
-            else:
-                return None
-    return layers or None
-
-
-def policy_logits(layers: list[tuple[torch.Tensor, torch.Tensor, bool]],
-                  obs: torch.Tensor) -> torch.Tensor:
-    """The action logits of :func:`policy_layers` for a batch of observations."""
-    x = obs
-    for weight, bias, relu in layers:
-        x = torch.addmm(bias, x, weight.t())
-        if relu:
-            x = torch.relu_(x)
-    return x
 
 
 def sample_categorical(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,7 +219,7 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
         self._states: list[_Copy] | None = None
         self._mapping = self.config.policy_mapping_fn
         self._seeded_fast = False
-        self._policy_layers: dict[str, list[tuple[Any, Any, bool]] | None] = {}
+        self._actor_paths: dict[str, Path | None] = {}
 
     # ----------------------------------------------------------------- sampling
     @override(MultiAgentEnvRunner)
@@ -289,7 +250,7 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
         self.module.foreach_module(lambda mid, m: m.eval())
         # plain MLP policies run as their layers' matrix products (no value branch, no
         # nn.Module dispatch); other modules through _forward_exploration
-        self._policy_layers = {mid: policy_layers(m) for mid, m in self.module.items()}
+        self._actor_paths = {mid: actor_path(m) for mid, m in self.module.items()}
         env_ts = 0
         while env_ts < num_timesteps:
             # one forward pass per module over every acting agent of every copy
@@ -323,15 +284,15 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
     def _act(self, mid: str, recs: list[_Record], actions: dict[int, Any], seq: int) -> None:
         obs = torch.from_numpy(np.stack([rec.obs[-1] for rec in recs]))
         with torch.no_grad():
-            layers = self._policy_layers.get(mid)
-            if layers is None:
+            path = self._actor_paths.get(mid)
+            if path is None:
                 module = self.module[mid]
                 inputs = module._forward_exploration({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
                 dist = module.get_exploration_action_dist_cls().from_logits(inputs)
                 acts = dist.sample()
                 logp = dist.logp(acts)
             else:
-                inputs = policy_logits(layers, obs)
+                inputs = path_forward(path, obs)
                 acts, logp = sample_categorical(inputs)
         acts_np, logp_np, inputs_np = acts.numpy(), logp.numpy(), inputs.numpy()
         for k, rec in enumerate(recs):

@@ -1,0 +1,82 @@
+"""RLlib's default PPO module as plain layers, for code that computes its networks itself.
+
+A plain MLP ``DefaultPPOTorchRLModule`` (categorical actions, separate actor and critic
+encoders, no state) is two paths of Linear layers with activations: the actor path (the
+actor encoder, then the pi head: the action logits) and the critic path (the critic
+encoder, then the value head). :func:`actor_path` and :func:`critic_path` return them as
+``(layer, activation after it or None)`` pairs of the module's own layers (not copies);
+:func:`path_forward` computes a path on a batch. Users: FEN's fast sampler and its
+discriminator (the actor path alone: RLlib's inference forward also computes the critic
+encoder), and the stacked PPO step (both paths, stacked over modules). Any other module
+gives None and goes through its own forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
+from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical
+
+ACTIVATIONS: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
+    torch.nn.ReLU: torch.relu, torch.nn.Tanh: torch.tanh}
+
+#: (Linear layer, activation after it or None) per layer
+Path = list[tuple[torch.nn.Linear, Callable[[torch.Tensor], torch.Tensor] | None]]
+
+
+def _mlp(part: Any) -> Path | None:
+    """The layers of an RLlib MLP (``part.net.mlp``), or None for anything else."""
+    seq = getattr(getattr(part, "net", None), "mlp", None)
+    if not isinstance(seq, torch.nn.Sequential):
+        return None
+    path: Path = []
+    for layer in seq:
+        if isinstance(layer, torch.nn.Linear) and layer.bias is not None:
+            path.append((layer, None))
+        elif type(layer) in ACTIVATIONS and path and path[-1][1] is None:
+            path[-1] = (path[-1][0], ACTIVATIONS[type(layer)])
+        else:
+            return None
+    return path or None
+
+
+def _plain(module: Any) -> bool:
+    return (type(module) is DefaultPPOTorchRLModule and not module.is_stateful()
+            and module.get_train_action_dist_cls() is TorchCategorical
+            and module.get_exploration_action_dist_cls() is TorchCategorical)
+
+
+def _path(module: Any, encoder_name: str, head_name: str) -> Path | None:
+    if not _plain(module):
+        return None
+    encoder = getattr(getattr(module, "encoder", None), encoder_name, None)
+    head = getattr(module, head_name, None)
+    if encoder is None or head is None:
+        return None
+    parts = [_mlp(encoder), _mlp(head)]
+    return None if parts[0] is None or parts[1] is None else parts[0] + parts[1]
+
+
+def actor_path(module: Any) -> Path | None:
+    """The action-logits network of a plain MLP ``DefaultPPOTorchRLModule`` (module
+    doc): its actor encoder's layers, then its pi head's; None for any other module."""
+    return _path(module, "actor_encoder", "pi")
+
+
+def critic_path(module: Any) -> Path | None:
+    """The value network of such a module: critic encoder, then value head (one output);
+    None for any other module (a shared encoder included)."""
+    return _path(module, "critic_encoder", "vf")
+
+
+def path_forward(path: Path, x: torch.Tensor) -> torch.Tensor:
+    """A path's output for a batch ``[rows, in]`` (the module's own arithmetic: each
+    layer ``addmm(bias, x, weight.T)``, then its activation)."""
+    for layer, act in path:
+        x = torch.addmm(layer.bias, x, layer.weight.t())
+        if act is not None:
+            x = act(x)
+    return x
