@@ -109,8 +109,7 @@ class _Group:
                     **{name: torch.stack([s[name] for s in states])
                        for name in states[0] if name != "step"},
                 }
-        configs = [learner.config.get_config_for_module(m) for m in ids]
-        self.config = configs[0]
+        self.config = learner.config.get_config_for_module(ids[0])  # the group's (_group_key)
         self.grad_clip = self.config.grad_clip
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,10 +168,11 @@ class StackedPPO:
         self.groups: list[_Group] | None = None
         self.last_stats: dict[str, dict[str, torch.Tensor]] = {}
 
-    def gather(self) -> None:
-        """Group the learner's modules and copy their parameters and Adam state in."""
+    def gather(self, module_ids: list[str]) -> None:
+        """Group these modules of the learner and copy their parameters and Adam state
+        into the stacks."""
         groups: dict[tuple, list[str]] = {}
-        for mid in self.learner.module.keys():
+        for mid in module_ids:
             groups.setdefault(_group_key(self.learner, mid), []).append(mid)
         self.groups = [_Group(self.learner, ids) for ids in groups.values()]
 
@@ -185,12 +185,13 @@ class StackedPPO:
             self.groups = None
 
     def covers(self, batch: dict[str, Any]) -> bool:
-        """Whether a minibatch has every module of the learner, each group's with the
-        same number of rows."""
-        if set(batch) != set(self.learner.module.keys()):
-            return False
+        """Whether :meth:`step` can take a minibatch: the modules stacked so far in this
+        update (gathered now, from the minibatch's modules, if none are), each group's
+        with the same number of rows."""
         if self.groups is None:
-            self.gather()
+            self.gather(sorted(batch))
+        if set(batch) != {m for g in self.groups for m in g.ids}:
+            return False
         return all(len({batch[m][Columns.OBS].shape[0] for m in g.ids}) == 1
                    for g in self.groups)
 

@@ -143,7 +143,7 @@ def test_same_updates_as_ppo_torch_learner_stacked_threads_restored(local_ray, f
             _assert_same_learners(fen, ref)
         assert len(steps) >= 2 * 2 * 300 // 64  # every minibatch step was a stacked one
         groups = StackedPPO(fen)
-        groups.gather()
+        groups.gather(sorted(fen.module.keys()))
         assert sorted(g.ids for g in groups.groups) == [["ctrl"], ["sub0", "sub1", "sub2", "sub3"]]
         groups.groups = None
         moved = max(float((_weights(fen)[m][k] - before[m][k]).abs().max())
