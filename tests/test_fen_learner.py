@@ -196,3 +196,30 @@ def test_non_finite_gradient_handled_as_rllib_does(local_ray):
     finally:
         fen_algo.stop()
         ref_algo.stop()
+
+
+def test_stacked_and_module_by_module_steps_alternate_within_an_update(local_ray, monkeypatch):
+    """A minibatch the stacks cannot take (here: every other one) goes through RLlib's
+    module-by-module step on the modules themselves: the stacks are copied back first
+    and gathered again after, parameters and Adam state included."""
+    algos, fen, ref = _twin_learners()
+    calls, stacked = [], []
+    covers, step = StackedPPO.covers, StackedPPO.step
+
+    def every_other(self, batch):
+        calls.append(1)
+        return len(calls) % 2 == 1 and covers(self, batch)
+
+    monkeypatch.setattr(StackedPPO, "covers", every_other)
+    monkeypatch.setattr(StackedPPO, "step",
+                        lambda self, batch: stacked.append(1) or step(self, batch))
+    try:
+        torch.set_num_threads(1)
+        for _ in range(2):
+            episodes = algos[0].env_runner.sample(num_timesteps=300)
+            _update_both(fen, ref, episodes)
+            _assert_same_learners(fen, ref)
+        assert 0 < len(stacked) < len(calls)  # both kinds of step ran
+    finally:
+        for algo in algos:
+            algo.stop()
