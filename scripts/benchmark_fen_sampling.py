@@ -60,10 +60,15 @@ SETUPS: dict[str, tuple[str, str, int, int, str]] = {
 _RESULT = "BENCHMARK-RESULT "
 
 
-def time_training(config, iterations: int, warmup: int) -> dict:
+def time_training(config, iterations: int, warmup: int, frozen: bool) -> dict:
     """Build ``config``'s algorithm, train ``warmup`` then ``iterations`` iterations; the
     timed iterations' throughput, and the wall time of their sampling and learner update
-    calls (PPO's ``synchronous_parallel_sample`` and ``learner_group.update``)."""
+    calls (PPO's ``synchronous_parallel_sample`` and ``learner_group.update``).
+    ``frozen``: train as this tree's training loops do, with the objects that exist
+    after warm-up frozen out of full garbage collections
+    (``policies.training.long_lived_objects_frozen``); the baseline's code did not."""
+    import contextlib
+
     from ray.rllib.algorithms.ppo import ppo
 
     spent = {"sampling": 0.0, "learner": 0.0}
@@ -81,22 +86,29 @@ def time_training(config, iterations: int, warmup: int) -> dict:
     sample = ppo.synchronous_parallel_sample
     ppo.synchronous_parallel_sample = timed("sampling", sample)
     algo.learner_group.update = timed("learner", algo.learner_group.update)
+    if frozen:  # as run_training: from the built algorithm on
+        from policies.training import long_lived_objects_frozen
+
+        freezing = long_lived_objects_frozen()
+    else:
+        freezing = contextlib.nullcontext()
     try:
-        for _ in range(warmup):
-            algo.train()
-        spent.update(sampling=0.0, learner=0.0)
-        steps, minibatches, module_rows = 0, 0, {}
-        start = time.perf_counter()
-        for _ in range(iterations):
-            result = algo.train()
-            steps += int(result["env_runners"]["num_env_steps_sampled"])
-            # every module trains on every minibatch step (RLlib's cyclic iterator)
-            minibatches += max(int(v.get("num_module_steps_trained", 0))
-                               for k, v in result["learners"].items()
-                               if k != "__all_modules__") // config.minibatch_size
-            for mid, n in result["env_runners"]["num_module_steps_sampled"].items():
-                module_rows[mid] = module_rows.get(mid, 0) + int(n)
-        wall = time.perf_counter() - start
+        with freezing:
+            for _ in range(warmup):
+                algo.train()
+            spent.update(sampling=0.0, learner=0.0)
+            steps, minibatches, module_rows = 0, 0, {}
+            start = time.perf_counter()
+            for _ in range(iterations):
+                result = algo.train()
+                steps += int(result["env_runners"]["num_env_steps_sampled"])
+                # every module trains on every minibatch step (RLlib's cyclic iterator)
+                minibatches += max(int(v.get("num_module_steps_trained", 0))
+                                   for k, v in result["learners"].items()
+                                   if k != "__all_modules__") // config.minibatch_size
+                for mid, n in result["env_runners"]["num_module_steps_sampled"].items():
+                    module_rows[mid] = module_rows.get(mid, 0) + int(n)
+            wall = time.perf_counter() - start
     finally:
         ppo.synchronous_parallel_sample = sample
         algo.stop()
@@ -149,7 +161,7 @@ def run_setup(name: str, iterations: int, warmup: int, seed: int) -> dict:
     config = setup_config(name, seed)
     return {"setup": name, "what": what, "sampler": sampler_of(config),
             "num_env_runners": runners, "main_cpus": main_cpus,
-            **time_training(config, iterations, warmup)}
+            **time_training(config, iterations, warmup, frozen=True)}
 
 
 def env_floor(config, iterations: int, seed: int) -> float:
@@ -501,7 +513,8 @@ def _in_tree(tree: str, iterations: int, warmup: int, seed: int) -> int:
     init_ray(num_cpus=2)
     config = build_fen_config("job_scheduling", "fen", seed=seed, num_env_runners=1,
                               envs_per_runner=8)
-    print(_RESULT + json.dumps(time_training(config, iterations, warmup)), flush=True)
+    print(_RESULT + json.dumps(time_training(config, iterations, warmup, frozen=False)),
+          flush=True)
     return 0
 
 

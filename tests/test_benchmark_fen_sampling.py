@@ -78,19 +78,23 @@ def test_stacked_floor_rejects_a_network_it_cannot_stack(load_script: Any) -> No
         bench._linears(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh()))
 
 
-@pytest.mark.parametrize("setup", ["unstacked", "default"])
+@pytest.mark.parametrize("setup,frozen", [("unstacked", False), ("default", True)])
 def test_time_training_times_sampling_and_learning(load_script: Any, local_ray: Any,
-                                                   setup: str) -> None:
+                                                   setup: str, frozen: bool) -> None:
     """One tiny iteration: its sampling and learner calls timed within its wall time, the
-    learner class of the setup, and PPO's sampling function given back afterwards."""
+    learner class of the setup, and PPO's sampling function and the garbage collector's
+    frozen objects given back afterwards."""
+    import gc
+
     from ray.rllib.algorithms.ppo import ppo
 
     bench = load_script("benchmark_fen_sampling")
     config = bench.setup_config(setup, 0)
     config.training(train_batch_size_per_learner=200, minibatch_size=64, num_epochs=1)
     sample = ppo.synchronous_parallel_sample
-    row = bench.time_training(config, iterations=1, warmup=0)
+    row = bench.time_training(config, iterations=1, warmup=0, frozen=frozen)
     assert ppo.synchronous_parallel_sample is sample
+    assert gc.get_freeze_count() == 0
     assert row["env_steps"] >= 200 and row["minibatch_steps_per_iteration"] >= 1
     assert 0 < row["sampling_s_per_iteration"] and 0 < row["learner_update_s_per_iteration"]
     assert row["sampling_s_per_iteration"] + row["learner_update_s_per_iteration"] \

@@ -10,6 +10,7 @@ from policies.training import (
     RUN_INFO_FILE,
     evaluate_checkpoint,
     iteration_metrics,
+    long_lived_objects_frozen,
     run_training,
 )
 
@@ -159,3 +160,17 @@ def test_evaluate_checkpoint(tmp_path):
 def test_iteration_metrics_tolerates_empty_result():
     m = iteration_metrics({})
     assert m["throughput/agent_steps_per_s"] == 0.0
+
+
+def test_long_lived_objects_frozen_for_the_block_only():
+    import gc
+
+    before = gc.get_freeze_count()
+    with long_lived_objects_frozen():
+        assert gc.get_freeze_count() > before  # what existed is out of full collections
+        gc.collect()
+        assert gc.get_freeze_count() > before
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), long_lived_objects_frozen():
+        raise RuntimeError("stop")
+    assert gc.get_freeze_count() == 0

@@ -195,6 +195,7 @@ def train_trial(params: dict[str, Any], context: Any, build: Callable) -> dict[s
         all_scalars,
         config_text,
         iteration_metrics,
+        long_lived_objects_frozen,
         open_checkpoint,
         save_checkpoint,
     )
@@ -224,38 +225,39 @@ def train_trial(params: dict[str, Any], context: Any, build: Callable) -> dict[s
         every = context.checkpoint.every
         since = time.perf_counter()
         empty = EmptySampling()
-        while not context.stop.reached(algo.iteration, state["env_steps"]):
-            result = algo.train()
-            it = algo.iteration
-            for tag, value in all_scalars(result).items():
-                writer.add_scalar(tag, value, global_step=it)
-            writer.flush()
-            metrics = {k: v for k, v in iteration_metrics(result).items() if _finite(v)}
-            state["env_steps"] = int(metrics.get("throughput/env_steps_lifetime", 0))
-            state["latest"].update(metrics)
-            for tag in CURVE_TAGS:
-                if tag in metrics:
-                    state["curves"][tag].append([it, metrics[tag]])
-            last = context.stop.reached(it, state["env_steps"])
-            empty.update(result, last=last)
-            if not (last or (every and it % every == 0)):
-                context.report(metrics)
-                continue
-            with tempfile.TemporaryDirectory() as folder:
-                checkpoint = save_checkpoint(algo, Path(folder), run_info)
-                if context.evaluation.episodes:
-                    ev = context.evaluation
-                    sample = params.get("eval_actions") == "sampled"
-                    figures = {**_evaluate(checkpoint, ev.episodes, ev.seed, "validation",
-                                           sample),
-                               **_evaluate(checkpoint, ev.episodes, ev.test_seed, "test",
-                                           sample)}
-                    metrics.update(figures)
-                    state["checkpoints"].append({"iteration": it, **figures})
-                state["wall_time_s"] += time.perf_counter() - since
-                since = time.perf_counter()
-                (Path(folder) / STATE_FILE).write_text(json.dumps(state))
-                context.report(metrics, checkpoint=Path(folder))
+        with long_lived_objects_frozen():
+            while not context.stop.reached(algo.iteration, state["env_steps"]):
+                result = algo.train()
+                it = algo.iteration
+                for tag, value in all_scalars(result).items():
+                    writer.add_scalar(tag, value, global_step=it)
+                writer.flush()
+                metrics = {k: v for k, v in iteration_metrics(result).items() if _finite(v)}
+                state["env_steps"] = int(metrics.get("throughput/env_steps_lifetime", 0))
+                state["latest"].update(metrics)
+                for tag in CURVE_TAGS:
+                    if tag in metrics:
+                        state["curves"][tag].append([it, metrics[tag]])
+                last = context.stop.reached(it, state["env_steps"])
+                empty.update(result, last=last)
+                if not (last or (every and it % every == 0)):
+                    context.report(metrics)
+                    continue
+                with tempfile.TemporaryDirectory() as folder:
+                    checkpoint = save_checkpoint(algo, Path(folder), run_info)
+                    if context.evaluation.episodes:
+                        ev = context.evaluation
+                        sample = params.get("eval_actions") == "sampled"
+                        figures = {**_evaluate(checkpoint, ev.episodes, ev.seed, "validation",
+                                               sample),
+                                   **_evaluate(checkpoint, ev.episodes, ev.test_seed, "test",
+                                               sample)}
+                        metrics.update(figures)
+                        state["checkpoints"].append({"iteration": it, **figures})
+                    state["wall_time_s"] += time.perf_counter() - since
+                    since = time.perf_counter()
+                    (Path(folder) / STATE_FILE).write_text(json.dumps(state))
+                    context.report(metrics, checkpoint=Path(folder))
     finally:
         if writer is not None:
             writer.close()
