@@ -556,9 +556,22 @@ def render(rows: dict[str, dict], floors: dict, command: str,
     stacked_s = floors["stacked_learner_s_per_iteration"]
     arith_s = min(module_s, stacked_s)
     floor, target = env_s + arith_s, base["s_per_iteration"] / 5
+    # the learner's work per iteration follows the minibatch steps, which differ between
+    # runs by chance: default's iteration with before's number of steps, as context
+    per_step = learn / max(default["minibatch_steps_per_iteration"], 1e-9)
+    at_base = (default["s_per_iteration"] - learn
+               + per_step * base["minibatch_steps_per_iteration"])
     lines += [
         "",
         f"**Ratio {DEFAULT} / {BASELINE}: {ratio:.2f}x** (target >= 5x).",
+        "",
+        f"The rows' learner work differs by chance: {DEFAULT} ran "
+        f"{default['minibatch_steps_per_iteration']:.1f} minibatch steps per iteration, "
+        f"{BASELINE} {base['minibatch_steps_per_iteration']:.1f} (the number follows how the "
+        f"controllers spread the agents over the sub-policies in each run). For context "
+        f"only, not the measure of the target: with {BASELINE}'s number of steps at its own "
+        f"{per_step * 1000:.1f} ms per step, {DEFAULT}'s iteration would take "
+        f"{at_base:.2f} s, {base['s_per_iteration'] / at_base:.2f}x.",
         "",
         f"Bound: {DEFAULT}'s iteration is {default['s_per_iteration']:.2f} s, of which the "
         f"learner update (RLlib's learner connectors and PPO's minibatch steps, stacked: "
