@@ -54,8 +54,8 @@ _NORM_BOUND = 10e8
 #: the in-place form of each activation of :data:`policies.ppo_mlp.ACTIVATIONS`
 _IN_PLACE = {torch.relu: torch.relu_, torch.tanh: torch.tanh_}
 #: PPO settings that enter a module's loss and gradient step
-_LOSS_SETTINGS = ("clip_param", "vf_clip_param", "vf_loss_coeff", "use_kl_loss", "use_critic",
-                  "grad_clip", "grad_clip_by")
+_LOSS_SETTINGS = ("clip_param", "vf_clip_param", "vf_loss_coeff", "use_kl_loss", "grad_clip",
+                  "grad_clip_by")
 
 
 def module_paths(module: Any) -> tuple[Path, Path] | None:
@@ -69,7 +69,8 @@ def stackable(learner: Any) -> bool:
     """Whether :class:`StackedPPO` can run ``learner``'s steps: one local learner (no
     DDP), every module a :func:`module_paths` module trained by one plain
     ``torch.optim.Adam`` (one parameter group, no learning-rate schedule, no gradient
-    scaler), and non-finite gradients set to zero (``torch_skip_nan_gradients`` off)."""
+    scaler), a value function (``use_critic``) and non-finite gradients set to zero
+    (``torch_skip_nan_gradients`` off)."""
     config = learner.config
     if config.num_learners > 1 or learner._grad_scalers is not None or \
             learner._lr_scheduler_classes is not None or config.torch_skip_nan_gradients:
@@ -81,7 +82,8 @@ def stackable(learner: Any) -> bool:
         optimizer = optimizers[0][1]
         if type(optimizer) is not torch.optim.Adam or len(optimizer.param_groups) != 1:
             return False
-        if learner.config.get_config_for_module(mid).grad_clip_by not in ("global_norm", None):
+        config = learner.config.get_config_for_module(mid)
+        if config.grad_clip_by not in ("global_norm", None) or not config.use_critic:
             return False
     return True
 
@@ -168,7 +170,8 @@ class StackedPPO:
     def __init__(self, learner: Any) -> None:
         self.learner = learner
         self.groups: list[_Group] | None = None
-        self.last_stats: dict[str, dict[str, torch.Tensor]] = {}
+        #: the last step's loss terms and gradient norms, for :meth:`log_stats`
+        self.last_step: tuple[list, list] | None = None
 
     def gather(self, module_ids: list[str]) -> None:
         """Group these modules of the learner and copy their parameters and Adam state
@@ -202,7 +205,7 @@ class StackedPPO:
         total loss."""
         assert self.groups is not None
         learner = self.learner
-        losses, totals, stats = [], {}, {}
+        losses, totals, terms = [], {}, []
         for group in self.groups:
             rows = [batch[m] for m in group.ids]
             b = {k: torch.stack([r[k] for r in rows]) for k in (
@@ -213,7 +216,6 @@ class StackedPPO:
             logits, values = group.forward(b[Columns.OBS])
             config = group.config
             curr = TorchCategorical.from_logits(logits)
-            prev = TorchCategorical.from_logits(b[Columns.ACTION_DIST_INPUTS])
             ratio = torch.exp(curr.logp(b[Columns.ACTIONS]) - b[Columns.ACTION_LOGP])
             adv = b[Postprocessing.ADVANTAGES]
             surrogate = torch.min(adv * ratio, adv * torch.clamp(
@@ -222,45 +224,31 @@ class StackedPPO:
             coeffs = torch.stack([torch.as_tensor(
                 learner.entropy_coeff_schedulers_per_module[m].get_current_value(),
                 dtype=logits.dtype) for m in group.ids]).reshape(-1, 1)
-            if config.use_critic:
-                vf_loss = torch.pow(values - b[Postprocessing.VALUE_TARGETS], 2.0)
-                vf_clipped = torch.clamp(vf_loss, 0, config.vf_clip_param)
-            else:
-                vf_loss = vf_clipped = torch.zeros_like(values)
+            vf_loss = torch.pow(values - b[Postprocessing.VALUE_TARGETS], 2.0)
+            vf_clipped = torch.clamp(vf_loss, 0, config.vf_clip_param)
             total = _masked_mean(-surrogate + config.vf_loss_coeff * vf_clipped
                                  - coeffs * entropy, mask)
-            if config.use_kl_loss:
-                mean_kl = _masked_mean(prev.kl(curr), mask)
+            kl = TorchCategorical.from_logits(b[Columns.ACTION_DIST_INPUTS]).kl(curr) \
+                if config.use_kl_loss else None
+            if kl is not None:
                 total = total + torch.stack([learner.curr_kl_coeffs_per_module[m]
-                                             for m in group.ids]).reshape(-1) * mean_kl
-            else:
-                mean_kl = torch.zeros(len(group.ids))
+                                             for m in group.ids]).reshape(-1) * \
+                    _masked_mean(kl, mask)
             losses.append(total.sum())
-            with torch.no_grad():
-                group_stats = {
-                    POLICY_LOSS_KEY: -_masked_mean(surrogate, mask),
-                    VF_LOSS_KEY: _masked_mean(vf_clipped, mask),
-                    LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY: _masked_mean(vf_loss, mask),
-                    ENTROPY_KEY: _masked_mean(entropy, mask),
-                    LEARNER_RESULTS_KL_KEY: mean_kl,
-                }
-            for g, mid in enumerate(group.ids):
-                totals[mid] = total[g].detach()
-                stats[mid] = {k: v[g].detach() for k, v in group_stats.items()}
-                if config.use_critic:
-                    stats[mid][LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY] = (
-                        b[Postprocessing.VALUE_TARGETS][g], values[g].detach())
+            totals.update({mid: total[g].detach() for g, mid in enumerate(group.ids)})
+            # the loss terms per row; their means are logged for the update's last step only
+            terms.append((group, mask, b[Postprocessing.VALUE_TARGETS], {
+                k: None if v is None else v.detach() for k, v in (
+                    ("surrogate", surrogate), ("vf_loss", vf_loss), ("vf_clipped", vf_clipped),
+                    ("entropy", entropy), ("kl", kl), ("values", values))}))
         for group in self.groups:
             group.adam.zero_grad(set_to_none=True)
         torch.stack(losses).sum().backward()
-        for group, norms in zip(self.groups, self._clip(), strict=True):
-            for g, mid in enumerate(group.ids):
-                if norms is not None:
-                    stats[mid]["global_norm"] = norms[g]
+        norms = self._clip()
         self._zero_non_finite()
         for group in self.groups:
             group.adam.step()
-        self.last_stats = stats
+        self.last_step = (terms, norms)
         return totals
 
     def _clip(self) -> list[torch.Tensor | None]:
@@ -302,16 +290,27 @@ class StackedPPO:
     def log_stats(self) -> None:
         """Log the last step's loss terms per module, as ``PPOTorchLearner`` logs them
         (window 1: the last minibatch's values)."""
+        if self.last_step is None:
+            return
         learner = self.learner
-        for mid, stats in self.last_stats.items():
-            stats = dict(stats)
-            norm = stats.pop("global_norm", None)
-            if LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY in stats:
-                stats[LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY] = explained_variance(
-                    *stats[LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY])
-            learner.metrics.log_dict(stats, key=mid, window=1)
-            if norm is not None:
-                name = learner.get_optimizers_for_module(mid)[0][0]
-                learner.metrics.log_value(key=(mid, f"gradients_{name}_global_norm"),
-                                          value=norm, window=1)
-        self.last_stats = {}
+        terms, norms = self.last_step
+        for (group, mask, targets, t), norm in zip(terms, norms, strict=True):
+            means = {
+                POLICY_LOSS_KEY: -_masked_mean(t["surrogate"], mask),
+                VF_LOSS_KEY: _masked_mean(t["vf_clipped"], mask),
+                LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY: _masked_mean(t["vf_loss"], mask),
+                ENTROPY_KEY: _masked_mean(t["entropy"], mask),
+                LEARNER_RESULTS_KL_KEY: (torch.zeros(len(group.ids)) if t["kl"] is None
+                                         else _masked_mean(t["kl"], mask)),
+            }
+            for g, mid in enumerate(group.ids):
+                learner.metrics.log_dict({
+                    **{k: v[g] for k, v in means.items()},
+                    LEARNER_RESULTS_VF_EXPLAINED_VAR_KEY: explained_variance(
+                        targets[g], t["values"][g]),
+                }, key=mid, window=1)
+                if norm is not None:
+                    name = learner.get_optimizers_for_module(mid)[0][0]
+                    learner.metrics.log_value(key=(mid, f"gradients_{name}_global_norm"),
+                                              value=norm[g], window=1)
+        self.last_step = None

@@ -65,12 +65,13 @@ def _optimizer_state(learner):
     return out
 
 
-def _twin_learners(**fen_options):
+def _twin_learners(overrides=None, **fen_options):
     """FEN's learner and RLlib's PPOTorchLearner with the same config and weights."""
     options = options_for("fen", {"period": 10, **fen_options})
     configs = [build_fen_config(
         "job_scheduling", "fen", seed=1, num_env_runners=0, envs_per_runner=2,
-        env_kwargs={"max_cycles": 60}, fen_options=dict(options), overrides=TINY, main_cpus=2)
+        env_kwargs={"max_cycles": 60}, fen_options=dict(options),
+        overrides={**TINY, **(overrides or {})}, main_cpus=2)
         for _ in range(2)]
     configs[1].learners(learner_class=PPOTorchLearner)
     algos = [c.build_algo() for c in configs]
@@ -122,11 +123,12 @@ def _assert_same_learners(fen, ref, atol=1e-5):
                                    atol=atol, err_msg=str(key))
 
 
-@pytest.mark.parametrize("fen_options", [{}, {"subpolicy0_entropy": 0.2,
-                                               "controller_entropy": 0.0}])
-def test_same_updates_as_ppo_torch_learner_stacked_threads_restored(local_ray, fen_options,
-                                                                    monkeypatch):
-    algos, fen, ref = _twin_learners(**fen_options)
+@pytest.mark.parametrize("overrides,fen_options", [
+    ({}, {}), ({}, {"subpolicy0_entropy": 0.2, "controller_entropy": 0.0}),
+    ({"use_kl_loss": False}, {})])
+def test_same_updates_as_ppo_torch_learner_stacked_threads_restored(local_ray, overrides,
+                                                                    fen_options, monkeypatch):
+    algos, fen, ref = _twin_learners(overrides, **fen_options)
     steps = []
     monkeypatch.setattr(StackedPPO, "step", lambda self, batch, _step=StackedPPO.step:
                         steps.append(1) or _step(self, batch))
@@ -220,6 +222,22 @@ def test_stacked_and_module_by_module_steps_alternate_within_an_update(local_ray
             _update_both(fen, ref, episodes)
             _assert_same_learners(fen, ref)
         assert 0 < len(stacked) < len(calls)  # both kinds of step ran
+    finally:
+        for algo in algos:
+            algo.stop()
+
+
+def test_stackable_refuses_what_the_stacks_do_not_compute(local_ray, monkeypatch):
+    algos, fen, _ = _twin_learners()
+    try:
+        assert stackable(fen)
+        monkeypatch.setattr(fen, "_grad_scalers", {})  # mixed precision: RLlib's path
+        assert not stackable(fen)
+        monkeypatch.setattr(fen, "_grad_scalers", None)
+        name, optimizer = fen.get_optimizers_for_module("sub1")[0]
+        sgd = torch.optim.SGD(optimizer.param_groups[0]["params"], lr=0.1)
+        monkeypatch.setitem(fen._named_optimizers, f"sub1_{name}", sgd)
+        assert not stackable(fen)  # only Adam's elementwise update stacks
     finally:
         for algo in algos:
             algo.stop()

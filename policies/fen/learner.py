@@ -83,7 +83,7 @@ class FENPPOTorchLearner(PPOTorchLearner):
             return {}, stacked.step(batch), {}
         if stacked is not None:  # RLlib's step works on the modules themselves
             stacked.scatter()
-            stacked.last_stats = {}
+            stacked.last_step = None
         return super()._update(batch, **kwargs)
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
