@@ -20,8 +20,10 @@ import torch
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical
 
+#: activation layer -> its function, in place (applied to a layer's fresh output, which
+#: autograd does not need: it keeps the activation's output where it needs one)
 ACTIVATIONS: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
-    torch.nn.ReLU: torch.relu, torch.nn.Tanh: torch.tanh}
+    torch.nn.ReLU: torch.relu_, torch.nn.Tanh: torch.tanh_}
 
 #: (Linear layer, activation after it or None) per layer
 Path = list[tuple[torch.nn.Linear, Callable[[torch.Tensor], torch.Tensor] | None]]

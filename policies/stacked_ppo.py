@@ -51,8 +51,6 @@ logger = logging.getLogger(__name__)
 
 #: RLlib's bound on a non-finite gradient norm (``compute_global_norm``: 10e8)
 _NORM_BOUND = 10e8
-#: the in-place form of each activation of :data:`policies.ppo_mlp.ACTIVATIONS`
-_IN_PLACE = {torch.relu: torch.relu_, torch.tanh: torch.tanh_}
 #: PPO settings that enter a module's loss and gradient step
 _LOSS_SETTINGS = ("clip_param", "vf_clip_param", "vf_loss_coeff", "use_kl_loss", "grad_clip",
                   "grad_clip_by")
@@ -125,7 +123,7 @@ class _Group:
             for weight, bias, act in path:
                 x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
                 if act is not None:
-                    x = _IN_PLACE[act](x)  # autograd keeps the output it needs
+                    x = act(x)
             outs.append(x)
         return outs[0], outs[1].squeeze(-1)
 
