@@ -64,8 +64,8 @@ def time_training(config, iterations: int, warmup: int, frozen: bool) -> dict:
     """Build ``config``'s algorithm, train ``warmup`` then ``iterations`` iterations; the
     timed iterations' throughput, and the wall time of their sampling and learner update
     calls (PPO's ``synchronous_parallel_sample`` and ``learner_group.update``).
-    ``frozen``: train as this tree's training loops do, with the objects that exist
-    after warm-up frozen out of full garbage collections
+    ``frozen``: train as this tree's training loops do, with the objects that exist once
+    the algorithm is built frozen out of full garbage collections
     (``policies.training.long_lived_objects_frozen``); the baseline's code did not."""
     import contextlib
 
