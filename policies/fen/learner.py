@@ -12,9 +12,12 @@ module by module as RLlib does, where two bookkeeping costs of ``TorchLearner`` 
 without changing an update: Adam runs its multi-tensor (``foreach``) implementation,
 and gradients are checked for NaN/inf once per step (one norm per tensor, fused)
 instead of tensor by tensor twice; a step with a non-finite gradient goes through
-RLlib's own handling. Losses, minibatches (RLlib's learner connectors and minibatch
-iterator) and the optimizer's arithmetic are PPOTorchLearner's
-(``tests/test_fen_learner.py``).
+RLlib's own handling. The train batch is built from the episodes by
+:class:`policies.fen.train_batch.TrainBatchBuilder` (the learner connector pipeline's
+batch at array speed) wherever the pipeline is PPO's default one with FEN's
+discriminator reward (``tests/test_fen_train_batch.py``). Losses, train batches,
+minibatches (RLlib's minibatch iterator) and the optimizer's arithmetic are
+PPOTorchLearner's (``tests/test_fen_learner.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 
+from policies.fen.train_batch import TrainBatchBuilder
 from policies.stacked_ppo import StackedPPO, stackable
 
 
@@ -59,6 +63,9 @@ class FENPPOTorchLearner(PPOTorchLearner):
     #: stack same-shaped modules' minibatch steps where :func:`stackable` allows (False:
     #: module by module, as RLlib; for comparisons, ``scripts/benchmark_fen_sampling.py``)
     stack_modules: bool = True
+    #: build the train batch with :class:`TrainBatchBuilder` where it applies (False:
+    #: RLlib's learner connector pipeline; for comparisons)
+    build_batches_fast: bool = True
 
     def build(self) -> None:
         super().build()
@@ -75,6 +82,23 @@ class FENPPOTorchLearner(PPOTorchLearner):
             if self._stacked is not None:
                 self._stacked.scatter()
             torch.set_num_threads(before)
+
+    def _make_batch_if_necessary(self, training_data: Any) -> Any:
+        builder = self.batch_builder()
+        if training_data.episodes is not None and builder is not None:
+            batch = builder.build(self.module, training_data.episodes, self.metrics,
+                                  self._device)
+            if batch is not None:
+                return batch
+        return super()._make_batch_if_necessary(training_data)
+
+    def batch_builder(self) -> TrainBatchBuilder | None:
+        """The builder of this learner's train batches, for its learner connector
+        pipeline as it is now (a piece added after the build counts); None: RLlib's
+        pipeline."""
+        if not self.build_batches_fast:
+            return None
+        return TrainBatchBuilder.from_pipeline(self._learner_connector)
 
     def _update(self, batch: dict, **kwargs: Any) -> Any:
         stacked = self._stacked
