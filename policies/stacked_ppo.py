@@ -40,7 +40,6 @@ from ray.rllib.algorithms.ppo.ppo import (
     LEARNER_RESULTS_VF_LOSS_UNCLIPPED_KEY,
 )
 from ray.rllib.core.columns import Columns
-from ray.rllib.core.distribution.torch.torch_distribution import TorchCategorical
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.torch_utils import explained_variance
@@ -155,6 +154,25 @@ def _group_key(learner: Any, mid: str) -> tuple:
             None if step is None else float(step))
 
 
+def _categorical(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalised log-probabilities and probabilities of ``Categorical(logits)``, as
+    ``torch.distributions.Categorical`` computes them (``TorchCategorical``'s log-prob,
+    entropy and KL are built on these), without its construction and argument checks."""
+    log_p = logits - logits.logsumexp(dim=-1, keepdim=True)
+    return log_p, torch.softmax(log_p, dim=-1)
+
+
+def _categorical_kl(old_logits: torch.Tensor, log_p: torch.Tensor,
+                    probs: torch.Tensor) -> torch.Tensor:
+    """``KL(Categorical(old_logits) || Categorical(log_p))`` as torch's registered
+    Categorical KL: infinite where the new probability is 0, a zero term where the old
+    one is."""
+    old_log_p, old_probs = _categorical(old_logits)
+    t = old_probs * (old_log_p - log_p)
+    t = torch.where(probs == 0, torch.inf, t)
+    return torch.where(old_probs == 0, 0.0, t).sum(-1)
+
+
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean over the last axis (rows), of the rows in ``mask`` where there is one."""
     if mask is None:
@@ -213,12 +231,13 @@ class StackedPPO:
                 if Columns.LOSS_MASK in rows[0] else None
             logits, values = group.forward(b[Columns.OBS])
             config = group.config
-            curr = TorchCategorical.from_logits(logits)
-            ratio = torch.exp(curr.logp(b[Columns.ACTIONS]) - b[Columns.ACTION_LOGP])
+            log_p, probs = _categorical(logits)
+            ratio = torch.exp(log_p.gather(-1, b[Columns.ACTIONS].long().unsqueeze(-1))
+                              .squeeze(-1) - b[Columns.ACTION_LOGP])
             adv = b[Postprocessing.ADVANTAGES]
             surrogate = torch.min(adv * ratio, adv * torch.clamp(
                 ratio, 1 - config.clip_param, 1 + config.clip_param))
-            entropy = curr.entropy()
+            entropy = -(torch.clamp(log_p, min=torch.finfo(log_p.dtype).min) * probs).sum(-1)
             coeffs = torch.stack([torch.as_tensor(
                 learner.entropy_coeff_schedulers_per_module[m].get_current_value(),
                 dtype=logits.dtype) for m in group.ids]).reshape(-1, 1)
@@ -226,7 +245,7 @@ class StackedPPO:
             vf_clipped = torch.clamp(vf_loss, 0, config.vf_clip_param)
             total = _masked_mean(-surrogate + config.vf_loss_coeff * vf_clipped
                                  - coeffs * entropy, mask)
-            kl = TorchCategorical.from_logits(b[Columns.ACTION_DIST_INPUTS]).kl(curr) \
+            kl = _categorical_kl(b[Columns.ACTION_DIST_INPUTS], log_p, probs) \
                 if config.use_kl_loss else None
             if kl is not None:
                 total = total + torch.stack([learner.curr_kl_coeffs_per_module[m]

@@ -376,9 +376,9 @@ def learner_floor(config, minibatch_steps: int, module_rows: dict[str, float],
     if stacked:
         stacks = stack_modules(modules)
         optimizer = torch.optim.Adam([t for s in stacks for t in stack_parameters(s)],
-                                     lr=config.lr, foreach=True)
+                                     lr=config.lr, fused=True)
     else:
-        optimizers = {mid: torch.optim.Adam(m.parameters(), lr=config.lr, foreach=True)
+        optimizers = {mid: torch.optim.Adam(m.parameters(), lr=config.lr, fused=True)
                       for mid, m in modules.items()}
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

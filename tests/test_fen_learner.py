@@ -17,7 +17,12 @@ from ray.rllib.evaluation.postprocessing import Postprocessing  # noqa: E402
 from policies.fen.config import build_fen_config  # noqa: E402
 from policies.fen.learner import FENPPOTorchLearner, update_threads  # noqa: E402
 from policies.fen.variants import options_for  # noqa: E402
-from policies.stacked_ppo import StackedPPO, stackable  # noqa: E402
+from policies.stacked_ppo import (  # noqa: E402
+    StackedPPO,
+    _categorical,
+    _categorical_kl,
+    stackable,
+)
 
 TINY = {"train_batch_size_per_learner": 300, "minibatch_size": 64, "num_epochs": 2}
 
@@ -241,3 +246,22 @@ def test_stackable_refuses_what_the_stacks_do_not_compute(local_ray, monkeypatch
     finally:
         for algo in algos:
             algo.stop()
+
+
+def test_categorical_terms_equal_torch_distributions():
+    """The stacked loss's log-probabilities, entropy and KL are torch's Categorical's,
+    zero probabilities included (an infinite KL where the new one is 0)."""
+    inf = float("inf")
+    logits = torch.tensor([[0.0, 1.0, -2.0], [3.0, -inf, 0.0], [0.5, 0.5, 0.5]])
+    old = torch.tensor([[1.0, 0.0, 0.0], [0.0, -inf, 2.0], [0.0, 0.0, -inf]])
+    actions = torch.tensor([2, 0, 1])
+    curr, prev = (torch.distributions.Categorical(logits=x) for x in (logits, old))
+    log_p, probs = _categorical(logits)
+    torch.testing.assert_close(log_p.gather(-1, actions.unsqueeze(-1)).squeeze(-1),
+                               curr.log_prob(actions))
+    torch.testing.assert_close(
+        -(torch.clamp(log_p, min=torch.finfo(log_p.dtype).min) * probs).sum(-1),
+        curr.entropy())
+    torch.testing.assert_close(_categorical_kl(old, log_p, probs),
+                               torch.distributions.kl_divergence(prev, curr))
+    assert _categorical_kl(logits, *_categorical(old))[2] == inf

@@ -9,7 +9,7 @@ sampling in the same process (``num_env_runners=0``) keeps its single thread. Ea
 minibatch step runs through :class:`policies.stacked_ppo.StackedPPO` where it applies
 (FEN's four sub-policies have one shape: one batched step instead of four), else
 module by module as RLlib does, where two bookkeeping costs of ``TorchLearner`` are cut
-without changing an update: Adam runs its multi-tensor (``foreach``) implementation,
+without changing an update: Adam runs its fused implementation (one kernel per tensor),
 and gradients are checked for NaN/inf once per step (one norm per tensor, fused)
 instead of tensor by tensor twice; a step with a non-finite gradient goes through
 RLlib's own handling. The train batch is built from the episodes by
@@ -119,7 +119,7 @@ class FENPPOTorchLearner(PPOTorchLearner):
     def configure_optimizers_for_module(self, module_id: str, config: Any = None) -> None:
         params = self.get_parameters(self._module[module_id])
         self.register_optimizer(module_id=module_id,
-                                optimizer=torch.optim.Adam(params, foreach=True),
+                                optimizer=torch.optim.Adam(params, fused=True),
                                 params=params, lr_or_lr_schedule=config.lr)
 
     def apply_gradients(self, gradients_dict: dict) -> None:
