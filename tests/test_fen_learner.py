@@ -14,8 +14,10 @@ from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner  # 
 from ray.rllib.connectors.connector_v2 import ConnectorV2  # noqa: E402
 from ray.rllib.evaluation.postprocessing import Postprocessing  # noqa: E402
 
+from policies.cyclic_minibatches import CyclicMinibatches  # noqa: E402
 from policies.fen.config import build_fen_config  # noqa: E402
 from policies.fen.learner import FENPPOTorchLearner, update_threads  # noqa: E402
+from policies.fen.train_batch import TrainBatchBuilder  # noqa: E402
 from policies.fen.variants import options_for  # noqa: E402
 from policies.stacked_ppo import (  # noqa: E402
     StackedPPO,
@@ -134,9 +136,14 @@ def _assert_same_learners(fen, ref, atol=1e-5):
 def test_same_updates_as_ppo_torch_learner_stacked_threads_restored(local_ray, overrides,
                                                                     fen_options, monkeypatch):
     algos, fen, ref = _twin_learners(overrides, **fen_options)
-    steps = []
+    steps, fast_paths = [], []
     monkeypatch.setattr(StackedPPO, "step", lambda self, batch, _step=StackedPPO.step:
                         steps.append(1) or _step(self, batch))
+    # FEN's learner builds its batches and minibatches itself (the same as RLlib's)
+    monkeypatch.setattr(TrainBatchBuilder, "build", lambda *a, _b=TrainBatchBuilder.build, **k:
+                        fast_paths.append("batch") or _b(*a, **k))
+    monkeypatch.setattr(CyclicMinibatches, "__iter__", lambda self, _i=CyclicMinibatches.__iter__:
+                        fast_paths.append("minibatches") or _i(self))
     try:
         assert type(fen) is FENPPOTorchLearner and type(ref) is PPOTorchLearner
         assert fen._update_threads == min(2, os.cpu_count() or 1)  # one-node Ray
@@ -149,6 +156,7 @@ def test_same_updates_as_ppo_torch_learner_stacked_threads_restored(local_ray, o
             assert torch.get_num_threads() == 1  # the update's own threads are given back
             _assert_same_learners(fen, ref)
         assert len(steps) >= 2 * 2 * 300 // 64  # every minibatch step was a stacked one
+        assert fast_paths == ["batch", "minibatches"] * 2
         groups = StackedPPO(fen)
         groups.gather(sorted(fen.module.keys()))
         assert sorted(g.ids for g in groups.groups) == [["ctrl"], ["sub0", "sub1", "sub2", "sub3"]]

@@ -15,9 +15,11 @@ instead of tensor by tensor twice; a step with a non-finite gradient goes throug
 RLlib's own handling. The train batch is built from the episodes by
 :class:`policies.fen.train_batch.TrainBatchBuilder` (the learner connector pipeline's
 batch at array speed) wherever the pipeline is PPO's default one with FEN's
-discriminator reward (``tests/test_fen_train_batch.py``). Losses, train batches,
-minibatches (RLlib's minibatch iterator) and the optimizer's arithmetic are
-PPOTorchLearner's (``tests/test_fen_learner.py``).
+discriminator reward (``tests/test_fen_train_batch.py``), and cut into RLlib's
+minibatches by :class:`policies.cyclic_minibatches.CyclicMinibatches` (the same
+minibatches as ``MiniBatchCyclicIterator``, with plain tensor slicing). Losses, train
+batches, minibatches and the optimizer's arithmetic are PPOTorchLearner's
+(``tests/test_fen_learner.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import torch
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 
+from policies.cyclic_minibatches import CyclicMinibatches, replaces
 from policies.fen.train_batch import TrainBatchBuilder
 from policies.stacked_ppo import StackedPPO, stackable
 
@@ -91,6 +94,10 @@ class FENPPOTorchLearner(PPOTorchLearner):
             if batch is not None:
                 return batch
         return super()._make_batch_if_necessary(training_data)
+
+    def _create_iterator_if_necessary(self, **kwargs: Any) -> Any:
+        iterator = super()._create_iterator_if_necessary(**kwargs)
+        return CyclicMinibatches(iterator) if replaces(iterator) else iterator
 
     def batch_builder(self) -> TrainBatchBuilder | None:
         """The builder of this learner's train batches, for its learner connector
