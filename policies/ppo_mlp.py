@@ -8,7 +8,9 @@ encoder, then the value head). :func:`actor_path` and :func:`critic_path` return
 :func:`path_forward` computes a path on a batch. Users: FEN's fast sampler and its
 discriminator (the actor path alone: RLlib's inference forward also computes the critic
 encoder), and the stacked PPO step (both paths, stacked over modules). Any other module
-gives None and goes through its own forward.
+gives None and goes through its own forward. :class:`StackedPaths` computes the
+same-shaped paths of several modules as one batched product per layer (the fast
+sampler's sub-policies).
 """
 
 from __future__ import annotations
@@ -82,3 +84,31 @@ def path_forward(path: Path, x: torch.Tensor) -> torch.Tensor:
         if act is not None:
             x = act(x)
     return x
+
+
+def path_shape(path: Path) -> tuple:
+    """What paths must share to be stacked: each layer's weight shape and activation."""
+    return tuple((tuple(layer.weight.shape), act) for layer, act in path)
+
+
+class StackedPaths:
+    """Same-shaped paths (:func:`path_shape`) of several modules computed together: each
+    layer ``baddbmm(bias, x, weight.T)`` over the modules at once. A snapshot of the
+    weights (no gradients); build a new one after the weights change."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        if len({path_shape(p) for p in paths}) != 1:
+            raise ValueError("StackedPaths needs paths of one shape")
+        with torch.no_grad():
+            self.layers = [
+                (torch.stack([p[k][0].weight for p in paths]).transpose(1, 2),
+                 torch.stack([p[k][0].bias for p in paths]).unsqueeze(1), paths[0][k][1])
+                for k in range(len(paths[0]))]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Every path's output ``[paths, rows, out]`` for its own rows ``[paths, rows, in]``."""
+        for weight_t, bias, act in self.layers:
+            x = torch.baddbmm(bias, x, weight_t)
+            if act is not None:
+                x = act(x)
+        return x

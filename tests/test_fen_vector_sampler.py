@@ -31,6 +31,8 @@ from policies.fen.variants import (  # noqa: E402
 )
 from policies.fen.vector_runner import (  # noqa: E402
     FENVectorEnvRunner,
+    _Record,
+    _stacks,
     lookback_buffer,
     sample_categorical,
 )
@@ -231,6 +233,36 @@ def test_fast_policy_forward_matches_the_modules_forward():
                                    err_msg=mid)
         spec.module_class = _ObsDeterministicPPO  # a module with a forward of its own
         assert actor_path(spec.build()) is None
+
+
+def test_stacked_sub_policies_act_as_their_own_modules(local_ray):
+    """The sampler's stacked pass over the sub-policies gives each agent its own
+    module's logits, and actions and log-probabilities drawn from them."""
+    config = _config("vector")
+    runner = FENVectorEnvRunner(config=config)
+    try:
+        paths = {mid: actor_path(m) for mid, m in runner.module.items()}
+        stacks = _stacks(paths)
+        assert sorted(stacks) == ["sub0", "sub1", "sub2", "sub3"]  # not the controller
+        stack = stacks["sub0"]
+        rng = np.random.default_rng(0)
+        # uneven groups (padded to the longest), one module without agents
+        groups = [[_Record(f"a{k}", mid, rng.normal(size=15).astype(np.float32), "x")
+                   for k in range(n)] for mid, n in (("sub0", 5), ("sub2", 1), ("sub3", 3))]
+        actions = {}
+        runner._act_stacked(stack, groups, actions, seq=7)
+        for group in groups:
+            obs = torch.from_numpy(np.stack([rec.obs[-1] for rec in group]))
+            with torch.no_grad():
+                want = path_forward(paths[group[0].module], obs)
+            got = np.stack([rec.dist[-1] for rec in group])
+            np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=1e-5)
+            log_p = torch.log_softmax(want, -1).numpy()
+            for k, rec in enumerate(group):
+                assert actions[id(rec)] == rec.actions[-1] and rec.pending and rec.seq == [7]
+                assert rec.logp[-1] == pytest.approx(log_p[k, rec.actions[-1]], abs=1e-5)
+    finally:
+        runner.stop()
 
 
 def test_sample_categorical_draws_from_the_softmax():

@@ -9,7 +9,9 @@ grows with the fresh agent ids FEN creates every period. Per loop iteration it d
 batched forward pass per module over every acting agent of every copy (controllers at
 controller steps, sub-policies in between; a plain MLP ``DefaultPPOTorchRLModule`` as its
 actor path's matrix products, :func:`policies.ppo_mlp.actor_path`, without the value
-branch that RLlib's exploration forward also computes), samples actions and their log-probabilities
+branch that RLlib's exploration forward also computes; modules of one shape, FEN's
+sub-policies, in one stacked pass, :class:`policies.ppo_mlp.StackedPaths`), samples
+actions and their log-probabilities
 from the module's categorical distribution (:func:`sample_categorical`), records
 into plain lists, and at the end of ``sample()`` builds the episodes the learner needs in
 bulk: one ``MultiAgentEpisode`` chunk per env copy (and per env episode that ended
@@ -69,7 +71,7 @@ from ray.rllib.utils.metrics import (
 
 from policies.fen.envs import FENHierarchyEnv
 from policies.fen.variants import HIERARCHICAL_VARIANTS
-from policies.ppo_mlp import Path, actor_path, path_forward
+from policies.ppo_mlp import Path, StackedPaths, actor_path, path_forward, path_shape
 
 #: values of ``build_fen_config(..., sampler=...)`` / ``train_fen.py --sampler``
 #: ``auto``: ``vector`` where :func:`check_vector_sampler` accepts the run, else
@@ -143,6 +145,44 @@ def lookback_buffer(data: np.ndarray | list) -> InfiniteLookbackBuffer:
     buf.finalized = not isinstance(data, list)
     buf._space = buf._space_struct = None
     return buf
+
+
+def _record_actions(recs: list[_Record], acts: np.ndarray, logp: np.ndarray,
+                    inputs: np.ndarray, actions: dict[int, Any], seq: int) -> None:
+    """Book each record's sampled action (row k of the arrays for ``recs[k]``)."""
+    for k, rec in enumerate(recs):
+        a = acts[k]
+        actions[id(rec)] = a
+        rec.actions.append(a)
+        rec.logp.append(logp[k])
+        rec.dist.append(inputs[k])
+        rec.seq.append(seq)
+        rec.pending = True
+
+
+class _Stack:
+    """The same-shaped actor paths of several modules (:class:`StackedPaths`), for
+    :meth:`FENVectorEnvRunner._act_stacked`."""
+
+    def __init__(self, module_ids: list[str], paths: list[Path]) -> None:
+        self.module_ids = module_ids
+        self.index = {mid: g for g, mid in enumerate(module_ids)}
+        self.paths = StackedPaths(paths)
+
+
+def _stacks(actor_paths: dict[str, Path | None]) -> dict[str, _Stack]:
+    """Module id -> its stack, for the modules whose actor path another module shares
+    (FEN's sub-policies); the others act alone."""
+    by_shape: dict[tuple, list[str]] = defaultdict(list)
+    for mid, path in actor_paths.items():
+        if path is not None:
+            by_shape[path_shape(path)].append(mid)
+    out = {}
+    for mids in by_shape.values():
+        if len(mids) > 1:
+            stack = _Stack(mids, [actor_paths[m] for m in mids])
+            out.update(dict.fromkeys(mids, stack))
+    return out
 
 
 class _Record:
@@ -220,6 +260,7 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
         self._mapping = self.config.policy_mapping_fn
         self._seeded_fast = False
         self._actor_paths: dict[str, Path | None] = {}
+        self._stacks: dict[str, _Stack] = {}
 
     # ----------------------------------------------------------------- sampling
     @override(MultiAgentEnvRunner)
@@ -249,19 +290,28 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
         # the modules are put in eval mode once per call, then _forward_exploration is used
         self.module.foreach_module(lambda mid, m: m.eval())
         # plain MLP policies run as their layers' matrix products (no value branch, no
-        # nn.Module dispatch); other modules through _forward_exploration
+        # nn.Module dispatch), same-shaped ones stacked; other modules through
+        # _forward_exploration
         self._actor_paths = {mid: actor_path(m) for mid, m in self.module.items()}
+        self._stacks = _stacks(self._actor_paths)
         env_ts = 0
         while env_ts < num_timesteps:
-            # one forward pass per module over every acting agent of every copy
+            # one forward pass per module (per stack) over every acting agent of every copy
             groups: dict[str, list[_Record]] = defaultdict(list)
             for st in states:
                 if not st.needs_reset:
                     for rec in st.acting:
                         groups[rec.module].append(rec)
             actions: dict[int, Any] = {}
+            stacked: set[str] = set()
             for mid, recs in groups.items():
-                self._act(mid, recs, actions, seq)
+                stack = self._stacks.get(mid)
+                if stack is None:
+                    self._act(mid, recs, actions, seq)
+                elif mid not in stacked:
+                    members = [m for m in stack.module_ids if m in groups]
+                    stacked.update(members)
+                    self._act_stacked(stack, [groups[m] for m in members], actions, seq)
             for i, (st, env) in enumerate(zip(states, self._copies, strict=True)):
                 if st.needs_reset:
                     self._reset_copy(i, st, env)
@@ -294,15 +344,26 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
             else:
                 inputs = path_forward(path, obs)
                 acts, logp = sample_categorical(inputs)
-        acts_np, logp_np, inputs_np = acts.numpy(), logp.numpy(), inputs.numpy()
-        for k, rec in enumerate(recs):
-            a = acts_np[k]
-            actions[id(rec)] = a
-            rec.actions.append(a)
-            rec.logp.append(logp_np[k])
-            rec.dist.append(inputs_np[k])
-            rec.seq.append(seq)
-            rec.pending = True
+        _record_actions(recs, acts.numpy(), logp.numpy(), inputs.numpy(), actions, seq)
+
+    def _act_stacked(self, stack: _Stack, groups: list[list[_Record]], actions: dict[int, Any],
+                     seq: int) -> None:
+        """:meth:`_act` for the agents of several same-shaped modules (``groups``, one
+        list per module of ``stack``) in one stacked forward pass: each module's rows
+        padded to the longest group's, then its logits of its own rows."""
+        recs = [rec for group in groups for rec in group]
+        first = recs[0].obs[-1]
+        x = np.zeros((len(stack.module_ids), max(map(len, groups)), *first.shape), first.dtype)
+        g_idx, r_idx = [], []
+        for group in groups:
+            g = stack.index[group[0].module]
+            x[g, : len(group)] = [rec.obs[-1] for rec in group]
+            g_idx += [g] * len(group)
+            r_idx += range(len(group))
+        with torch.no_grad():
+            inputs = stack.paths.forward(torch.from_numpy(x))[g_idx, r_idx]
+            acts, logp = sample_categorical(inputs)
+        _record_actions(recs, acts.numpy(), logp.numpy(), inputs.numpy(), actions, seq)
 
     def _reset_copy(self, i: int, st: _Copy, env: Any) -> None:
         seed = None
