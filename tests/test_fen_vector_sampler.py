@@ -20,6 +20,7 @@ from ray.rllib.connectors.learner import (  # noqa: E402
 )
 from ray.rllib.core.columns import Columns  # noqa: E402
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner  # noqa: E402
+from ray.rllib.env.single_agent_episode import SingleAgentEpisode  # noqa: E402
 from ray.rllib.env.utils.infinite_lookback_buffer import InfiniteLookbackBuffer  # noqa: E402
 from ray.rllib.evaluation.postprocessing import Postprocessing  # noqa: E402
 
@@ -34,6 +35,7 @@ from policies.fen.vector_runner import (  # noqa: E402
     _Record,
     _stacks,
     lookback_buffer,
+    numpy_episode,
     sample_categorical,
 )
 from policies.ppo_mlp import actor_path, critic_path, path_forward  # noqa: E402
@@ -284,3 +286,36 @@ def test_lookback_buffer_equals_rllibs_constructor(data):
     assert vars(fast).keys() == vars(rllib).keys()
     assert len(fast) == len(rllib) and fast.finalized == rllib.finalized
     np.testing.assert_equal(fast.get(-1), rllib.get(-1))
+
+
+@pytest.mark.parametrize("terminated,truncated,t_started", [(True, False, 0), (False, True, 25),
+                                                            (False, False, 3)])
+def test_numpy_episode_equals_rllibs_constructor(terminated, truncated, t_started):
+    def args():
+        n = 4
+        return dict(
+            id_="e1", observations=lookback_buffer(np.arange(15.0).reshape(5, 3)),
+            infos=lookback_buffer([{} for _ in range(n)] + [{"episode_stats": {"x": 1.0}}]),
+            actions=lookback_buffer(np.array([1, 0, 2, 1])),
+            rewards=lookback_buffer(np.array([0.5, 0.0, 1.0, 2.0])),
+            extra_model_outputs={Columns.ACTION_LOGP: lookback_buffer(np.zeros(n)),
+                                 Columns.ACTION_DIST_INPUTS: lookback_buffer(np.ones((n, 5)))},
+            terminated=terminated, truncated=truncated, t_started=t_started,
+            agent_id="agent_0/sub/1/2", module_id="sub2", multi_agent_episode_id="m1")
+
+    fast = numpy_episode(**args())
+    rllib = SingleAgentEpisode(**args(), len_lookback_buffer=0)
+    slots = [k for cls in type(rllib).__mro__ for k in getattr(cls, "__slots__", ())]
+    assert slots and all(hasattr(rllib, k) == hasattr(fast, k) for k in slots)
+    for key in slots:
+        if not hasattr(rllib, key):
+            continue
+        value = getattr(rllib, key)
+        if key == "extra_model_outputs":
+            assert fast.extra_model_outputs.keys() == value.keys()
+            assert all(fast.extra_model_outputs[k] == v for k, v in value.items())
+        else:
+            assert getattr(fast, key) == value, key
+    assert len(fast) == len(rllib) == 4 and fast.t == rllib.t == t_started + 4
+    fast.validate()
+    np.testing.assert_equal(fast.get_observations(-1), rllib.get_observations(-1))

@@ -185,6 +185,38 @@ def _stacks(actor_paths: dict[str, Path | None]) -> dict[str, _Stack]:
     return out
 
 
+def numpy_episode(*, id_: str, observations: InfiniteLookbackBuffer,
+                  infos: InfiniteLookbackBuffer, actions: InfiniteLookbackBuffer,
+                  rewards: InfiniteLookbackBuffer, extra_model_outputs: dict[str, Any],
+                  terminated: bool, truncated: bool, t_started: int, agent_id: str,
+                  module_id: str, multi_agent_episode_id: str) -> SingleAgentEpisode:
+    """``SingleAgentEpisode(..., len_lookback_buffer=0)`` of :func:`lookback_buffer`\\ s
+    (no spaces) without the constructor's checks (``validate`` and the space setters),
+    which cost more than the rest of building an episode; the buffers must be
+    consistent (one observation and info more than actions, rewards and each extra
+    model output). ``tests/test_fen_vector_sampler.py`` checks it equals the
+    constructor's."""
+    sa = SingleAgentEpisode.__new__(SingleAgentEpisode)
+    sa.id_ = id_
+    sa.agent_id = agent_id
+    sa.module_id = module_id
+    sa.multi_agent_episode_id = multi_agent_episode_id
+    sa._observation_space = sa._action_space = None
+    sa.observations = observations
+    sa.infos = infos
+    sa.actions = actions
+    sa.rewards = rewards
+    sa.is_terminated = terminated
+    sa.is_truncated = truncated
+    sa.extra_model_outputs = extra_model_outputs
+    sa.t_started = t_started
+    sa.t = len(rewards.data) + t_started
+    sa._custom_data = {}
+    sa._start_time = sa._last_step_time = None
+    sa._last_added_observation = sa._last_added_infos = None
+    return sa
+
+
 class _Record:
     """One agent id's ongoing episode chunk (a segment, a controller decision)."""
 
@@ -431,11 +463,10 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
     def _episode(self, rec: _Record, n: int, terminated: bool, truncated: bool,
                  last_info: dict | None, ma_id: str) -> SingleAgentEpisode:
         """A numpy SingleAgentEpisode of the first ``n`` steps of ``rec``."""
-        infos = [{} for _ in range(n)] + [dict(last_info or {})]
-        return SingleAgentEpisode(
+        return numpy_episode(
             id_=rec.sa_id,
             observations=lookback_buffer(np.stack(rec.obs[: n + 1])),
-            infos=lookback_buffer(infos),
+            infos=lookback_buffer([{} for _ in range(n)] + [dict(last_info or {})]),
             actions=lookback_buffer(np.asarray(rec.actions[:n])),
             rewards=lookback_buffer(np.asarray(rec.rewards[:n], dtype=np.float64)),
             extra_model_outputs={
@@ -446,7 +477,6 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
             terminated=terminated,
             truncated=truncated,
             t_started=rec.t_started,
-            len_lookback_buffer=0,
             agent_id=rec.aid,
             module_id=rec.module,
             multi_agent_episode_id=ma_id,
