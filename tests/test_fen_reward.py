@@ -58,6 +58,26 @@ def test_controller_features_layout():
     np.testing.assert_allclose(f, [[-1.0, 1.0], [1.0, 1.0]])
 
 
+def test_controller_features_of_a_scalar_average_equal_the_broadcast_ones():
+    """The central estimate's scalar path (every env step) computes the same bits as
+    the per-agent path, a zero average and negative zeros included."""
+    from policies.fen.envs import AverageUtility
+
+    rng = np.random.default_rng(0)
+    central = AverageUtility(5)
+    for trial in range(2000):
+        u = rng.random(5) * rng.choice([0.0, 1e-3, 1.0, 100.0])
+        if trial % 11 == 0:
+            u[2] = 0.0
+        c = float(rng.choice([0.25, 0.003, 1.0]))
+        mean = central.central_mean(u)
+        assert mean == u.mean()
+        fast, broadcast = controller_features(u, mean, c), controller_features(u, central(u), c)
+        assert fast.dtype == broadcast.dtype and np.array_equal(fast, broadcast)
+        assert np.array_equal(np.signbit(fast), np.signbit(broadcast))
+    assert AverageUtility(5, "gossip").central_mean(np.ones(5)) is None
+
+
 def test_bad_constants_are_rejected():
     with pytest.raises(ValueError, match="c must be > 0"):
         fair_efficient_reward(np.ones(2), 1.0, 0.0)

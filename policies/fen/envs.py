@@ -107,6 +107,11 @@ class AverageUtility:
             return np.full(utility.shape, utility.mean())
         return self._gossip.estimate(utility)
 
+    def central_mean(self, utility: np.ndarray) -> float | None:
+        """The exact mean (``utility.mean()``'s value) where every agent's estimate is it
+        (``central``); None for gossip."""
+        return None if self._gossip is not None else utility.sum() / utility.size
+
 
 def _augmented_space(base: ResourceEnv, feature_scale: float) -> spaces.Box:
     space = base.observation_space(base.possible_agents[0])
@@ -177,15 +182,27 @@ class _UtilityWrapper(ParallelEnv):
 
     def _update_utilities(self) -> np.ndarray:
         u = utilities(self.base.utility_sums, self.base.num_steps)
-        self._ubar = self._average(u)
-        self._features = controller_features(u, self._ubar, self.c)
+        mean = self._average.central_mean(u)
+        if mean is None:
+            self._ubar = self._average(u)
+            self._features = controller_features(u, self._ubar, self.c)
+        else:  # every agent's estimate is the mean: features from the scalar
+            self._ubar = np.full(u.shape, mean)
+            self._features = controller_features(u, mean, self.c)
         return u
 
     def _augment(self, base_obs: dict[str, Any]) -> np.ndarray:
+        """Each base agent's observation, then its two (scaled) controller features: one
+        new array per call (its rows go out as observations)."""
         rows = [base_obs[a] for a in self.base.possible_agents]
         if self._masked:
             rows = [row["observation"] for row in rows]
-        return np.concatenate([np.stack(rows), self._features * self._feature_scale], axis=1)
+        first = rows[0]
+        out = np.empty((len(rows), first.shape[0] + 2),
+                       dtype=np.result_type(first.dtype, self._features.dtype))
+        out[:, :-2] = rows
+        np.multiply(self._features, self._feature_scale, out=out[:, -2:])
+        return out
 
     def _acting(self, base_obs: dict[str, Any], aug: np.ndarray) -> list[Any]:
         """Per base agent, the observation of the agent acting in the base env: ``aug``'s
@@ -255,7 +272,11 @@ class FENHierarchyEnv(_UtilityWrapper):
         self._ctrl_action_space = spaces.Discrete(n_subpolicies)
         self._sub_action_space = base.action_space(base_agents[0])
         self.agents: list[str] = []
+        self._controllers_act = True  # whether self.agents are controllers (else sub-policies)
         self._z = np.zeros(base.n_agents, dtype=np.int64)
+        self._sub0 = [True] * base.n_agents  # per base agent: runs sub-policy 0 (from _z)
+        self._n_sub0 = base.n_agents
+        self._utility_total = 0.0  # the base env's utility sums, summed (_base_step)
         self._period_index = 0
         self._base_obs: dict[str, Any] = {}
         self._decisions: list[tuple[float, int]] = []
@@ -312,6 +333,7 @@ class FENHierarchyEnv(_UtilityWrapper):
         self._period_index = 0
         self._closing_obs = {}
         self._period_start_sums = np.array(self.base.utility_sums, dtype=np.float64)
+        self._utility_total = float(self.base.utility_sums.sum())
         self._period_start_step = self.base.num_steps
         self._decisions = []
         self._rhat_sum = 0.0
@@ -319,6 +341,7 @@ class FENHierarchyEnv(_UtilityWrapper):
         self._steps_by_n_sub0[:] = 0.0
         self._use_by_n_sub0[:] = 0.0
         self.agents = [self._ctrl_id(a, 0) for a in self.base.possible_agents]
+        self._controllers_act = True
         aug = self._augment(self._base_obs)
         return dict(zip(self.agents, aug, strict=True)), {a: {} for a in self.agents}
 
@@ -332,7 +355,7 @@ class FENHierarchyEnv(_UtilityWrapper):
                 f"actions must be given for exactly the acting agents {self.agents}; "
                 f"missing {missing}, unexpected {unknown}"
             )
-        if self._parse(self.agents[0])[1] == "ctrl":
+        if self._controllers_act:
             return self._controller_step(actions)
         return self._base_step(actions)
 
@@ -350,6 +373,9 @@ class FENHierarchyEnv(_UtilityWrapper):
             self._z[i] = int(z)
             self._decisions.append((float(rel[i]), int(z)))
         self.agents = [subpolicy_id(a, k, int(self._z[i])) for i, a in enumerate(base_agents)]
+        self._sub0 = (self._z == 0).tolist()  # per base agent: runs sub-policy 0
+        self._n_sub0 = sum(self._sub0)
+        self._controllers_act = False
         aug = self._augment(self._base_obs)
         obs = dict(zip(self.agents, self._acting(self._base_obs, aug), strict=True))
         rewards = dict.fromkeys(self.agents, 0.0)
@@ -366,19 +392,21 @@ class FENHierarchyEnv(_UtilityWrapper):
     def _base_step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         base_agents = self.base.possible_agents
         base_actions = {a: actions[sid] for a, sid in zip(base_agents, self.agents, strict=True)}
-        earned_before = float(self.base.utility_sums.sum())
+        earned_before = self._utility_total  # the utility earned so far
         self._base_obs, env_rewards, terms, truncs, base_infos = self.base.step(base_actions)
-        n_sub0 = int(np.count_nonzero(self._z == 0))
+        n_sub0 = self._n_sub0
         self._steps_by_n_sub0[n_sub0] += 1
-        earned = float(self.base.utility_sums.sum()) - earned_before
+        total = float(self.base.utility_sums.sum())
+        earned = total - earned_before
+        self._utility_total = total
         self._use_by_n_sub0[n_sub0] += min(1.0, earned / (self.base.n_agents * self.c))
         u = self._update_utilities()
         aug = self._augment(self._base_obs)
         subs = self.agents
         obs = dict(zip(subs, self._acting(self._base_obs, aug), strict=True))
-        rewards = {
-            sid: (env_rewards[a] if self._z[i] == 0 else 0.0)
-            for i, (a, sid) in enumerate(zip(base_agents, subs, strict=True))
+        rewards = {  # sub-policy 0 keeps the environment's reward
+            sid: (env_rewards[a] if sub0 else 0.0)
+            for a, sid, sub0 in zip(base_agents, subs, self._sub0, strict=True)
         }
         infos = {sid: base_infos[a] for a, sid in zip(base_agents, subs, strict=True)}
         episode_over = not self.base.agents
@@ -418,6 +446,7 @@ class FENHierarchyEnv(_UtilityWrapper):
             else:
                 self._period_index = k + 1
                 self.agents = ctrl_ids
+                self._controllers_act = True
         else:
             # The next decisions are requested now; the finished decisions are closed
             # (terminated with their rhat) on the controller step that follows, so that
@@ -425,6 +454,7 @@ class FENHierarchyEnv(_UtilityWrapper):
             # multi-agent episode once every agent it has seen so far is done.
             self._period_index = k + 1
             self.agents = [self._ctrl_id(a, k + 1) for a in base_agents]
+            self._controllers_act = True
             for i, cid in enumerate(self.agents):
                 obs[cid] = aug[i]
                 rewards[cid] = 0.0

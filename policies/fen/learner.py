@@ -74,6 +74,7 @@ class FENPPOTorchLearner(PPOTorchLearner):
         super().build()
         self._update_threads = update_threads(self.config, _single_node())
         self._stacked: StackedPPO | None = None
+        self._last_minibatch: dict | None = None
 
     def update(self, *args: Any, **kwargs: Any) -> Any:
         before = torch.get_num_threads()
@@ -110,14 +111,20 @@ class FENPPOTorchLearner(PPOTorchLearner):
     def _update(self, batch: dict, **kwargs: Any) -> Any:
         stacked = self._stacked
         if stacked is not None and stacked.covers(batch):
-            self._compute_off_policyness(batch)
+            # RLlib logs the off-policyness of every minibatch with window 1: only the
+            # update's last one counts, logged in after_gradient_based_update
+            self._last_minibatch = batch
             return {}, stacked.step(batch), {}
+        self._last_minibatch = None
         if stacked is not None:  # RLlib's step works on the modules themselves
             stacked.scatter()
             stacked.last_step = None
         return super()._update(batch, **kwargs)
 
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
+        if self._last_minibatch is not None:
+            self._compute_off_policyness(self._last_minibatch)
+            self._last_minibatch = None
         if self._stacked is not None:
             self._stacked.scatter()
             self._stacked.log_stats()  # PPO's KL coefficient update reads them

@@ -76,6 +76,15 @@ def controller_features(
 
     ``[(u_i - ubar) / ubar, min(1, ubar / c)]`` per agent, shape ``(n, 2)``, float32.
     """
+    if np.ndim(average) == 0 and c > 0:
+        # one average for every agent (the central estimate, every env step): the same
+        # arithmetic on the scalar, without the broadcasting helpers' overhead
+        u = np.asarray(utility, dtype=np.float64)
+        avg = float(average)
+        out = np.empty((u.shape[0], 2), dtype=np.float32)
+        out[:, 0] = (u - avg) / avg if avg != 0 else 0.0
+        out[:, 1] = min(max(avg / c, 0.0), 1.0)
+        return out
     rel = relative_utility(utility, average)
     out = np.empty((rel.shape[0], 2), dtype=np.float32)
     out[:, 0] = rel
