@@ -145,6 +145,11 @@ def test_same_episodes_and_learner_batches_as_multi_agent_runner(options, policy
     assert sum(len(e) for e in fast_eps) >= 280
     assert sum(e.is_done for e in fast_eps) == sum(e.is_done for e in ref_eps) == 4
     ref_seg, fast_seg = _segments(ref_eps), _segments(fast_eps)
+    # numpy buffers as RLlib's (integer actions: RLlib's int32, the sampler's int64)
+    dtypes = [{(sa.actions.data.dtype.kind, sa.extra_model_outputs[Columns.ACTION_LOGP].data.dtype,
+                sa.rewards.data.dtype, sa.observations.data.dtype)
+               for ma in eps for sa in ma.agent_episodes.values()} for eps in (ref_eps, fast_eps)]
+    assert dtypes[0] == dtypes[1] and len(dtypes[0]) == 1
     assert sorted(fast_seg) == sorted(ref_seg)
     for mid in ref_seg:
         assert len(fast_seg[mid]) == len(ref_seg[mid]), mid

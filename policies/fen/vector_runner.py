@@ -149,13 +149,15 @@ def lookback_buffer(data: np.ndarray | list) -> InfiniteLookbackBuffer:
 
 def _record_actions(recs: list[_Record], acts: np.ndarray, logp: np.ndarray,
                     inputs: np.ndarray, actions: dict[int, Any], seq: int) -> None:
-    """Book each record's sampled action (row k of the arrays for ``recs[k]``)."""
-    for k, rec in enumerate(recs):
-        a = acts[k]
+    """Book each record's sampled action (row k of the arrays for ``recs[k]``; actions
+    and log-probabilities as Python numbers, their dtypes kept for the episode)."""
+    a_dtype, lp_dtype = acts.dtype, logp.dtype
+    for rec, a, lp, dist in zip(recs, acts.tolist(), logp.tolist(), inputs, strict=True):
         actions[id(rec)] = a
+        rec.action_dtype, rec.logp_dtype = a_dtype, lp_dtype
         rec.actions.append(a)
-        rec.logp.append(logp[k])
-        rec.dist.append(inputs[k])
+        rec.logp.append(lp)
+        rec.dist.append(dist)
         rec.seq.append(seq)
         rec.pending = True
 
@@ -220,11 +222,12 @@ def numpy_episode(*, id_: str, observations: InfiniteLookbackBuffer,
 class _Record:
     """One agent id's ongoing episode chunk (a segment, a controller decision)."""
 
-    __slots__ = ("aid", "module", "sa_id", "obs", "actions", "logp", "dist", "seq", "rewards",
-                 "hanging", "pending", "t_started")
+    __slots__ = ("aid", "base", "module", "sa_id", "obs", "actions", "logp", "dist", "seq",
+                 "rewards", "hanging", "pending", "t_started", "action_dtype", "logp_dtype")
 
     def __init__(self, aid: str, module: str, first_obs: Any, sa_id: str, t_started: int = 0):
         self.aid = aid
+        self.base = aid.split("/", 1)[0]  # the base env's agent
         self.module = module
         self.sa_id = sa_id
         self.obs = [first_obs]
@@ -236,6 +239,9 @@ class _Record:
         self.hanging = 0.0  # reward of the pending action so far
         self.pending = False  # acted, next observation not yet received
         self.t_started = t_started
+        # of the sampled actions and log-probabilities (kept as Python numbers)
+        self.action_dtype: Any = None
+        self.logp_dtype: Any = None
 
 
 class _Copy:
@@ -425,10 +431,8 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
         acting = []
         for aid, o in obs.items():
             rec = opened.get(aid)
-            base = aid.split("/", 1)[0]
             if rec is None:  # first observation of a new id
-                rec = _Record(aid, self._mapping(aid, None), o, uuid.uuid4().hex)
-                opened[aid] = rec
+                rec = opened[aid] = _Record(aid, self._mapping(aid, None), o, uuid.uuid4().hex)
             else:
                 rec.obs.append(o)
                 r = rec.hanging
@@ -436,11 +440,11 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
                 rec.hanging = 0.0
                 rec.pending = False
                 st.ret += r
-                st.agent_returns[base] += r
+                st.agent_returns[rec.base] += r
                 st.module_returns[rec.module] += r
             module_steps[rec.module] += 1
-            agent_steps[base] += 1
-            st.agent_steps[base] += 1
+            agent_steps[rec.base] += 1
+            st.agent_steps[rec.base] += 1
             term = terms.get(aid, False) or all_term
             trunc = truncs.get(aid, False) or all_trunc
             if term or trunc:
@@ -467,10 +471,11 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
             id_=rec.sa_id,
             observations=lookback_buffer(np.stack(rec.obs[: n + 1])),
             infos=lookback_buffer([{} for _ in range(n)] + [dict(last_info or {})]),
-            actions=lookback_buffer(np.asarray(rec.actions[:n])),
+            actions=lookback_buffer(np.asarray(rec.actions[:n], dtype=rec.action_dtype)),
             rewards=lookback_buffer(np.asarray(rec.rewards[:n], dtype=np.float64)),
             extra_model_outputs={
-                Columns.ACTION_LOGP: lookback_buffer(np.asarray(rec.logp[:n])),
+                Columns.ACTION_LOGP: lookback_buffer(np.asarray(rec.logp[:n],
+                                                                dtype=rec.logp_dtype)),
                 Columns.ACTION_DIST_INPUTS: lookback_buffer(np.stack(rec.dist[:n])),
                 WEIGHTS_SEQ_NO: lookback_buffer(np.asarray(rec.seq[:n])),
             },
