@@ -574,8 +574,9 @@ def render(rows: dict[str, dict], floors: dict, command: str,
         f"{at_base:.2f} s, {base['s_per_iteration'] / at_base:.2f}x.",
         "",
         f"Bound: {DEFAULT}'s iteration is {default['s_per_iteration']:.2f} s, of which the "
-        f"learner update (RLlib's learner connectors and PPO's minibatch steps, stacked: "
-        f"`policies/stacked_ppo.py`, the same update as {BASELINE}'s, "
+        f"learner update (the train batch, built by `policies/fen/train_batch.py` as "
+        f"RLlib's learner connectors build it, and PPO's minibatch steps, stacked: "
+        f"`policies/stacked_ppo.py`; the same update as {BASELINE}'s, "
         f"`tests/test_fen_learner.py`) takes {learn:.2f} s; with sampling free, no sampler "
         f"could exceed {base['s_per_iteration'] / max(learn, 1e-9):.1f}x with this learner "
         "on this machine.",

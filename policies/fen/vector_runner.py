@@ -148,12 +148,11 @@ def lookback_buffer(data: np.ndarray | list) -> InfiniteLookbackBuffer:
 
 
 def _record_actions(recs: list[_Record], acts: np.ndarray, logp: np.ndarray,
-                    inputs: np.ndarray, actions: dict[int, Any], seq: int) -> None:
+                    inputs: np.ndarray, seq: int) -> None:
     """Book each record's sampled action (row k of the arrays for ``recs[k]``; actions
     and log-probabilities as Python numbers, their dtypes kept for the episode)."""
     a_dtype, lp_dtype = acts.dtype, logp.dtype
     for rec, a, lp, dist in zip(recs, acts.tolist(), logp.tolist(), inputs, strict=True):
-        actions[id(rec)] = a
         rec.action_dtype, rec.logp_dtype = a_dtype, lp_dtype
         rec.actions.append(a)
         rec.logp.append(lp)
@@ -340,21 +339,20 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
                 if not st.needs_reset:
                     for rec in st.acting:
                         groups[rec.module].append(rec)
-            actions: dict[int, Any] = {}
             stacked: set[str] = set()
             for mid, recs in groups.items():
                 stack = self._stacks.get(mid)
                 if stack is None:
-                    self._act(mid, recs, actions, seq)
+                    self._act(mid, recs, seq)
                 elif mid not in stacked:
                     members = [m for m in stack.module_ids if m in groups]
                     stacked.update(members)
-                    self._act_stacked(stack, [groups[m] for m in members], actions, seq)
+                    self._act_stacked(stack, [groups[m] for m in members], seq)
             for i, (st, env) in enumerate(zip(states, self._copies, strict=True)):
                 if st.needs_reset:
                     self._reset_copy(i, st, env)
                     continue
-                acts = {rec.aid: actions[id(rec)] for rec in st.acting}
+                acts = {rec.aid: rec.actions[-1] for rec in st.acting}
                 obs, rewards, terms, truncs, infos = env.step(acts)
                 env_ts += 1
                 st.env_t += 1
@@ -369,23 +367,24 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
             ongoing.append(self._cut(st))
         return done_chunks + ongoing
 
-    def _act(self, mid: str, recs: list[_Record], actions: dict[int, Any], seq: int) -> None:
+    @torch.no_grad()
+    def _act(self, mid: str, recs: list[_Record], seq: int) -> None:
+        """Sample the actions of ``recs`` (agents of module ``mid``), booked on them."""
         obs = torch.from_numpy(np.stack([rec.obs[-1] for rec in recs]))
-        with torch.no_grad():
-            path = self._actor_paths.get(mid)
-            if path is None:
-                module = self.module[mid]
-                inputs = module._forward_exploration({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
-                dist = module.get_exploration_action_dist_cls().from_logits(inputs)
-                acts = dist.sample()
-                logp = dist.logp(acts)
-            else:
-                inputs = path_forward(path, obs)
-                acts, logp = sample_categorical(inputs)
-        _record_actions(recs, acts.numpy(), logp.numpy(), inputs.numpy(), actions, seq)
+        path = self._actor_paths.get(mid)
+        if path is None:
+            module = self.module[mid]
+            inputs = module._forward_exploration({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
+            dist = module.get_exploration_action_dist_cls().from_logits(inputs)
+            acts = dist.sample()
+            logp = dist.logp(acts)
+        else:
+            inputs = path_forward(path, obs)
+            acts, logp = sample_categorical(inputs)
+        _record_actions(recs, acts.numpy(), logp.numpy(), inputs.numpy(), seq)
 
-    def _act_stacked(self, stack: _Stack, groups: list[list[_Record]], actions: dict[int, Any],
-                     seq: int) -> None:
+    @torch.no_grad()
+    def _act_stacked(self, stack: _Stack, groups: list[list[_Record]], seq: int) -> None:
         """:meth:`_act` for the agents of several same-shaped modules (``groups``, one
         list per module of ``stack``) in one stacked forward pass: each module's rows
         padded to the longest group's, then its logits of its own rows."""
@@ -398,10 +397,9 @@ class FENVectorEnvRunner(MultiAgentEnvRunner):
             x[g, : len(group)] = [rec.obs[-1] for rec in group]
             g_idx += [g] * len(group)
             r_idx += range(len(group))
-        with torch.no_grad():
-            inputs = stack.paths.forward(torch.from_numpy(x))[g_idx, r_idx]
-            acts, logp = sample_categorical(inputs)
-        _record_actions(recs, acts.numpy(), logp.numpy(), inputs.numpy(), actions, seq)
+        inputs = stack.paths.forward(torch.from_numpy(x))[g_idx, r_idx]
+        acts, logp = sample_categorical(inputs)
+        _record_actions(recs, acts.numpy(), logp.numpy(), inputs.numpy(), seq)
 
     def _reset_copy(self, i: int, st: _Copy, env: Any) -> None:
         seed = None
