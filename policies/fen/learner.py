@@ -66,9 +66,6 @@ class FENPPOTorchLearner(PPOTorchLearner):
     #: stack same-shaped modules' minibatch steps where :func:`stackable` allows (False:
     #: module by module, as RLlib; for comparisons, ``scripts/benchmark_fen_sampling.py``)
     stack_modules: bool = True
-    #: build the train batch with :class:`TrainBatchBuilder` where it applies (False:
-    #: RLlib's learner connector pipeline; for comparisons)
-    build_batches_fast: bool = True
 
     def build(self) -> None:
         super().build()
@@ -104,8 +101,6 @@ class FENPPOTorchLearner(PPOTorchLearner):
         """The builder of this learner's train batches, for its learner connector
         pipeline as it is now (a piece added after the build counts); None: RLlib's
         pipeline."""
-        if not self.build_batches_fast:
-            return None
         return TrainBatchBuilder.from_pipeline(self._learner_connector)
 
     def _update(self, batch: dict, **kwargs: Any) -> Any:
