@@ -93,7 +93,8 @@ def _data(buffer: Any, n: int) -> np.ndarray | None:
 class _Module:
     """One module's single-agent episodes, as lists of arrays in row order."""
 
-    __slots__ = ("lens", "terminated", "obs", "actions", "rewards", "extra", "sub")
+    __slots__ = ("lens", "terminated", "obs", "actions", "rewards", "row_rewards", "extra",
+                 "sub")
 
     def __init__(self, extra_keys: tuple[str, ...]) -> None:
         self.lens: list[int] = []
@@ -101,6 +102,9 @@ class _Module:
         self.obs: list[np.ndarray] = []
         self.actions: list[np.ndarray] = []
         self.rewards: list[np.ndarray] = []
+        #: the discriminator's reward of every row, bootstrap rows included (sub-policies
+        #: z >= 1); replaces ``rewards``
+        self.row_rewards: np.ndarray | None = None
         self.extra: dict[str, list[np.ndarray]] = {k: [] for k in extra_keys}
         self.sub: tuple[str, int] | None = None
 
@@ -228,13 +232,14 @@ class TrainBatchBuilder:
                 if z == 0:
                     continue  # sub-policy 0 keeps the environment reward
                 reward = lp[:, z] if self.discriminator.reward == "log_p" else np.exp(lp[:, z])
-                m.rewards = [reward.astype(np.float32)]  # replaces every row, bootstrap too
+                m.row_rewards = reward.astype(np.float32)
                 intrinsic.append(reward)
         if metrics is not None and total:
             metrics.log_value(("fen", "discriminator_accuracy"), correct / total, window=1)
             if intrinsic:
                 metrics.log_value(("fen", "intrinsic_reward"),
-                                  float(np.mean(np.concatenate(intrinsic).tolist())), window=1)
+                                  float(np.concatenate(intrinsic).mean(dtype=np.float64)),
+                                  window=1)
 
     @staticmethod
     def _columns(m: _Module) -> dict[str, np.ndarray]:
@@ -255,8 +260,8 @@ class TrainBatchBuilder:
         terminateds[last - 1] = terminated
         truncateds = np.zeros(n_rows, dtype=bool)
         truncateds[last - 1] = ~terminated
-        if len(m.rewards) == 1 and len(m.rewards[0]) == n_rows:  # the intrinsic reward
-            rewards = m.rewards[0]
+        if m.row_rewards is not None:
+            rewards = m.row_rewards
         else:
             rewards = np.zeros(n_rows, dtype=np.float32)
             rewards[loss_mask] = np.concatenate(m.rewards)
