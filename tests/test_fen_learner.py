@@ -147,14 +147,23 @@ class _NanAdvantage(ConnectorV2):
 
 
 def _assert_same_learners(fen, ref, atol=1e-4):
-    """The same weights (within a third of an Adam step at PPO's learning rate of 3e-4:
-    over an update's dozen or so steps, float32 rounding that differs between the learners
-    moves some weights by up to ~2e-5) and Adam state. ``atol``: of the weights."""
+    """The same weights and Adam state.
+
+    Weights: within ``atol`` (a third of an Adam step at PPO's learning rate of 3e-4; over
+    an update's dozen or so steps, float32 rounding that differs between the learners --
+    oneDNN's products against MKL's, batched against per module -- moves weights by up to
+    ~2e-5), but for at most 0.1% of them, which stay within 1e-3 (about three Adam
+    steps): a ReLU pre-activation within rounding of 0 takes its row's gradient in one
+    learner and not in the other, and Adam makes a step of it (seen: 6 of 65,536
+    elements, 1.8e-4 apart); a wrong loss or a lost state moves most of them."""
     after_fen, after_ref = _weights(fen), _weights(ref)
     for mid in after_ref:
         for k in after_ref[mid]:
-            np.testing.assert_allclose(after_fen[mid][k].numpy(), after_ref[mid][k].numpy(),
-                                       rtol=0, atol=atol, err_msg=f"{mid} {k}")
+            got, want = after_fen[mid][k].numpy(), after_ref[mid][k].numpy()
+            np.testing.assert_allclose(got, want, rtol=0, atol=10 * atol, err_msg=f"{mid} {k}")
+            far = np.abs(got - want) > atol
+            assert far.mean() <= 1e-3 or far.sum() <= 1, \
+                f"{mid} {k}: {int(far.sum())} of {far.size} differ by more than {atol}"
     state_fen, state_ref = _optimizer_state(fen), _optimizer_state(ref)
     assert state_fen.keys() == state_ref.keys() and state_ref
     for key, value in state_ref.items():

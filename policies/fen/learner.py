@@ -75,7 +75,13 @@ class FENPPOTorchLearner(PPOTorchLearner):
 
     def update(self, *args: Any, **kwargs: Any) -> Any:
         before = torch.get_num_threads()
+        fill = torch.utils.deterministic.fill_uninitialized_memory
         torch.set_num_threads(self._update_threads)
+        # RLlib turns on torch's deterministic mode for a seeded run, whose debugging aid
+        # fills every new tensor from torch.empty (oneDNN's outputs and copies included)
+        # with NaN before it is written: a full pass over memory per tensor that no
+        # result depends on (the update stays deterministic without it)
+        torch.utils.deterministic.fill_uninitialized_memory = False
         self._stacked = StackedPPO(self) if self.stack_modules and stackable(self) else None
         try:
             return super().update(*args, **kwargs)
@@ -83,6 +89,7 @@ class FENPPOTorchLearner(PPOTorchLearner):
             if self._stacked is not None:
                 self._stacked.scatter()
             torch.set_num_threads(before)
+            torch.utils.deterministic.fill_uninitialized_memory = fill
 
     def _make_batch_if_necessary(self, training_data: Any) -> Any:
         builder = self.batch_builder()
