@@ -25,14 +25,37 @@ import torch
 _POST_OPS = {None: "none", torch.relu_: "relu", torch.tanh_: "tanh"}
 
 
-def available() -> bool:
-    """Whether this PyTorch build has oneDNN's inner product for CPU tensors."""
+def _has_onednn() -> bool:
     if not torch.backends.mkldnn.is_available():
         return False
     try:
         return torch.ops.mkldnn._linear_pointwise.default is not None
     except (AttributeError, RuntimeError):
         return False
+
+
+_AVAILABLE = _has_onednn()
+
+
+def available() -> bool:
+    """Whether this PyTorch build has oneDNN's inner product for CPU tensors."""
+    return _AVAILABLE
+
+
+def usable(x: torch.Tensor) -> bool:
+    """Whether oneDNN can compute on ``x``: a float32 CPU tensor, with this build's
+    oneDNN (:func:`available`)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and _AVAILABLE
+
+
+def path_forward(path: list, x: torch.Tensor) -> torch.Tensor:
+    """A plain layer path's output (:mod:`policies.ppo_mlp`'s ``(Linear, activation)``
+    pairs, activations that :func:`supports`) for a batch ``x``: each layer one inner
+    product with its bias and activation fused. No autograd: call it under
+    ``torch.no_grad()``."""
+    for layer, act in path:
+        x = _linear(x, layer.weight, layer.bias, _POST_OPS[act])
+    return x
 
 
 def supports(activation: object) -> bool:

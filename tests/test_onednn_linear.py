@@ -71,3 +71,29 @@ def test_supported_activations():
     assert onednn_linear.supports(None) and onednn_linear.supports(torch.relu_)
     assert onednn_linear.supports(torch.tanh_)
     assert not onednn_linear.supports(torch.sigmoid)
+
+
+@pytest.mark.parametrize("rows", [5, 127, 128, 600])
+def test_path_forward_equals_the_modules_layers_small_and_large(rows):
+    """ppo_mlp.path_forward: MKL's addmm below ONEDNN_MIN_ROWS, oneDNN from it on (without
+    autograd); the same values either way, and autograd still works with gradients on."""
+    from policies.ppo_mlp import ONEDNN_MIN_ROWS, path_forward
+
+    torch.manual_seed(rows)
+    net = torch.nn.Sequential(torch.nn.Linear(15, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
+                              torch.nn.Tanh(), torch.nn.Linear(64, 5))
+    path = [(net[0], torch.relu_), (net[2], torch.tanh_), (net[4], None)]
+    x = torch.randn(rows, 15)
+    calls = []
+    real = onednn_linear._linear
+    onednn_linear._linear = lambda *a: calls.append(1) or real(*a)
+    try:
+        with torch.no_grad():
+            got = path_forward(path, x)
+    finally:
+        onednn_linear._linear = real
+    assert bool(calls) == (rows >= ONEDNN_MIN_ROWS)
+    torch.testing.assert_close(got, net(x).detach(), rtol=1e-5, atol=1e-5)
+    out = path_forward(path, x)  # gradients on: the autograd path
+    out.sum().backward()
+    assert net[0].weight.grad is not None
