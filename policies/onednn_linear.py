@@ -54,7 +54,7 @@ def path_forward(path: list, x: torch.Tensor) -> torch.Tensor:
     product with its bias and activation fused. No autograd: call it under
     ``torch.no_grad()``."""
     for layer, act in path:
-        x = _linear(x, layer.weight, layer.bias, _POST_OPS[act])
+        x = linear(x, layer.weight, layer.bias, _POST_OPS[act])
     return x
 
 
@@ -63,9 +63,12 @@ def supports(activation: object) -> bool:
     return activation in _POST_OPS
 
 
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-            attr: str = "none") -> torch.Tensor:
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], "")
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+           post_op: str = "none") -> torch.Tensor:
+    """``post_op(x @ weight.T + bias)`` for ``x`` ``[rows, in]``, ``weight`` ``[out, in]``
+    (strided views are taken as they are), ``bias`` ``[out]`` or None; ``post_op``
+    ``none``, ``relu`` or ``tanh``: one oneDNN inner product (:func:`available`)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, post_op, [], "")
 
 
 class StackedLinear(torch.autograd.Function):
@@ -80,7 +83,7 @@ class StackedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight: torch.Tensor, bias: torch.Tensor, post_op: str,  # type: ignore[override]
                 *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        ys = tuple(_linear(x, weight[g], bias[g], post_op) for g, x in enumerate(xs))
+        ys = tuple(linear(x, weight[g], bias[g], post_op) for g, x in enumerate(xs))
         ctx.post_op = post_op
         ctx.n = len(xs)
         ctx.save_for_backward(weight, *xs, *(ys if post_op != "none" else ()))
@@ -99,12 +102,12 @@ class StackedLinear(torch.autograd.Function):
                           zip(grads, ys, strict=True))
         grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:  # dW_g = dy_g^T x_g
-            grad_weight = torch.stack([_linear(g.t(), x.t(), None)
+            grad_weight = torch.stack([linear(g.t(), x.t(), None)
                                        for g, x in zip(grads, xs, strict=True)])
         if ctx.needs_input_grad[1]:
             grad_bias = torch.stack([g.sum(0) for g in grads])
         grad_xs = tuple(  # dx_g = dy_g W_g
-            _linear(g, weight[k].t(), None) if ctx.needs_input_grad[3 + k] else None
+            linear(g, weight[k].t(), None) if ctx.needs_input_grad[3 + k] else None
             for k, g in enumerate(grads))
         return (grad_weight, grad_bias, None, *grad_xs)
 

@@ -15,11 +15,12 @@ Env steps are counted as RLlib counts them for FEN (controller steps and base st
 Throughput = env steps of the timed iterations / their wall time (sampling + learning);
 the wall time of PPO's sampling and learner-update calls is reported beside it. Last, floors of the
 default's iteration, measured the same way: stepping the env copies alone
-(:func:`env_floor`), the learner update's arithmetic alone in eager torch, module by
-module and with same-shaped networks stacked (:func:`learner_floor`), and of that the
-matrix products alone (:func:`gemm_floor`); env stepping plus the arithmetic bounds what
-an eager-torch implementation of these PPO settings could reach on this machine, env
-stepping plus the products what any float32 one could. Writes ``--out`` (.md) and the
+(:func:`env_floor`), the learner update's arithmetic alone, module by module as RLlib
+computes it and as the default's learner computes it (stacked, oneDNN's products:
+:func:`learner_floor`), and of that the matrix products alone (:func:`gemm_floor`); env
+stepping plus the arithmetic bounds what an implementation of these PPO settings with
+these kernels could reach on this machine, env stepping plus the products what any
+float32 one with these libraries could. Writes ``--out`` (.md) and the
 same name with .json; an existing file is kept unless ``--out`` is given.
 """
 
@@ -280,126 +281,87 @@ def _linears(seq) -> list:
     layers = [x for x in seq if isinstance(x, torch.nn.Linear)]
     relus = [x for x in seq if isinstance(x, torch.nn.ReLU)]
     if len(layers) + len(relus) != len(seq):
-        raise ValueError(f"the stacked floor handles Linear/ReLU MLPs, not {seq}")
+        raise ValueError(f"the product floor handles Linear/ReLU MLPs, not {seq}")
     return layers
 
 
-def stack_modules(modules) -> list[dict]:
-    """The modules grouped by network shape, each group's weights copied into stacked
-    leaf tensors (module axis first; the actor and critic encoders, which have the same
-    shape in RLlib's default PPO module, on a second axis): ``enc`` (weight, bias) per
-    encoder layer ``[G, 2, in, out]`` / ``[G, 2, 1, out]`` (ReLU after each, as RLlib's
-    encoders), ``pi`` and ``vf`` heads ``[G, in, out]`` / ``[G, 1, out]``; ``ids`` the
-    group's module ids."""
+def _stacked_setup(config, data: dict):
+    """The config's own learner (built from its module spaces) and one minibatch of
+    ``data`` (:func:`_floor_setup`) as :class:`policies.stacked_ppo.StackedPPO` takes it."""
     import torch
+    from ray.rllib.core.columns import Columns
+    from ray.rllib.evaluation.postprocessing import Postprocessing
 
-    groups: dict[tuple, list[str]] = {}
-    parts = {}
-    for mid, m in modules.items():
-        actor = _linears(m.encoder.actor_encoder.net.mlp)
-        critic = _linears(m.encoder.critic_encoder.net.mlp)
-        pi, vf = _linears(m.pi.net.mlp), _linears(m.vf.net.mlp)
-        if [x.weight.shape for x in actor] != [x.weight.shape for x in critic] or \
-                len(pi) != 1 or len(vf) != 1:
-            raise ValueError(f"module {mid!r}: the stacked floor needs actor and critic "
-                             "encoders of one shape and one-layer heads")
-        parts[mid] = (actor, critic, pi[0], vf[0])
-        key = tuple(tuple(x.weight.shape) for x in [*actor, pi[0], vf[0]])
-        groups.setdefault(key, []).append(mid)
-
-    def leaf(tensors: list) -> torch.Tensor:
-        return torch.stack([t.detach() for t in tensors]).clone().requires_grad_(True)
-
-    stacks = []
-    for ids in groups.values():
-        depth = len(parts[ids[0]][0])
-        enc = [(leaf([torch.stack([parts[m][0][j].weight.t(), parts[m][1][j].weight.t()])
-                      for m in ids]),
-                leaf([torch.stack([parts[m][0][j].bias, parts[m][1][j].bias])[:, None]
-                      for m in ids]))
-               for j in range(depth)]
-        heads = {name: (leaf([parts[m][k].weight.t() for m in ids]),
-                        leaf([parts[m][k].bias[None] for m in ids]))
-                 for name, k in (("pi", 2), ("vf", 3))}
-        stacks.append({"ids": ids, "enc": enc, **heads})
-    return stacks
-
-
-def stack_parameters(stack: dict) -> list:
-    """The leaf tensors of one :func:`stack_modules` group."""
-    return [t for pair in [*stack["enc"], stack["pi"], stack["vf"]] for t in pair]
-
-
-def stacked_step(config, stacks: list[dict], data: dict, optimizer) -> None:
-    """:func:`module_step`'s arithmetic on :func:`stack_modules`' stacks: each group's
-    forward as batched matrix products over its modules (and their actor and critic
-    encoders), PPO's loss per module, one backward, global-norm clipping per module and
-    one Adam (elementwise: the same update as one per module) over all stacks."""
-    import torch
-
-    losses = []
-    for stack in stacks:
-        b = {k: torch.stack([data[m][k] for m in stack["ids"]])
-             for k in ("obs", "actions", "logp", "adv", "target", "old_logits")}
-        x = b["obs"].unsqueeze(1)  # [G, 1, rows, in]: the actor's and critic's input
-        for weight, bias in stack["enc"]:
-            x = torch.relu(torch.matmul(x, weight) + bias)
-        logits = torch.baddbmm(stack["pi"][1], x[:, 0], stack["pi"][0])
-        values = torch.baddbmm(stack["vf"][1], x[:, 1], stack["vf"][0]).squeeze(-1)
-        losses.append(ppo_loss(config, logits, values, b).sum())
-    optimizer.zero_grad(set_to_none=True)
-    torch.stack(losses).sum().backward()
-    for stack in stacks:
-        grads = [t.grad for t in stack_parameters(stack)]
-        norm = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
-        coef = (config.grad_clip / (norm + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(coef.view(-1, *[1] * (g.dim() - 1)))
-    optimizer.step()
+    spec = config.rl_module_spec
+    learner = config.build_learner(spaces={
+        mid: (s.observation_space, s.action_space) for mid, s in spec.rl_module_specs.items()})
+    columns = {Columns.OBS: "obs", Columns.ACTIONS: "actions", Columns.ACTION_LOGP: "logp",
+               Columns.ACTION_DIST_INPUTS: "old_logits", Postprocessing.ADVANTAGES: "adv",
+               Postprocessing.VALUE_TARGETS: "target"}
+    batch = {mid: {col: torch.as_tensor(b[k]) for col, k in columns.items()}
+             for mid, b in data.items()}
+    return learner, batch
 
 
 def learner_floor(config, minibatch_steps: int, module_rows: dict[str, float],
                   threads: int, iterations: int, seed: int, stacked: bool) -> float:
-    """Seconds per iteration of the learner update's arithmetic alone, in plain torch on
-    the config's modules with ``threads`` torch threads: the value pass over a batch of
+    """Seconds per iteration of the learner update's arithmetic alone on the config's
+    modules with ``threads`` torch threads: the value pass over a batch of
     ``module_rows`` rows per module (GAE's) and FEN's discriminator pass (each controller
     over its sub-policies' rows, :mod:`policies.fen.discriminator`), then
-    ``minibatch_steps`` steps of ``minibatch_size`` rows per module: :func:`module_step`
-    (module by module, as RLlib computes it) or, ``stacked``, :func:`stacked_step` (the
-    same arithmetic with same-shaped networks batched, ``tests/test_benchmark_fen_sampling.py``).
-    No connectors, no batch building, no metrics: what a learner with these PPO settings
-    must compute. The best of ``iterations`` timings (the machine is shared)."""
+    ``minibatch_steps`` steps of ``minibatch_size`` rows per module. Module by module
+    (:func:`module_step`, the modules' own forward passes: RLlib's arithmetic, MKL's
+    products) or, ``stacked``, the default learner's own arithmetic: its value and
+    discriminator passes (``path_forward``) and :class:`policies.stacked_ppo.StackedPPO`'s
+    steps (oneDNN's products; checked against ``PPOTorchLearner`` by
+    ``tests/test_fen_learner.py``). No connectors, no batch building, no metrics, no
+    RLlib update loop: what a learner with these PPO settings must compute. The best of
+    ``iterations`` timings (the machine is shared); fresh tensors are not NaN-filled
+    (as in the default's update, :class:`policies.fen.learner.FENPPOTorchLearner`)."""
     import torch
     from ray.rllib.core.columns import Columns
 
+    from policies.ppo_mlp import actor_path, critic_path, path_forward
+    from policies.stacked_ppo import StackedPPO
+
     modules, data, judged = _floor_setup(config, module_rows, seed)
     if stacked:
-        stacks = stack_modules(modules)
-        optimizer = torch.optim.Adam([t for s in stacks for t in stack_parameters(s)],
-                                     lr=config.lr, fused=True)
+        learner, batch = _stacked_setup(config, data)
+        steps = StackedPPO(learner)
+        steps.gather(sorted(batch))
+        paths = {mid: (critic_path(m), actor_path(m)) for mid, m in learner.module.items()}
     else:
         optimizers = {mid: torch.optim.Adam(m.parameters(), lr=config.lr, fused=True)
                       for mid, m in modules.items()}
     before = torch.get_num_threads()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     torch.set_num_threads(threads)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         best = float("inf")
         for _ in range(iterations):
             start = time.perf_counter()
             with torch.no_grad():
                 for mid, module in modules.items():
-                    module.compute_values({Columns.OBS: data[mid]["all_obs"]})
+                    if stacked:
+                        path_forward(paths[mid][0], data[mid]["all_obs"])
+                    else:
+                        module.compute_values({Columns.OBS: data[mid]["all_obs"]})
                 for ctrl, obs in judged.items():
-                    modules[ctrl].forward_inference({Columns.OBS: obs})
+                    if stacked:
+                        path_forward(paths[ctrl][1], obs)
+                    else:
+                        modules[ctrl].forward_inference({Columns.OBS: obs})
             for _ in range(minibatch_steps):
                 if stacked:
-                    stacked_step(config, stacks, data, optimizer)
+                    steps.step(batch)
                 else:
                     module_step(config, modules, data, optimizers)
             best = min(best, time.perf_counter() - start)
         return best
     finally:
         torch.set_num_threads(before)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 def gemm_floor(config, minibatch_steps: int, module_rows: dict[str, float],
@@ -409,10 +371,15 @@ def gemm_floor(config, minibatch_steps: int, module_rows: dict[str, float],
     Linear layer's forward product and its backward products (the weight's gradient, and
     the input's except at the first layer); the value pass (critic) and the
     discriminator pass (controller's actor) forward. Every product shape is timed
-    ``repeats`` times (best of them) and multiplied by how often an iteration computes
-    it: no elementwise work (ReLU, loss, clipping, Adam) at all, so no float32
-    implementation on this machine computes the update in less."""
+    ``repeats`` times with each of this build's float32 products, MKL's (``a @ b``) and
+    oneDNN's (:mod:`policies.onednn_linear`, where the build has it), on contiguous
+    operands; the best timing of either, times how often an iteration computes it: no
+    elementwise work (ReLU, loss, clipping, Adam) and no layout copies at all, so no
+    float32 implementation on this machine with these libraries computes the update in
+    less."""
     import torch
+
+    from policies import onednn_linear
 
     modules, _, judged = _floor_setup(config, module_rows, seed)
     mb = config.minibatch_size
@@ -437,20 +404,29 @@ def gemm_floor(config, minibatch_steps: int, module_rows: dict[str, float],
             for layer in actor:
                 gemm(judged[mid].shape[0], layer.weight.shape[1], layer.weight.shape[0], 1)
     before = torch.get_num_threads()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     torch.set_num_threads(threads)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         total = 0.0
         for (m, k, n), times in count.items():
             a, b = torch.randn(m, k), torch.randn(k, n)
+            # MKL's a @ b; oneDNN's inner product takes b as its weight, [cols, inner]
+            products = [(torch.matmul, b)]
+            if onednn_linear.available():
+                products.append((lambda x, w: onednn_linear.linear(x, w, None),
+                                 b.t().contiguous()))
             best = float("inf")
-            for _ in range(repeats):
-                start = time.perf_counter()
-                a @ b
-                best = min(best, time.perf_counter() - start)
+            for product, operand in products:
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    product(a, operand)
+                    best = min(best, time.perf_counter() - start)
             total += best * times
         return total
     finally:
         torch.set_num_threads(before)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 def measure_floors(row: dict, iterations: int, seed: int) -> dict:
@@ -589,7 +565,7 @@ def render(rows: dict[str, dict], floors: dict, command: str,
         f"random actions, no policy, no bookkeeping) for one iteration's "
         f"{base['train_batch_size_per_learner']} env steps: **{env_s:.2f} s** "
         f"({DEFAULT}'s sampling: {default['sampling_s_per_iteration']:.2f} s).",
-        f"* The learner update's arithmetic alone, in plain (eager) torch with "
+        f"* The learner update's arithmetic alone, with "
         f"{floors['learner_threads']} threads: the value pass over the batch and FEN's "
         f"discriminator pass (the controller over the sub-policies' observations), then "
         f"{floors['minibatch_steps_per_iteration']} minibatch steps (as many as RLlib's "
@@ -597,21 +573,22 @@ def render(rows: dict[str, dict], floors: dict, command: str,
         f"{base['num_epochs']} epochs, every module training on every step), each the "
         f"forward, PPO loss, backward, gradient clipping and Adam step of every module on "
         f"{base['minibatch_size']} rows (best of {floors['iterations']} timings). Module "
-        f"by module, as RLlib computes it: "
-        f"**{module_s:.2f} s**; stacked, the same update with same-shaped networks "
-        f"batched (the four sub-policies, each module's actor and critic encoders: "
-        f"batched matrix products, one Adam; `stacked_step`, which a test checks against "
-        f"the module-by-module update; {DEFAULT}'s learner computes its steps this way): "
+        f"by module, as RLlib computes it (the modules' own forward passes, MKL's "
+        f"products): **{module_s:.2f} s**; as {DEFAULT}'s learner computes it (its value "
+        f"and discriminator passes and `StackedPPO`'s steps on random minibatches: the "
+        f"four sub-policies as one group, each layer's products on oneDNN, "
+        f"`policies/onednn_linear.py`; no batch building, no RLlib update loop): "
         f"**{stacked_s:.2f} s** ({DEFAULT}'s learner update: {learn:.2f} s).",
         f"* Of that arithmetic, the matrix products alone (float32, best of 20 timings per "
-        f"product shape, times how often an iteration computes it): **{gemm_s:.2f} s**. "
-        f"The rest is elementwise work (biases, ReLUs and their gradients, the loss, "
-        f"clipping, Adam) that eager torch runs as separate passes over memory.",
-        f"* Env stepping plus eager torch's arithmetic (the faster of the two): "
+        f"product shape with MKL's and with oneDNN's products, contiguous operands, times "
+        f"how often an iteration computes it): **{gemm_s:.2f} s**. The rest is "
+        f"elementwise work (biases, ReLUs and their gradients, the loss, clipping, Adam), "
+        f"layout copies and per-call costs, which eager torch runs as separate passes.",
+        f"* Env stepping plus the learner arithmetic (the faster of the two): "
         f"{floor:.2f} s per iteration, **at most {base['s_per_iteration'] / floor:.1f}x** "
         f"{BASELINE}'s {base['s_per_iteration']:.2f} s for an implementation of these PPO "
-        "settings in eager torch on this machine that steps these env copies and does not "
-        "overlap sampling with learning (overlap would train on stale weights, not the "
+        "settings with these kernels on this machine that steps these env copies and does "
+        "not overlap sampling with learning (overlap would train on stale weights, not the "
         f"same learning). 5x is {target:.2f} s per iteration: {target - floor:.2f} s above "
         f"these floors for all the overhead of sampling, learning and RLlib's iteration, "
         f"which takes {default['s_per_iteration'] - floor:.2f} s in {DEFAULT} today "
@@ -620,7 +597,8 @@ def render(rows: dict[str, dict], floors: dict, command: str,
         f"{default['s_per_iteration'] - default['sampling_s_per_iteration'] - learn:.2f} s).",
         f"* Env stepping plus the matrix products alone: {env_s + gemm_s:.2f} s, at most "
         f"{base['s_per_iteration'] / (env_s + gemm_s):.1f}x: the bound for any float32 "
-        f"implementation, even one that fused all elementwise work into the products.",
+        f"implementation with these libraries, even one that fused all elementwise work "
+        f"into the products.",
         "",
     ]
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """The FEN sampling benchmark's floors run on the default config (kept working as RLlib
-moves; their timings come from the script's runs under results/, not from here), and the
-stacked learner floor computes the module-by-module update."""
+moves; their timings come from the script's runs under results/, not from here). The
+stacked floor times the default learner's own StackedPPO steps, which
+tests/test_fen_learner.py checks against PPOTorchLearner."""
 
 from __future__ import annotations
 
@@ -28,49 +29,7 @@ def test_floors_run_on_the_default_config_past_an_episode_end(load_script: Any) 
     assert math.isfinite(gemm_s) and gemm_s > 0
 
 
-def test_stacked_step_is_the_module_by_module_update(load_script: Any) -> None:
-    """Two minibatch steps from the same weights and data, in float64: every parameter of
-    every module ends where module_step (RLlib's way, module by module) puts it."""
-    import torch
-
-    bench = load_script("benchmark_fen_sampling")
-    config = bench.setup_config(bench.DEFAULT, 0)
-    config.training(minibatch_size=64, grad_clip=0.5)  # clipping active on some modules
-    modules, data, _ = bench._floor_setup(config, ROWS, seed=3)
-    modules = {mid: m.double() for mid, m in modules.items()}
-    data = {mid: {k: v.double() if v.is_floating_point() else v for k, v in b.items()}
-            for mid, b in data.items()}
-    stacks = bench.stack_modules(modules)
-    assert sorted(len(s["ids"]) for s in stacks) == [1, 4]  # the controller; the 4 subs
-    optimizer = torch.optim.Adam([t for s in stacks for t in bench.stack_parameters(s)],
-                                 lr=1e-2, foreach=True)
-    optimizers = {mid: torch.optim.Adam(m.parameters(), lr=1e-2, foreach=True)
-                  for mid, m in modules.items()}
-    start = {mid: [p.detach().clone() for p in m.parameters()] for mid, m in modules.items()}
-    for _ in range(2):
-        bench.stacked_step(config, stacks, data, optimizer)
-        bench.module_step(config, modules, data, optimizers)
-    moved = 0
-    for stack in stacks:
-        for g, mid in enumerate(stack["ids"]):
-            m = modules[mid]
-            actor = bench._linears(m.encoder.actor_encoder.net.mlp)
-            critic = bench._linears(m.encoder.critic_encoder.net.mlp)
-            pairs = [(stack["pi"][0][g], m.pi.net.mlp[0].weight.t()),
-                     (stack["pi"][1][g, 0], m.pi.net.mlp[0].bias),
-                     (stack["vf"][0][g], m.vf.net.mlp[0].weight.t()),
-                     (stack["vf"][1][g, 0], m.vf.net.mlp[0].bias)]
-            for j, (w, b) in enumerate(stack["enc"]):
-                pairs += [(w[g, 0], actor[j].weight.t()), (w[g, 1], critic[j].weight.t()),
-                          (b[g, 0, 0], actor[j].bias), (b[g, 1, 0], critic[j].bias)]
-            for got, want in pairs:
-                torch.testing.assert_close(got.detach(), want.detach(), rtol=1e-9, atol=1e-12)
-            moved += sum(int(not torch.equal(p, q))
-                         for p, q in zip(m.parameters(), start[mid], strict=True))
-    assert moved == sum(len(start[mid]) for mid in modules)  # every tensor was updated
-
-
-def test_stacked_floor_rejects_a_network_it_cannot_stack(load_script: Any) -> None:
+def test_product_floor_rejects_a_network_it_cannot_count(load_script: Any) -> None:
     import torch
 
     bench = load_script("benchmark_fen_sampling")
