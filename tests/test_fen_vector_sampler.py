@@ -274,12 +274,15 @@ def test_stacked_sub_policies_act_as_their_own_modules(local_ray):
 def test_sample_categorical_draws_from_the_softmax():
     torch.manual_seed(0)
     logits = torch.tensor([[0.0, 1.0, -1.0, 2.0, -30.0]]).repeat(40_000, 1)
-    acts, logp = sample_categorical(logits)
+    acts, logp = sample_categorical(logits.numpy())
+    assert acts.dtype == np.int64 and logp.dtype == np.float32
     probs = torch.softmax(logits[0], -1).numpy()
-    freq = np.bincount(acts.numpy(), minlength=5) / len(acts)
+    freq = np.bincount(acts, minlength=5) / len(acts)
     np.testing.assert_allclose(freq, probs, atol=0.01)
     assert freq[4] == 0.0
-    np.testing.assert_allclose(logp.numpy(), np.log(probs)[acts.numpy()], rtol=1e-5)
+    np.testing.assert_allclose(logp, np.log(probs)[acts], rtol=1e-5)
+    torch.manual_seed(0)  # one draw of torch's seeded generator per row
+    assert np.array_equal(sample_categorical(logits.numpy())[0], acts)
 
 
 @pytest.mark.parametrize("data", [np.arange(6.0).reshape(3, 2), np.array([1, 0, 2]),
