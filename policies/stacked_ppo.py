@@ -60,10 +60,12 @@ _LOSS_SETTINGS = ("clip_param", "vf_clip_param", "vf_loss_coeff", "use_kl_loss",
 
 def module_paths(module: Any) -> tuple[Path, Path] | None:
     """A module's actor and critic paths (:mod:`policies.ppo_mlp`); None where it has not
-    both, or has an activation :class:`StackedLinear` does not compute."""
+    both, or has a layer :class:`StackedLinear` does not compute (an activation it does
+    not fuse, parameters other than float32)."""
     actor, critic = actor_path(module), critic_path(module)
-    if actor is None or critic is None or \
-            not all(onednn_linear.supports(act) for _, act in actor + critic):
+    if actor is None or critic is None or not all(
+            onednn_linear.supports(act) and layer.weight.dtype == torch.float32
+            for layer, act in actor + critic):
         return None
     return actor, critic
 

@@ -14,6 +14,7 @@ from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner  # 
 from ray.rllib.connectors.connector_v2 import ConnectorV2  # noqa: E402
 from ray.rllib.evaluation.postprocessing import Postprocessing  # noqa: E402
 
+from policies import onednn_linear  # noqa: E402
 from policies.cyclic_minibatches import CyclicMinibatches  # noqa: E402
 from policies.fen.config import build_fen_config  # noqa: E402
 from policies.fen.learner import FENPPOTorchLearner, update_threads  # noqa: E402
@@ -300,6 +301,13 @@ def test_stackable_refuses_what_the_stacks_do_not_compute(local_ray, monkeypatch
         sgd = torch.optim.SGD(optimizer.param_groups[0]["params"], lr=0.1)
         monkeypatch.setitem(fen._named_optimizers, f"sub1_{name}", sgd)
         assert not stackable(fen)  # only Adam's elementwise update stacks
+        monkeypatch.setitem(fen._named_optimizers, f"sub1_{name}", optimizer)
+        assert stackable(fen)
+        monkeypatch.setattr(onednn_linear, "_AVAILABLE", False)  # a torch without oneDNN
+        assert not stackable(fen)
+        monkeypatch.setattr(onednn_linear, "_AVAILABLE", True)
+        fen.module["sub2"].unwrapped().pi.net.mlp[0].double()  # float64: not oneDNN's
+        assert not stackable(fen)
     finally:
         for algo in algos:
             algo.stop()
